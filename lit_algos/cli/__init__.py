@@ -1,0 +1,56 @@
+"""The ``lit-algos`` command line. Each command group lives in its own module with ``register()``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lit_algos.errors import LitAlgosError
+
+# Modules that contribute sub-commands; each defines register(subparsers).
+COMMAND_MODULES = (
+    "lit_algos.cli.model_cmds",  # components, describe
+    "lit_algos.cli.data_cmds",  # data prepare, data inspect
+    "lit_algos.cli.train_cmds",  # train, recipes
+    "lit_algos.cli.analysis_cmds",  # ceg, submit, leaderboard
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lit-algos",
+        description="Measure algorithmic progress in LM training: compose a GPT, train to a target, compute CEG, race on the board.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # a command group not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except LitAlgosError as err:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

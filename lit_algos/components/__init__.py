@@ -1,0 +1,1 @@
+"""Swappable model components (pure PyTorch, no Lightning)."""

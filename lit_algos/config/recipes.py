@@ -1,0 +1,148 @@
+"""Recipe files: YAML with ``extends:`` inheritance and ``--set key=value`` overrides.
+
+Lookup: a path to a file, or a name under the recipes directory ($LIT_ALGOS_RECIPES, else
+``./recipes``, else the ``recipes/`` folder beside the installed package). Names may contain
+slashes (``paper/compact-baseline``). ``extends`` takes one name or a list; later entries and
+the recipe's own fields win. Mappings merge key by key; every other value replaces.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lit_algos.config import Config
+from lit_algos.errors import ConfigError, LitAlgosError
+
+
+def recipes_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("LIT_ALGOS_RECIPES"):
+        dirs.append(Path(os.environ["LIT_ALGOS_RECIPES"]))
+    dirs.append(Path.cwd() / "recipes")
+    dirs.append(Path(__file__).resolve().parents[2] / "recipes")
+    return dirs
+
+
+def list_recipes() -> list[str]:
+    found: set[str] = set()
+    for root in recipes_dirs():
+        if root.is_dir():
+            found.update(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    return sorted(found)
+
+
+def find_recipe(name: str, relative_to: Path | None = None) -> Path:
+    candidates = [Path(name)]
+    if relative_to is not None:
+        candidates += [relative_to / name, relative_to / f"{name}.yaml"]
+    for root in recipes_dirs():
+        candidates += [root / name, root / f"{name}.yaml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    known = ", ".join(list_recipes()) or "none found"
+    raise LitAlgosError(
+        f"Recipe {name!r} not found: it is neither a file nor a name under {recipes_dirs()[0]} or the project's "
+        f"recipes/ directory. Known recipes: {known}."
+    )
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise LitAlgosError(f"Recipe {path} is not valid YAML: {err}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise LitAlgosError(f"Recipe {path} must be a YAML mapping at the top level, got {type(data).__name__}.")
+    return data
+
+
+def resolve_recipe_dict(name: str, _stack: tuple[Path, ...] = (), _relative_to: Path | None = None) -> dict:
+    """The recipe as one merged mapping, with every ``extends`` applied."""
+    path = find_recipe(name, _relative_to).resolve()
+    if path in _stack:
+        chain = " -> ".join(p.stem for p in (*_stack, path))
+        raise LitAlgosError(f"Recipe inheritance loops: {chain}. Remove one of the 'extends' entries.")
+    data = _read_yaml(path)
+    parents = data.pop("extends", None) or []
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise ConfigError("extends", parents, "Expected a recipe name or a list of recipe names.", source=str(path))
+    merged: dict = {}
+    for parent in parents:
+        merged = deep_merge(merged, resolve_recipe_dict(parent, (*_stack, path), path.parent))
+    merged = deep_merge(merged, data)
+    if not _stack:
+        merged.setdefault("name", _recipe_name(path))
+    return merged
+
+
+def _recipe_name(path: Path) -> str:
+    for root in recipes_dirs():
+        try:
+            return str(path.relative_to(root.resolve()).with_suffix(""))
+        except ValueError:
+            continue
+    return path.stem
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(item, item, "An override must look like key.path=value, e.g. model.attention.kind=mqa.")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(key, raw, "An override key is a dotted path such as model.n_layer.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    out = copy.deepcopy(data)
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(".".join(parts), value, f"'{part}' is a value, not a section, so it has no sub-keys.")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Resolve a recipe (or the defaults), apply overrides, validate; raises ``ConfigError``."""
+    data = resolve_recipe_dict(recipe) if recipe else {}
+    data = apply_overrides(data, list(overrides))
+    try:
+        return Config.from_dict(data)
+    except ConfigError as err:
+        raise err.in_source(f"recipe {recipe!r}" if recipe else "the defaults") from None
+
+
+def save_config(config: Config, path: Path) -> None:
+    from lit_algos.utils import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,63 @@
+"""Training config: batch, budget, target, evaluation cadence, systems switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lit_algos.config.base import check_choice, check_positive
+from lit_algos.errors import ConfigError
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False  # opt-in; `lit-algos train --wandb` sets it
+    project: str = "lit_algos"
+    entity: str | None = None
+    group: str | None = None  # the experiment; defaults to the recipe name
+    mode: str | None = None  # online | offline | disabled; null: $WANDB_MODE, else offline without an API key
+
+    def __post_init__(self):
+        if self.mode is not None:
+            check_choice("mode", self.mode, ("online", "offline", "disabled"))
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32  # global batch in sequences, the same whatever the device count
+    micro_batch_size: int | None = None  # per device; null: batch_size / devices (no accumulation)
+    target_loss: float | None = None  # stop as soon as the full validation loss is <= this
+    max_tokens: int | None = 2_000_000  # budget; any of the three may be set, the first spent stops the run
+    max_flops: float | None = None
+    max_seconds: float | None = None  # training-clock seconds (evaluation and compilation excluded)
+    eval_every_tokens: int = 262_144
+    divergence_factor: float = 4.0  # diverged when loss is non-finite or > factor * the first eval loss
+    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed | bf16-true
+    compile: bool = False
+    devices: int = 1
+    accelerator: str = "auto"  # auto | cpu | gpu
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp
+    num_nodes: int = 1
+    checkpoint_every_tokens: int | None = None  # null: checkpoint at each evaluation
+    seed: int = 0
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def __post_init__(self):
+        check_positive("batch_size", self.batch_size)
+        check_positive("micro_batch_size", self.micro_batch_size, allow_none=True)
+        check_positive("max_tokens", self.max_tokens, allow_none=True)
+        check_positive("max_flops", self.max_flops, allow_none=True)
+        check_positive("max_seconds", self.max_seconds, allow_none=True)
+        check_positive("eval_every_tokens", self.eval_every_tokens)
+        check_positive("divergence_factor", self.divergence_factor)
+        check_positive("devices", self.devices)
+        check_positive("num_nodes", self.num_nodes)
+        check_positive("checkpoint_every_tokens", self.checkpoint_every_tokens, allow_none=True)
+        check_choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
+        check_choice("accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
+        check_choice("strategy", self.strategy, ("auto", "ddp", "ddp_spawn", "fsdp"))
+        if self.max_tokens is None and self.max_flops is None and self.max_seconds is None and self.target_loss is None:
+            raise ConfigError("max_tokens", None, "Set a target_loss or at least one budget (max_tokens, max_flops, max_seconds).")
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ConfigError(
+                "micro_batch_size", self.micro_batch_size, f"It must divide batch_size ({self.batch_size})."
+            )

@@ -1,0 +1,112 @@
+"""The run record: one JSON file per training run, the only input of analysis and the board.
+
+Every table and plot is derived from these files. ``SCHEMA_VERSION`` is bumped whenever a field
+changes meaning; readers refuse records from a newer schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lit_algos.errors import LitAlgosError
+from lit_algos.utils.io import atomic_write_json, read_json
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "reached", "budget_exhausted", "diverged", "failed")
+
+
+@dataclass
+class EvalPoint:
+    step: int  # optimizer steps completed
+    tokens: int  # training tokens consumed (global, all ranks)
+    flops: float  # analytic training FLOPs spent (forward + backward)
+    train_seconds: float  # training clock: steps + data loading; no evaluation, no compilation
+    val_loss: float  # mean cross-entropy (nats/token) over the whole fixed validation set
+    val_bpb: float  # bits per byte of validation text
+
+
+@dataclass
+class ToTarget:
+    """Cost at which the target was first reached, interpolated between bracketing evaluations."""
+
+    step: float
+    tokens: float
+    flops: float
+    train_seconds: float
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    recipe: str
+    config: dict[str, Any]  # the fully resolved config
+    config_hash: str
+    seed: int
+    status: str = "running"
+    schema_version: int = SCHEMA_VERSION
+    code: dict[str, Any] = field(default_factory=dict)  # {commit, dirty, version}
+    hardware: dict[str, Any] = field(default_factory=dict)  # {accelerator, device_name, n_devices, cpu, class}
+    software: dict[str, Any] = field(default_factory=dict)  # {python, torch, lightning, lit_algos}
+    world_size: int = 1
+    data: dict[str, Any] = field(default_factory=dict)  # {corpus, tokenizer, val_fingerprint, tokenizer_fingerprint, corpus_fingerprint, val_tokens, val_bytes}
+    params: dict[str, int] = field(default_factory=dict)  # {total, active, embedding, non_embedding}
+    flops_per_token: dict[str, float | None] = field(default_factory=dict)  # {analytic, measured}
+    target_loss: float | None = None
+    reached: bool = False
+    to_target: ToTarget | None = None
+    curve: list[EvalPoint] = field(default_factory=list)
+    final: EvalPoint | None = None  # the last evaluation
+    mfu: float | None = None  # model FLOPs utilisation over the training clock (None without a known peak)
+    tokens_per_second: float | None = None
+    eval_seconds: float = 0.0  # excluded from the training clock
+    warmup_seconds: float = 0.0  # compilation / first-step warm-up, excluded from the training clock
+    started_at: str = ""
+    finished_at: str = ""
+    error: str | None = None
+
+    # ---- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> RunRecord:
+        version = data.get("schema_version", 0)
+        if version > SCHEMA_VERSION:
+            raise LitAlgosError(
+                f"Run record {source} has schema_version {version}; this lit_algos reads up to {SCHEMA_VERSION}. Upgrade lit_algos."
+            )
+        known = {f.name for f in fields(cls)}
+        missing = [k for k in ("run_id", "recipe", "config", "config_hash", "seed") if k not in data]
+        if missing:
+            raise LitAlgosError(f"Run record {source} is missing required field(s): {', '.join(missing)}.")
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["curve"] = [EvalPoint(**p) for p in data.get("curve", [])]
+        if data.get("final"):
+            kwargs["final"] = EvalPoint(**data["final"])
+        if data.get("to_target"):
+            kwargs["to_target"] = ToTarget(**data["to_target"])
+        return cls(**kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunRecord:
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
+            raise LitAlgosError(f"Run record {path} does not exist.") from None
+        except ValueError as err:
+            raise LitAlgosError(f"Run record {path} is not valid JSON: {err}.") from None
+        return cls.from_dict(data, source=str(path))
+
+    # ---- conveniences --------------------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        return self.status in ("reached", "budget_exhausted") and bool(self.curve)
+
+    @property
+    def val_fingerprint(self) -> str | None:
+        return self.data.get("val_fingerprint")
