@@ -6,6 +6,7 @@ changes meaning; readers refuse records from a newer schema.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class RunRecord:
     reached: bool = False
     to_target: ToTarget | None = None
     curve: list[EvalPoint] = field(default_factory=list)
+    train_curve: list[list[float]] = field(default_factory=list)  # [step, mean train loss] per optimizer step
     final: EvalPoint | None = None  # the last evaluation
     mfu: float | None = None  # model FLOPs utilisation over the training clock (None without a known peak)
     tokens_per_second: float | None = None
@@ -110,3 +112,32 @@ class RunRecord:
     @property
     def val_fingerprint(self) -> str | None:
         return self.data.get("val_fingerprint")
+
+
+def _log_interp(c0: float, c1: float, frac: float) -> float:
+    """Interpolate a cost linearly in log space (linear when a side is zero, e.g. step 0)."""
+    if c0 <= 0 or c1 <= 0:
+        return c0 + frac * (c1 - c0)
+    return math.exp(math.log(c0) + frac * (math.log(c1) - math.log(c0)))
+
+
+def interpolate_to_target(curve: list[EvalPoint], target: float) -> ToTarget | None:
+    """Step/tokens/FLOPs/seconds at which the running-minimum loss first reaches ``target``.
+
+    Interpolated linearly in (log cost, loss) between the two evaluations that bracket the
+    target (DESIGN §7); the first evaluation itself when it is already at or below the target.
+    """
+    best = math.inf
+    previous: EvalPoint | None = None
+    prev_best = math.inf
+    for point in curve:
+        best = min(best, point.val_loss)
+        if best <= target:
+            if previous is None or not math.isfinite(prev_best):
+                return ToTarget(point.step, point.tokens, point.flops, point.train_seconds)
+            frac = (prev_best - target) / (prev_best - best)
+            return ToTarget(
+                *(_log_interp(getattr(previous, k), getattr(point, k), frac) for k in ("step", "tokens", "flops", "train_seconds"))
+            )
+        previous, prev_best = point, best
+    return None

@@ -15,6 +15,13 @@ from lit_algos.config.data import DataConfig
 from lit_algos.config.model import AttentionConfig, MLPConfig, ModelConfig, NormConfig, PositionConfig
 from lit_algos.config.optim import OptimConfig, ScheduleConfig
 from lit_algos.config.train import TrainConfig, WandbConfig
+from lit_algos.errors import ConfigError
+
+
+HASH_EXCLUDED_TRAIN = (
+    "seed", "devices", "num_nodes", "strategy", "accelerator", "micro_batch_size", "checkpoint_every_tokens", "wandb",
+)
+HASH_EXCLUDED_DATA = ("cache_dir", "num_workers", "tiktoken_cache_dir")
 
 
 @dataclass
@@ -26,6 +33,13 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        if self.optim.name == "muon" and self.train.strategy == "fsdp":
+            raise ConfigError(
+                "train.strategy", "fsdp",
+                "Muon orthogonalises whole matrices, and FSDP gives each rank a shard of them; use ddp with optim.name=muon, or another optimizer with fsdp.",
+            )
+
     def to_dict(self) -> dict:
         return to_dict(self)
 
@@ -34,9 +48,14 @@ class Config:
         return from_dict(cls, data)
 
     def config_hash(self) -> str:
-        """A stable hash of everything that changes the training run (not its name or description)."""
+        """A stable hash of what is trained: the same for every seed and every device layout.
+
+        Left out: names, the seed (seeds of one recipe share a hash), and systems fields that by
+        design do not change the per-token curve (device count, strategy, micro-batching, logging).
+        """
         payload = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
-        payload["train"] = {k: v for k, v in payload["train"].items() if k not in ("wandb",)}
+        payload["train"] = {k: v for k, v in payload["train"].items() if k not in HASH_EXCLUDED_TRAIN}
+        payload["data"] = {k: v for k, v in payload["data"].items() if k not in HASH_EXCLUDED_DATA}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

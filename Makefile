@@ -1,0 +1,90 @@
+# lit_algos — everyday jobs. `make help` lists them.
+# The environment is created on first use (.venv); a CPU build of torch is installed first so
+# that no CUDA packages are pulled on a CPU machine. Override TORCH on a GPU box:
+#   make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/lit-algos
+STAMP := $(VENV)/.installed
+
+RECIPE ?= debug
+ARGS ?=
+TRACK ?= cpu-kjv
+SEEDS ?= 3
+RUNS ?=
+REF ?= retro
+NEW ?= modern
+DESC ?=
+CONTRIB ?=
+
+.PHONY: help setup test lint format run describe components recipes data speedrun submit leaderboard \
+        ceg ablation scaling benchmark main clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install lit_algos with its dev tools
+
+test: $(STAMP)  ## lint (ruff) and run the test suite (CPU only)
+	$(VENV)/bin/ruff check lit_algos tests
+	$(VENV)/bin/ruff format --check lit_algos tests
+	$(PY) -m pytest -q
+
+lint: $(STAMP)  ## ruff check only
+	$(VENV)/bin/ruff check lit_algos tests
+
+format: $(STAMP)  ## apply ruff formatting and fixes
+	$(VENV)/bin/ruff check --fix lit_algos tests
+	$(VENV)/bin/ruff format lit_algos tests
+
+run: $(STAMP)  ## train a recipe: make run RECIPE=retro ARGS="--seed 1 --set train.max_tokens=1e6"
+	$(CLI) train $(RECIPE) $(ARGS)
+
+describe: $(STAMP)  ## model, parameters and FLOPs of a recipe: make describe RECIPE=modern
+	$(CLI) describe $(RECIPE) $(ARGS)
+
+components: $(STAMP)  ## list every registry axis and its entries
+	$(CLI) components
+
+recipes: $(STAMP)  ## list the recipes
+	$(CLI) recipes
+
+data: $(STAMP)  ## prepare the data of a recipe's default corpus: make data ARGS="--corpus kjv --tokenizer bpe:4096"
+	$(CLI) data prepare $(ARGS)
+
+speedrun: $(STAMP)  ## run SEEDS seeds of RECIPE on TRACK and show where it would rank
+	$(CLI) speedrun --track $(TRACK) --recipe $(RECIPE) --seeds $(SEEDS) $(ARGS)
+
+submit: $(STAMP)  ## submit runs: make submit TRACK=cpu-kjv RUNS="runs/a runs/b" DESC="..." CONTRIB="me"
+	$(CLI) submit $(RUNS) --track $(TRACK) --description "$(DESC)" --contributors "$(CONTRIB)" $(ARGS)
+
+leaderboard: $(STAMP)  ## render leaderboard/README.md and print the board
+	$(CLI) leaderboard --render $(ARGS)
+
+ceg: $(STAMP)  ## compute-equivalent gain of NEW over REF: make ceg REF=retro NEW=modern
+	$(CLI) ceg --ref $(REF) --new $(NEW) $(ARGS)
+
+ablation: $(STAMP)  ## add-one / remove-one component runs between retro and modern, then attribution
+	$(CLI) sweep ablation $(ARGS)
+
+scaling: $(STAMP)  ## train a recipe over the size ladder and fit L(C) = E + A C^-alpha
+	$(CLI) sweep scaling --recipe $(RECIPE) $(ARGS)
+
+benchmark: $(STAMP)  ## print training throughput (tokens/s, FLOP/s) of recipes on this machine
+	$(CLI) benchmark $(ARGS)
+
+main: $(STAMP)  ## the main job: retro vs modern on the CPU track, their CEG, and the board
+	$(CLI) main $(ARGS)
+
+clean:  ## remove runs and caches (keeps .venv)
+	rm -rf runs .cache .pytest_cache .ruff_cache

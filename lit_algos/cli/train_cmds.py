@@ -1,0 +1,87 @@
+"""``lit-algos train`` and ``lit-algos recipes``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override any config field, e.g. --set model.attention.kind=mqa (repeatable)",
+    )
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a recipe to its target loss and write a run record")
+    p.add_argument("recipe", help="recipe name under recipes/ (e.g. retro, modern, debug) or a YAML path")
+    add_config_args(p)
+    p.add_argument("--seed", type=int, default=None, help="random seed (overrides train.seed)")
+    p.add_argument("--devices", type=int, default=None, help="devices per node (overrides train.devices)")
+    p.add_argument("--runs-dir", type=Path, default=None, help="where run directories go (default $LIT_ALGOS_RUNS or ./runs)")
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline unless configured)")
+    p.add_argument(
+        "--resume", nargs="?", const=True, default=False, metavar="RUN",
+        help="continue the newest unfinished run of this recipe/config/seed from its checkpoint (or the RUN id given)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("recipes", help="list the recipes that can be trained")
+    r.set_defaults(func=cmd_recipes)
+
+
+def resolve_train_config(args):
+    from lit_algos.config.recipes import load_config
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if args.devices is not None:
+        overrides.append(f"train.devices={args.devices}")
+    if args.wandb:
+        overrides.append("train.wandb.enabled=true")
+    return load_config(args.recipe, overrides)
+
+
+def cmd_train(args) -> int:
+    from rich.console import Console
+
+    from lit_algos.training.run import train
+    from lit_algos.training.summary import record_table
+
+    console = Console()
+    cfg = resolve_train_config(args)  # config errors stop here, before any data work
+    record = train(cfg, runs_dir=args.runs_dir, resume=args.resume, console=console, progress=not args.no_progress)
+    if record.world_size == 1 or _is_rank_zero():
+        console.print(record_table(record))
+    return 0 if record.status in ("reached", "budget_exhausted") else 1
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
+
+
+def cmd_recipes(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lit_algos.config.recipes import list_recipes, load_config
+
+    table = Table(title="recipes")
+    for col in ("name", "description", "target", "model"):
+        table.add_column(col)
+    for name in list_recipes():
+        try:
+            cfg = load_config(name)
+        except Exception as err:  # show broken recipes instead of hiding them
+            table.add_row(name, f"[red]{err}[/]", "", "")
+            continue
+        m = cfg.model
+        shape = f"{m.n_layer}L {m.n_head}H {m.n_embd}d T={m.block_size}"
+        table.add_row(name, cfg.description, str(cfg.train.target_loss), shape)
+    Console().print(table)
+    return 0
