@@ -69,16 +69,16 @@ submit: $(STAMP)  ## submit runs: make submit TRACK=cpu-kjv RUNS="runs/a runs/b"
 	$(CLI) submit $(RUNS) --track $(TRACK) --description "$(DESC)" --contributors "$(CONTRIB)" $(ARGS)
 
 leaderboard: $(STAMP)  ## render leaderboard/README.md and print the board
-	$(CLI) leaderboard --render $(ARGS)
+	$(CLI) leaderboard --plots $(ARGS)
 
 ceg: $(STAMP)  ## compute-equivalent gain of NEW over REF: make ceg REF=retro NEW=modern
 	$(CLI) ceg --ref $(REF) --new $(NEW) $(ARGS)
 
 ablation: $(STAMP)  ## add-one / remove-one component runs between retro and modern, then attribution
-	$(CLI) sweep ablation $(ARGS)
+	$(CLI) sweep ablation --ref $(REF) --new $(NEW) $(ARGS)
 
-scaling: $(STAMP)  ## train a recipe over the size ladder and fit L(C) = E + A C^-alpha
-	$(CLI) sweep scaling --recipe $(RECIPE) $(ARGS)
+scaling: $(STAMP)  ## REF and NEW over the size ladder, scaling fits and compute dependence
+	$(CLI) sweep scaling --recipes $(REF) $(NEW) $(ARGS)
 
 benchmark: $(STAMP)  ## print training throughput (tokens/s, FLOP/s) of recipes on this machine
 	$(CLI) benchmark $(ARGS)

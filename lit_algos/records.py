@@ -48,10 +48,14 @@ class RunRecord:
     status: str = "running"
     schema_version: int = SCHEMA_VERSION
     code: dict[str, Any] = field(default_factory=dict)  # {commit, dirty, version}
-    hardware: dict[str, Any] = field(default_factory=dict)  # {accelerator, device_name, n_devices, cpu, class}
+    hardware: dict[str, Any] = field(
+        default_factory=dict
+    )  # {accelerator, device_name, n_devices, cpu, class}
     software: dict[str, Any] = field(default_factory=dict)  # {python, torch, lightning, lit_algos}
     world_size: int = 1
-    data: dict[str, Any] = field(default_factory=dict)  # {corpus, tokenizer, val_fingerprint, tokenizer_fingerprint, corpus_fingerprint, val_tokens, val_bytes}
+    data: dict[str, Any] = field(
+        default_factory=dict
+    )  # {corpus, tokenizer, val_fingerprint, tokenizer_fingerprint, corpus_fingerprint, val_tokens, val_bytes}
     params: dict[str, int] = field(default_factory=dict)  # {total, active, embedding, non_embedding}
     flops_per_token: dict[str, float | None] = field(default_factory=dict)  # {analytic, measured}
     target_loss: float | None = None
@@ -137,7 +141,10 @@ def interpolate_to_target(curve: list[EvalPoint], target: float) -> ToTarget | N
                 return ToTarget(point.step, point.tokens, point.flops, point.train_seconds)
             frac = (prev_best - target) / (prev_best - best)
             return ToTarget(
-                *(_log_interp(getattr(previous, k), getattr(point, k), frac) for k in ("step", "tokens", "flops", "train_seconds"))
+                *(
+                    _log_interp(getattr(previous, k), getattr(point, k), frac)
+                    for k in ("step", "tokens", "flops", "train_seconds")
+                )
             )
         previous, prev_best = point, best
     return None

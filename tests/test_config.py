@@ -25,16 +25,22 @@ def recipes(tmp_path, monkeypatch):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
 
-    write("base", """
+    write(
+        "base",
+        """
         description: base recipe
         model: {n_layer: 2, n_head: 4, n_embd: 64, block_size: 32}
         optim: {name: adamw, lr: 1.0e-3}
         train: {batch_size: 8, max_tokens: 4096}
-    """)
-    write("child", """
+    """,
+    )
+    write(
+        "child",
+        """
         extends: base
         model: {n_layer: 3, attention: {kind: gqa, n_kv_head: 2}}
-    """)
+    """,
+    )
     write("scales/wide", "model: {n_embd: 128, n_head: 8}\n")
     write("both", "extends: [child, scales/wide]\ntrain: {seed: 7}\n")
     write("loop_a", "extends: loop_b\n")
@@ -137,13 +143,21 @@ def test_resolved_config_round_trips_and_hash_is_stable(recipes):
     assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))).config_hash() == cfg.config_hash()
     assert load_config("child", ["model.n_layer=4"]).config_hash() != cfg.config_hash()
     # Names, seeds, device layout and W&B do not change what is trained, so they do not change the hash.
-    same = ["name=other", "train.wandb.enabled=true", "train.seed=3", "train.devices=2", "train.micro_batch_size=2"]
+    same = [
+        "name=other",
+        "train.wandb.enabled=true",
+        "train.seed=3",
+        "train.devices=2",
+        "train.micro_batch_size=2",
+    ]
     assert load_config("child", same).config_hash() == cfg.config_hash()
     assert load_config("child", ["train.precision=bf16-mixed"]).config_hash() != cfg.config_hash()
 
 
 def test_cli_config_error_is_one_paragraph_without_traceback(recipes, capsys, tmp_path):
-    code = main(["train", "base", "--set", "model.attention.kind=bogus", "--runs-dir", str(tmp_path / "runs")])
+    code = main(
+        ["train", "base", "--set", "model.attention.kind=bogus", "--runs-dir", str(tmp_path / "runs")]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "model.attention.kind" in err and "bogus" in err and "Traceback" not in err

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -38,9 +37,30 @@ def test_debug_run_writes_a_complete_record(data_cache, tmp_path):
     run_dir = tmp_path / "runs" / record.run_id
     assert record.status == "budget_exhausted" and not record.reached
     on_disk = json.loads((run_dir / "record.json").read_text())
-    for key in ("run_id", "recipe", "config", "config_hash", "code", "seed", "hardware", "software", "world_size",
-                "data", "params", "flops_per_token", "target_loss", "reached", "to_target", "curve", "final",
-                "mfu", "status", "eval_seconds", "warmup_seconds", "train_curve"):
+    for key in (
+        "run_id",
+        "recipe",
+        "config",
+        "config_hash",
+        "code",
+        "seed",
+        "hardware",
+        "software",
+        "world_size",
+        "data",
+        "params",
+        "flops_per_token",
+        "target_loss",
+        "reached",
+        "to_target",
+        "curve",
+        "final",
+        "mfu",
+        "status",
+        "eval_seconds",
+        "warmup_seconds",
+        "train_curve",
+    ):
         assert key in on_disk, key
     assert on_disk["data"]["val_fingerprint"] and on_disk["data"]["tokenizer_fingerprint"]
     assert on_disk["params"]["total"] > on_disk["params"]["non_embedding"] > 0
@@ -51,7 +71,9 @@ def test_debug_run_writes_a_complete_record(data_cache, tmp_path):
     for p in record.curve:
         assert p.tokens == p.step * tokens_per_step
         assert p.flops == pytest.approx(p.tokens * record.flops_per_token["analytic"])
-        assert p.val_bpb == pytest.approx(p.val_loss * record.data["val_tokens"] / (math.log(2) * record.data["val_bytes"]))
+        assert p.val_bpb == pytest.approx(
+            p.val_loss * record.data["val_tokens"] / (math.log(2) * record.data["val_bytes"])
+        )
     assert record.curve[-1].val_loss < record.curve[0].val_loss  # it learns
     assert all(b.train_seconds >= a.train_seconds for a, b in zip(record.curve, record.curve[1:]))
     assert len(record.train_curve) == 64
@@ -72,14 +94,18 @@ def test_stops_as_soon_as_the_target_is_reached(data_cache, tmp_path):
 
 
 def test_seconds_budget_is_exhausted(data_cache, tmp_path):
-    record = run_debug(tmp_path, "train.max_tokens=100000000", "train.max_seconds=0.5", "optim.schedule.kind=constant")
+    record = run_debug(
+        tmp_path, "train.max_tokens=100000000", "train.max_seconds=0.5", "optim.schedule.kind=constant"
+    )
     assert record.status == "budget_exhausted"
     assert record.final.train_seconds >= 0.5
     assert record.final.step < 100_000_000 // 256
 
 
 def test_divergence_stops_with_the_curve_so_far(data_cache, tmp_path):
-    record = run_debug(tmp_path, "optim.name=sgd", "optim.lr=1e4", "optim.grad_clip=null", "optim.momentum=0.9")
+    record = run_debug(
+        tmp_path, "optim.name=sgd", "optim.lr=1e4", "optim.grad_clip=null", "optim.momentum=0.9"
+    )
     assert record.status == "diverged" and not record.reached
     assert record.final is not None and record.final.step < 64
     assert not math.isfinite(record.train_curve[-1][1]) or record.final.val_loss > record.curve[0].val_loss
@@ -88,14 +114,28 @@ def test_divergence_stops_with_the_curve_so_far(data_cache, tmp_path):
 def test_interpolation_is_in_log_cost():
     curve = [EvalPoint(10, 100, 1e3, 1.0, 4.0, 2.0), EvalPoint(20, 400, 4e3, 4.0, 2.0, 1.0)]
     tt = interpolate_to_target(curve, 3.0)  # half way in loss -> geometric mean in cost
-    assert tt.tokens == pytest.approx(200) and tt.flops == pytest.approx(2e3) and tt.train_seconds == pytest.approx(2.0)
+    assert (
+        tt.tokens == pytest.approx(200)
+        and tt.flops == pytest.approx(2e3)
+        and tt.train_seconds == pytest.approx(2.0)
+    )
     assert interpolate_to_target(curve, 1.0) is None
     assert interpolate_to_target(curve, 5.0).tokens == 100  # reached at the first evaluation
 
 
 def test_bad_override_fails_before_any_work(tmp_path, capsys):
-    code = main(["train", "debug", "--set", "train.batch_size=7", "--set", "train.micro_batch_size=2",
-                 "--runs-dir", str(tmp_path / "runs")])
+    code = main(
+        [
+            "train",
+            "debug",
+            "--set",
+            "train.batch_size=7",
+            "--set",
+            "train.micro_batch_size=2",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert code == 2
     assert "train.micro_batch_size" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
@@ -108,9 +148,22 @@ def _curves(record: RunRecord):
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(data_cache, tmp_path):
     single = run_debug(tmp_path, "train.micro_batch_size=2")  # 4 micro-batches accumulated
-    proc = cli("train", "debug", "--devices", "2", "--set", "train.strategy=ddp", "--set", "train.accelerator=cpu",
-               "--runs-dir", str(tmp_path / "ddp"), "--no-progress",
-               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = cli(
+        "train",
+        "debug",
+        "--devices",
+        "2",
+        "--set",
+        "train.strategy=ddp",
+        "--set",
+        "train.accelerator=cpu",
+        "--runs-dir",
+        str(tmp_path / "ddp"),
+        "--no-progress",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     (record_path,) = (tmp_path / "ddp").glob("*/record.json")
@@ -144,7 +197,15 @@ def test_resume_after_kill_gives_the_same_record(data_cache, tmp_path):
     record_path = ckpt.parent.parent / "record.json"
     assert RunRecord.load(record_path).status == "running"  # killed part-way: no final record
 
-    resumed = cli(*args, "--runs-dir", str(runs), "--resume", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    resumed = cli(
+        *args,
+        "--runs-dir",
+        str(runs),
+        "--resume",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     record = RunRecord.load(record_path)
@@ -159,8 +220,20 @@ def test_resume_after_kill_gives_the_same_record(data_cache, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_failed_record_and_a_usable_checkpoint(data_cache, tmp_path):
     runs = tmp_path / "interrupted"
-    proc = cli("train", "debug", "--set", "train.max_tokens=10000000", "--set", "optim.schedule.kind=constant",
-               "--runs-dir", str(runs), "--no-progress", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = cli(
+        "train",
+        "debug",
+        "--set",
+        "train.max_tokens=10000000",
+        "--set",
+        "optim.schedule.kind=constant",
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not list(runs.glob("*/checkpoints/last.ckpt")):
         time.sleep(0.05)
@@ -172,3 +245,23 @@ def test_ctrl_c_leaves_a_failed_record_and_a_usable_checkpoint(data_cache, tmp_p
     assert record.status == "failed" and record.curve, out
     ckpt = torch.load(record_path.parent / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] > 0
+
+
+def test_wandb_offline_run_logs_without_blocking(data_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    record = run_debug(tmp_path, "train.wandb.enabled=true")
+    assert record.status == "budget_exhausted"
+    run_dir = tmp_path / "runs" / record.run_id
+    assert list((run_dir / "wandb").glob("offline-run-*")), "an offline W&B run directory is written"
+
+
+def test_wandb_failure_is_a_warning_not_a_stopped_run(data_cache, tmp_path, monkeypatch):
+    import wandb
+
+    def broken_init(*args, **kwargs):
+        raise RuntimeError("wandb is down")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    with pytest.warns(UserWarning, match="wandb is down"):
+        record = run_debug(tmp_path, "train.wandb.enabled=true")
+    assert record.status == "budget_exhausted"

@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "lit_algos.cli.data_cmds",  # data prepare, data inspect
     "lit_algos.cli.train_cmds",  # train, recipes
     "lit_algos.cli.analysis_cmds",  # ceg, submit, leaderboard
+    "lit_algos.cli.job_cmds",  # benchmark, speedrun, main
+    "lit_algos.cli.sweep_cmds",  # sweep ablation, sweep scaling
 )
 
 

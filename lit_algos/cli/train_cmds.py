@@ -8,7 +8,11 @@ from pathlib import Path
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override any config field, e.g. --set model.attention.kind=mqa (repeatable)",
     )
 
@@ -19,10 +23,19 @@ def register(sub) -> None:
     add_config_args(p)
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides train.seed)")
     p.add_argument("--devices", type=int, default=None, help="devices per node (overrides train.devices)")
-    p.add_argument("--runs-dir", type=Path, default=None, help="where run directories go (default $LIT_ALGOS_RUNS or ./runs)")
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=None,
+        help="where run directories go (default $LIT_ALGOS_RUNS or ./runs)",
+    )
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline unless configured)")
     p.add_argument(
-        "--resume", nargs="?", const=True, default=False, metavar="RUN",
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
         help="continue the newest unfinished run of this recipe/config/seed from its checkpoint (or the RUN id given)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -53,7 +66,9 @@ def cmd_train(args) -> int:
 
     console = Console()
     cfg = resolve_train_config(args)  # config errors stop here, before any data work
-    record = train(cfg, runs_dir=args.runs_dir, resume=args.resume, console=console, progress=not args.no_progress)
+    record = train(
+        cfg, runs_dir=args.runs_dir, resume=args.resume, console=console, progress=not args.no_progress
+    )
     if record.world_size == 1 or _is_rank_zero():
         console.print(record_table(record))
     return 0 if record.status in ("reached", "budget_exhausted") else 1

@@ -17,11 +17,32 @@ from lit_algos.config.optim import OptimConfig, ScheduleConfig
 from lit_algos.config.train import TrainConfig, WandbConfig
 from lit_algos.errors import ConfigError
 
-
 HASH_EXCLUDED_TRAIN = (
-    "seed", "devices", "num_nodes", "strategy", "accelerator", "micro_batch_size", "checkpoint_every_tokens", "wandb",
+    "seed",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "accelerator",
+    "micro_batch_size",
+    "checkpoint_every_tokens",
+    "wandb",
 )
 HASH_EXCLUDED_DATA = ("cache_dir", "num_workers", "tiktoken_cache_dir")
+
+
+def hash_config_dict(config: dict) -> str:
+    """A stable hash of what is trained: the same for every seed and every device layout.
+
+    Left out: names, the seed (seeds of one recipe share a hash), and systems fields that by
+    design do not change the per-token curve (device count, strategy, micro-batching, logging).
+    Works on the plain dict stored in run records, so old records hash without re-validation.
+    """
+    payload = {k: v for k, v in config.items() if k not in ("name", "description")}
+    for section, excluded in (("train", HASH_EXCLUDED_TRAIN), ("data", HASH_EXCLUDED_DATA)):
+        if isinstance(payload.get(section), dict):
+            payload[section] = {k: v for k, v in payload[section].items() if k not in excluded}
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -36,7 +57,8 @@ class Config:
     def __post_init__(self):
         if self.optim.name == "muon" and self.train.strategy == "fsdp":
             raise ConfigError(
-                "train.strategy", "fsdp",
+                "train.strategy",
+                "fsdp",
                 "Muon orthogonalises whole matrices, and FSDP gives each rank a shard of them; use ddp with optim.name=muon, or another optimizer with fsdp.",
             )
 
@@ -48,19 +70,19 @@ class Config:
         return from_dict(cls, data)
 
     def config_hash(self) -> str:
-        """A stable hash of what is trained: the same for every seed and every device layout.
-
-        Left out: names, the seed (seeds of one recipe share a hash), and systems fields that by
-        design do not change the per-token curve (device count, strategy, micro-batching, logging).
-        """
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
-        payload["train"] = {k: v for k, v in payload["train"].items() if k not in HASH_EXCLUDED_TRAIN}
-        payload["data"] = {k: v for k, v in payload["data"].items() if k not in HASH_EXCLUDED_DATA}
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return hash_config_dict(self.to_dict())
 
 
 __all__ = [
-    "AttentionConfig", "Config", "DataConfig", "MLPConfig", "ModelConfig", "NormConfig", "OptimConfig",
-    "PositionConfig", "ScheduleConfig", "TrainConfig", "WandbConfig",
+    "AttentionConfig",
+    "Config",
+    "DataConfig",
+    "MLPConfig",
+    "ModelConfig",
+    "NormConfig",
+    "OptimConfig",
+    "PositionConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "WandbConfig",
 ]

@@ -82,10 +82,14 @@ class ModelConfig:
         check_positive("init_std", self.init_std)
         if self.n_embd % self.n_head:
             raise ConfigError(
-                "n_embd", self.n_embd, f"It must be divisible by n_head ({self.n_head}); head size = n_embd / n_head."
+                "n_embd",
+                self.n_embd,
+                f"It must be divisible by n_head ({self.n_head}); head size = n_embd / n_head.",
             )
         if self.position.kind == "rope" and self.head_size % 2:
-            raise ConfigError("n_embd", self.n_embd, f"RoPE needs an even head size; n_embd / n_head = {self.head_size}.")
+            raise ConfigError(
+                "n_embd", self.n_embd, f"RoPE needs an even head size; n_embd / n_head = {self.head_size}."
+            )
         self._resolve_kv_heads()
 
     def _resolve_kv_heads(self) -> None:
@@ -93,23 +97,29 @@ class ModelConfig:
         if att.kind == "mha":
             if att.n_kv_head not in (None, self.n_head):
                 raise ConfigError(
-                    "attention.n_kv_head", att.n_kv_head,
+                    "attention.n_kv_head",
+                    att.n_kv_head,
                     f"With attention.kind=mha it must be null or n_head ({self.n_head}); use kind=gqa for fewer KV heads.",
                 )
             att.n_kv_head = self.n_head
         elif att.kind == "mqa":
             if att.n_kv_head not in (None, 1):
-                raise ConfigError("attention.n_kv_head", att.n_kv_head, "With attention.kind=mqa it must be null or 1.")
+                raise ConfigError(
+                    "attention.n_kv_head", att.n_kv_head, "With attention.kind=mqa it must be null or 1."
+                )
             att.n_kv_head = 1
         elif att.kind == "gqa":
             if att.n_kv_head is None:
                 raise ConfigError(
-                    "attention.n_kv_head", None, f"With attention.kind=gqa set it to a divisor of n_head ({self.n_head})."
+                    "attention.n_kv_head",
+                    None,
+                    f"With attention.kind=gqa set it to a divisor of n_head ({self.n_head}).",
                 )
             if self.n_head % att.n_kv_head:
                 divisors = [d for d in range(1, self.n_head + 1) if self.n_head % d == 0]
                 raise ConfigError(
-                    "attention.n_kv_head", att.n_kv_head,
+                    "attention.n_kv_head",
+                    att.n_kv_head,
                     f"It must divide n_head ({self.n_head}); allowed: {', '.join(map(str, divisors))}.",
                 )
         elif att.n_kv_head is None:

@@ -68,7 +68,9 @@ def _read_yaml(path: Path) -> dict:
     except yaml.YAMLError as err:
         raise LitAlgosError(f"Recipe {path} is not valid YAML: {err}".replace("\n", " ")) from None
     if not isinstance(data, dict):
-        raise LitAlgosError(f"Recipe {path} must be a YAML mapping at the top level, got {type(data).__name__}.")
+        raise LitAlgosError(
+            f"Recipe {path} must be a YAML mapping at the top level, got {type(data).__name__}."
+        )
     return data
 
 
@@ -83,7 +85,9 @@ def resolve_recipe_dict(name: str, _stack: tuple[Path, ...] = (), _relative_to: 
     if isinstance(parents, str):
         parents = [parents]
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-        raise ConfigError("extends", parents, "Expected a recipe name or a list of recipe names.", source=str(path))
+        raise ConfigError(
+            "extends", parents, "Expected a recipe name or a list of recipe names.", source=str(path)
+        )
     merged: dict = {}
     for parent in parents:
         merged = deep_merge(merged, resolve_recipe_dict(parent, (*_stack, path), path.parent))
@@ -104,7 +108,9 @@ def _recipe_name(path: Path) -> str:
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
-        raise ConfigError(item, item, "An override must look like key.path=value, e.g. model.attention.kind=mqa.")
+        raise ConfigError(
+            item, item, "An override must look like key.path=value, e.g. model.attention.kind=mqa."
+        )
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
@@ -126,7 +132,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(".".join(parts), value, f"'{part}' is a value, not a section, so it has no sub-keys.")
+                raise ConfigError(
+                    ".".join(parts), value, f"'{part}' is a value, not a section, so it has no sub-keys."
+                )
             node = child
         node[parts[-1]] = value
     return out

@@ -55,8 +55,17 @@ class TrainConfig:
         check_choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
         check_choice("accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
         check_choice("strategy", self.strategy, ("auto", "ddp", "ddp_spawn", "fsdp"))
-        if self.max_tokens is None and self.max_flops is None and self.max_seconds is None and self.target_loss is None:
-            raise ConfigError("max_tokens", None, "Set a target_loss or at least one budget (max_tokens, max_flops, max_seconds).")
+        if (
+            self.max_tokens is None
+            and self.max_flops is None
+            and self.max_seconds is None
+            and self.target_loss is None
+        ):
+            raise ConfigError(
+                "max_tokens",
+                None,
+                "Set a target_loss or at least one budget (max_tokens, max_flops, max_seconds).",
+            )
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ConfigError(
                 "micro_batch_size", self.micro_batch_size, f"It must divide batch_size ({self.batch_size})."

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
+
 from lit_algos.records import EvalPoint, ToTarget, interpolate_to_target
 
 
@@ -155,8 +156,12 @@ class TargetTracker(L.Callback):
         self.train_curve.append([step, loss])
         if self.on_step is not None and step % self.log_every_steps == 0:
             tokens = step * self.tokens_per_step
-            metrics = {"train/loss": loss, "tokens": tokens, "flops": tokens * self.flops_per_token,
-                       "train_seconds": self.clock.train_seconds}
+            metrics = {
+                "train/loss": loss,
+                "tokens": tokens,
+                "flops": tokens * self.flops_per_token,
+                "train_seconds": self.clock.train_seconds,
+            }
             self.on_step(metrics, step, trainer)
         if not math.isfinite(loss):
             self.evaluate(trainer, pl_module)
@@ -168,7 +173,11 @@ class TargetTracker(L.Callback):
             if status != "running":
                 self.status = status
                 trainer.should_stop = True
-        if self.max_seconds is not None and self.clock.train_seconds >= self.max_seconds and self.status == "running":
+        if (
+            self.max_seconds is not None
+            and self.clock.train_seconds >= self.max_seconds
+            and self.status == "running"
+        ):
             if not self.curve or self.curve[-1]["step"] != step:
                 self.status = self.judge(self.evaluate(trainer, pl_module))
             if self.status == "running":
@@ -224,8 +233,12 @@ class BudgetProgress(L.Callback):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.percentage:>5.1f}% of budget"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False,
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}% of budget"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            transient=False,
         )
         self.progress.start()
         self.task = self.progress.add_task("train", total=1.0, info="")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torchmetrics import SumMetric
 
 from lit_algos.config import Config
+from lit_algos.data.datamodule import IGNORE_INDEX
 from lit_algos.model import build_model
 from lit_algos.optim import build_optimizer, build_scheduler
 
@@ -34,10 +35,13 @@ class LitGPT(L.LightningModule):
 
     def compile_model(self) -> None:
         """Compile the training forward (applied from outside the model file, torchtitan-style)."""
-        self._compiled = torch.compile(self.model)
+        # object.__setattr__: an OptimizedModule is an nn.Module and would otherwise be registered as a
+        # child, doubling the state dict under '_compiled._orig_mod.*'.
+        object.__setattr__(self, "_compiled", torch.compile(self.model))
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        return (self._compiled or self.model)(idx, targets)
+        model = self._compiled if self._compiled is not None else self.model
+        return model(idx, targets)
 
     def training_step(self, batch, batch_idx):
         x, y = batch  # (B, T), (B, T)
@@ -71,9 +75,12 @@ class LitGPT(L.LightningModule):
             for x, y in loader:
                 x, y = x.to(self.device), y.to(self.device)
                 logits, _ = self.model(x)  # (B, T, V)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
+                # Padding targets (IGNORE_INDEX) fill the last window and even out ranks; they count for nothing.
+                loss = F.cross_entropy(
+                    logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+                )
                 self.val_loss_sum.update(loss)
-                self.val_token_count.update(torch.tensor(float(y.numel()), device=self.device))
+                self.val_token_count.update((y != IGNORE_INDEX).sum().float())
         total = float(self.val_loss_sum.compute())
         count = int(self.val_token_count.compute())
         self.model.train(was_training)

@@ -57,7 +57,9 @@ def find_resumable(runs_dir: Path, cfg: Config, which: str | None = None) -> Pat
     if which:
         path = Path(which) if Path(which).is_dir() else runs_dir / which
         if not (path / "checkpoints" / "last.ckpt").is_file():
-            raise LitAlgosError(f"Cannot resume {which!r}: no checkpoint at {path / 'checkpoints' / 'last.ckpt'}.")
+            raise LitAlgosError(
+                f"Cannot resume {which!r}: no checkpoint at {path / 'checkpoints' / 'last.ckpt'}."
+            )
         return path
     candidates = []
     for record_path in runs_dir.glob("*/record.json"):
@@ -97,6 +99,7 @@ def train(
     progress: bool = True,
 ) -> RunRecord:
     from lit_algos.data import TokenDataModule, batch_plan, prepare_dataset
+    from lit_algos.data.hub import cache_root
     from lit_algos.flops import estimate_flops, measure_flops
     from lit_algos.model import param_counts
     from lit_algos.training.module import LitGPT
@@ -110,17 +113,21 @@ def train(
     tokens_per_step, max_steps = plan_steps(cfg, flops.per_token_train)
     if max_steps is None and cfg.optim.schedule.kind not in ("constant", "inverse_sqrt"):
         raise ConfigError(
-            "optim.schedule.kind", cfg.optim.schedule.kind,
+            "optim.schedule.kind",
+            cfg.optim.schedule.kind,
             "A decaying schedule needs train.max_tokens or train.max_flops to know its length; set one, or use constant / inverse_sqrt.",
         )
     _, accum = batch_plan(t.batch_size, t.micro_batch_size, world_size)  # fails early on an impossible split
     eval_every_steps = max(1, round(t.eval_every_tokens / tokens_per_step))
-    ckpt_every_steps = max(1, round(t.checkpoint_every_tokens / tokens_per_step)) if t.checkpoint_every_tokens else None
+    ckpt_every_steps = (
+        max(1, round(t.checkpoint_every_tokens / tokens_per_step)) if t.checkpoint_every_tokens else None
+    )
 
     prepared = prepare_dataset(cfg.data, console=console)
     if prepared.vocab_size > cfg.model.vocab_size:
         raise ConfigError(
-            "model.vocab_size", cfg.model.vocab_size,
+            "model.vocab_size",
+            cfg.model.vocab_size,
             f"The tokenizer {cfg.data.tokenizer!r} has {prepared.vocab_size} tokens; set model.vocab_size >= {prepared.vocab_size}.",
         )
 
@@ -133,14 +140,16 @@ def train(
         run_dir = runs_dir / run_id
         record = None
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(prepared.root).parent.parent / "inductor"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root(cfg.data.cache_dir) / "inductor"))
 
     quiet_lightning()
     L.seed_everything(t.seed, workers=True, verbose=False)
     module = LitGPT(cfg.to_dict(), total_steps=max_steps or 1)
     if t.compile:
         module.compile_model()
-    datamodule = TokenDataModule(prepared, cfg.model.block_size, t.batch_size, t.micro_batch_size, t.seed, cfg.data.num_workers)
+    datamodule = TokenDataModule(
+        prepared, cfg.model.block_size, t.batch_size, t.micro_batch_size, t.seed, cfg.data.num_workers
+    )
 
     accelerator = "gpu" if t.accelerator == "cuda" else t.accelerator
     if accelerator == "auto":
@@ -149,11 +158,20 @@ def train(
     counts = param_counts(module.model)
     if record is None:
         record = RunRecord(
-            run_id=run_id, recipe=cfg.name, config=cfg.to_dict(), config_hash=cfg.config_hash(), seed=t.seed,
-            code=code_fingerprint(), hardware=hardware, software=software_fingerprint(), world_size=world_size,
-            data=prepared.record_dict(), params=counts,
+            run_id=run_id,
+            recipe=cfg.name,
+            config=cfg.to_dict(),
+            config_hash=cfg.config_hash(),
+            seed=t.seed,
+            code=code_fingerprint(),
+            hardware=hardware,
+            software=software_fingerprint(),
+            world_size=world_size,
+            data=prepared.record_dict(),
+            params=counts,
             flops_per_token={"analytic": flops.per_token_train, "measured": measure_flops(cfg.model)},
-            target_loss=t.target_loss, started_at=_now(),
+            target_loss=t.target_loss,
+            started_at=_now(),
         )
 
     clock = TrainClock()
@@ -170,34 +188,59 @@ def train(
     def log_to_loggers(metrics: dict, step: int, trainer: L.Trainer) -> None:
         for logger in trainer.loggers:
             try:
-                logger.log_metrics(metrics, step=point.step)
+                logger.log_metrics(metrics, step=step)
             except Exception as err:  # a logger failure is a warning, never a stopped run
                 import warnings
 
                 warnings.warn(f"logger {type(logger).__name__} failed: {err}", stacklevel=1)
 
     def on_eval(point: EvalPoint, trainer: L.Trainer) -> None:
-        metrics = {"val/loss": point.val_loss, "val/bpb": point.val_bpb, "tokens": point.tokens,
-                   "flops": point.flops, "train_seconds": point.train_seconds}
+        metrics = {
+            "val/loss": point.val_loss,
+            "val/bpb": point.val_bpb,
+            "tokens": point.tokens,
+            "flops": point.flops,
+            "train_seconds": point.train_seconds,
+        }
         log_to_loggers(metrics, point.step, trainer)
         if bar is not None:
             bar.on_eval(point, trainer)
 
     tracker = TargetTracker(
-        clock=clock, val_loader_fn=datamodule.val_dataloader, tokens_per_step=tokens_per_step,
-        flops_per_token=flops.per_token_train, eval_every_steps=eval_every_steps, target_loss=t.target_loss,
-        max_seconds=t.max_seconds, divergence_factor=t.divergence_factor,
-        bytes_per_token=prepared.val_bytes / prepared.val_tokens, checkpoint_path=ckpt_path,
-        checkpoint_every_steps=ckpt_every_steps, on_eval=on_eval,
+        clock=clock,
+        val_loader_fn=datamodule.val_dataloader,
+        tokens_per_step=tokens_per_step,
+        flops_per_token=flops.per_token_train,
+        eval_every_steps=eval_every_steps,
+        target_loss=t.target_loss,
+        max_seconds=t.max_seconds,
+        divergence_factor=t.divergence_factor,
+        bytes_per_token=prepared.val_bytes / prepared.val_tokens,
+        checkpoint_path=ckpt_path,
+        checkpoint_every_steps=ckpt_every_steps,
+        on_eval=on_eval,
         on_step=(lambda metrics, step, trainer: log_to_loggers(metrics, step, trainer)) if loggers else None,
     )
     trainer = L.Trainer(
-        accelerator=accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, max_steps=max_steps or -1, max_epochs=-1, accumulate_grad_batches=accum,
-        gradient_clip_val=cfg.optim.grad_clip, limit_val_batches=0, num_sanity_val_steps=0,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        logger=loggers or False, callbacks=[clock, tracker] + ([bar] if bar else []),
-        use_distributed_sampler=False, default_root_dir=str(run_dir), log_every_n_steps=max(1, eval_every_steps),
+        accelerator=accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        max_steps=max_steps or -1,
+        max_epochs=-1,
+        accumulate_grad_batches=accum,
+        gradient_clip_val=cfg.optim.grad_clip,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=loggers or False,
+        callbacks=[clock, tracker] + ([bar] if bar else []),
+        use_distributed_sampler=False,
+        default_root_dir=str(run_dir),
+        log_every_n_steps=max(1, eval_every_steps),
     )
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
@@ -207,7 +250,9 @@ def train(
     os.environ[RUN_ID_ENV] = run_id  # DDP workers launched by fit re-run this command and must reuse the id
     error: BaseException | None = None
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if resume else None, weights_only=True)
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=str(ckpt_path) if resume else None, weights_only=True
+        )
     except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C into SystemExit(1)
         error = err
         tracker.status = "failed"
@@ -217,7 +262,9 @@ def train(
     finally:
         os.environ.pop(RUN_ID_ENV, None)
 
-    record = _finish_record(record, tracker, clock, trainer, flops.per_token_train, hardware, t.precision, error)
+    record = _finish_record(
+        record, tracker, clock, trainer, flops.per_token_train, hardware, t.precision, error
+    )
     if trainer.is_global_zero:
         record.save(run_dir / "record.json")
         if loggers:
@@ -245,9 +292,17 @@ def _finish_record(record, tracker, clock, trainer, flops_per_token, hardware, p
             mfu = final.flops / final.train_seconds / (peak * hardware["n_devices"] * hardware["num_nodes"])
     to_target = tracker.to_target()
     return replace(
-        record, status=tracker.status, curve=curve, final=final, train_curve=tracker.train_curve,
-        reached=tracker.status == "reached" or to_target is not None, to_target=to_target,
-        tokens_per_second=tokens_per_second, mfu=mfu, eval_seconds=tracker.eval_seconds,
-        warmup_seconds=clock.warmup_seconds, finished_at=_now(),
+        record,
+        status=tracker.status,
+        curve=curve,
+        final=final,
+        train_curve=tracker.train_curve,
+        reached=tracker.status == "reached" or to_target is not None,
+        to_target=to_target,
+        tokens_per_second=tokens_per_second,
+        mfu=mfu,
+        eval_seconds=tracker.eval_seconds,
+        warmup_seconds=clock.warmup_seconds,
+        finished_at=_now(),
         error=(f"{type(error).__name__}: {error}" if error is not None else None),
     )

@@ -20,14 +20,26 @@ def record_table(record: RunRecord) -> Table:
     rows = [
         ("recipe", f"{record.recipe} (config {record.config_hash}, seed {record.seed})"),
         ("status", record.status),
-        ("params", f"{record.params.get('total', 0):,} total, {record.params.get('non_embedding', 0):,} non-embedding"),
+        (
+            "params",
+            f"{record.params.get('total', 0):,} total, {record.params.get('non_embedding', 0):,} non-embedding",
+        ),
         ("FLOPs/token", _fmt(record.flops_per_token.get("analytic"), ".4g")),
         ("target", _fmt(record.target_loss, ".4f")),
-        ("final val loss", _fmt(final and final.val_loss, ".4f") + f"  (bpb {_fmt(final and final.val_bpb, '.4f')})"),
+        (
+            "final val loss",
+            _fmt(final and final.val_loss, ".4f") + f"  (bpb {_fmt(final and final.val_bpb, '.4f')})",
+        ),
         ("steps / tokens", f"{_fmt(final and final.step, 'd')} / {_fmt(final and final.tokens, ',')}"),
-        ("train seconds", _fmt(final and final.train_seconds, ".1f")
-         + f"  (eval {record.eval_seconds:.1f}, warm-up {record.warmup_seconds:.1f})"),
-        ("to target", "-" if tt is None else f"{tt.train_seconds:.1f} s, {tt.tokens:,.0f} tokens, {tt.flops:.3e} FLOPs"),
+        (
+            "train seconds",
+            _fmt(final and final.train_seconds, ".1f")
+            + f"  (eval {record.eval_seconds:.1f}, warm-up {record.warmup_seconds:.1f})",
+        ),
+        (
+            "to target",
+            "-" if tt is None else f"{tt.train_seconds:.1f} s, {tt.tokens:,.0f} tokens, {tt.flops:.3e} FLOPs",
+        ),
         ("tokens/s", _fmt(record.tokens_per_second, ",.0f")),
         ("MFU", _fmt(record.mfu, ".1%")),
     ]

@@ -25,7 +25,11 @@ def code_fingerprint() -> dict:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None, "version": lit_algos.__version__}
+    return {
+        "commit": commit,
+        "dirty": bool(status) if status is not None else None,
+        "version": lit_algos.__version__,
+    }
 
 
 def _cpu_name() -> str:
@@ -49,8 +53,13 @@ def hardware_fingerprint(accelerator: str, n_devices: int, num_nodes: int = 1) -
         name = _cpu_name()
         klass = f"{cores}-core CPU"
     return {
-        "accelerator": accelerator, "device_name": name, "n_devices": n_devices, "num_nodes": num_nodes,
-        "cpu": _cpu_name(), "cpu_cores": cores, "class": klass,
+        "accelerator": accelerator,
+        "device_name": name,
+        "n_devices": n_devices,
+        "num_nodes": num_nodes,
+        "cpu": _cpu_name(),
+        "cpu_cores": cores,
+        "class": klass,
     }
 
 
@@ -60,6 +69,9 @@ def software_fingerprint() -> dict:
     import lit_algos
 
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
-        "lit_algos": lit_algos.__version__, "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "lit_algos": lit_algos.__version__,
+        "platform": platform.platform(),
     }

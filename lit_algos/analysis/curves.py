@@ -1,0 +1,87 @@
+"""Validation-loss curves as functions of cost, and the cost at which a curve reaches a loss.
+
+A curve is a run record's evaluations: validation loss against cost, where the cost is one
+of ``UNITS`` (the ``EvalPoint`` fields). Analysis works on the monotone curve (the running
+minimum of the loss), so a noisy uptick never makes a loss "unreached" again. The cost at
+which a curve reaches a loss is interpolated linearly in (log cost, loss) between the two
+evaluations that bracket it; that rule lives in ``lit_algos.records.interpolate_to_target``
+so the run record's own ``to_target`` and every CEG use the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from lit_algos.records import EvalPoint, RunRecord, interpolate_to_target
+
+UNITS = ("flops", "train_seconds", "tokens")  # the costs every CEG is reported in
+UNIT_NAMES = {
+    "flops": "FLOPs",
+    "train_seconds": "seconds",
+    "tokens": "tokens",
+    "evals": "evaluations",  # the paper method's step-index cost
+    "throughput": "throughput ratio",  # derived: time speedup / FLOP CEG
+}
+
+
+def losses(record: RunRecord) -> np.ndarray:
+    return np.array([p.val_loss for p in record.curve], dtype=float)
+
+
+def running_min(values: np.ndarray) -> np.ndarray:
+    """The monotone curve; NaN (a diverged evaluation) never lowers the minimum."""
+    clean = np.where(np.isnan(values), np.inf, values)
+    return np.minimum.accumulate(clean)
+
+
+def best_loss(record: RunRecord) -> float:
+    """The lowest validation loss of the run, i.e. the final value of its monotone curve."""
+    values = losses(record)
+    finite = values[np.isfinite(values)]
+    return float(finite.min()) if finite.size else math.inf
+
+
+def final_loss(record: RunRecord) -> float:
+    """The loss of the last evaluation (what the leaderboard's t-test uses)."""
+    point = record.final or (record.curve[-1] if record.curve else None)
+    return point.val_loss if point else math.inf
+
+
+def final_bpb(record: RunRecord) -> float:
+    point = record.final or (record.curve[-1] if record.curve else None)
+    return point.val_bpb if point else math.inf
+
+
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``min(i + 1, window)`` values at each index (the paper's smoothing)."""
+    if window <= 1:
+        return values.astype(float)
+    cums = np.concatenate([[0.0], np.cumsum(values, dtype=float)])
+    idx = np.arange(1, len(values) + 1)
+    start = np.maximum(idx - window, 0)
+    return (cums[idx] - cums[start]) / (idx - start)
+
+
+def smoothed_curve(curve: list[EvalPoint], window: int) -> list[EvalPoint]:
+    """The curve with its losses replaced by their trailing mean (``window <= 1``: unchanged)."""
+    if window <= 1:
+        return curve
+    smooth = trailing_mean(np.array([p.val_loss for p in curve], dtype=float), window)
+    return [dataclasses.replace(p, val_loss=float(v)) for p, v in zip(curve, smooth)]
+
+
+def cost_at_loss(curve: list[EvalPoint], loss: float) -> dict[str, float] | None:
+    """Cost (in every unit) at which the monotone curve first reaches ``loss``; None if never."""
+    hit = interpolate_to_target(curve, loss)
+    if hit is None:
+        return None
+    return {unit: float(getattr(hit, unit)) for unit in UNITS}
+
+
+def first_index_at_or_below(values: np.ndarray, loss: float) -> int | None:
+    """Index of the first evaluation whose (raw) loss is <= ``loss``; None if there is none."""
+    mask = values <= loss
+    return int(np.argmax(mask)) if mask.any() else None

@@ -1,0 +1,107 @@
+"""Finding run records: by path, by run directory, or by recipe name in the runs directory.
+
+Records live at ``<runs dir>/<run_id>/record.json``; the runs directory is ``--runs-dir``,
+else ``$LIT_ALGOS_RUNS``, else ``./runs``. A recipe name matches every complete record whose
+``recipe`` field equals it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from lit_algos.config import hash_config_dict
+from lit_algos.errors import LitAlgosError
+from lit_algos.records import RunRecord
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("LIT_ALGOS_RUNS") or "runs")
+
+
+def recipe_hash(config: dict) -> str:
+    """What "the same recipe" means for CEG groups and leaderboard entries: the config hash,
+    which leaves out the seed and the device layout (``lit_algos.config.hash_config_dict``)."""
+    return hash_config_dict(config)
+
+
+def _scan(runs_dir: Path) -> list[tuple[Path, RunRecord]]:
+    if not runs_dir.is_dir():
+        return []
+    return [(path, RunRecord.load(path)) for path in sorted(runs_dir.glob("*/record.json"))]
+
+
+def resolve_runs(
+    specs: Iterable[str], runs_dir: str | Path | None = None, what: str = "runs"
+) -> list[RunRecord]:
+    """Run records for each spec: a record.json path, a run directory, a directory of run
+    directories, or a recipe name looked up in ``runs_dir``. Duplicates (same run_id) are dropped."""
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    scanned: list[tuple[Path, RunRecord]] | None = None
+    out: dict[str, RunRecord] = {}
+    for spec in specs:
+        path = Path(spec)
+        if path.is_file():
+            found = [RunRecord.load(path)]
+        elif path.is_dir() and (path / "record.json").is_file():
+            found = [RunRecord.load(path / "record.json")]
+        elif path.is_dir() and any(path.glob("*/record.json")):
+            found = [rec for _, rec in _scan(path)]
+        else:
+            if scanned is None:
+                scanned = _scan(root)
+            found = [rec for _, rec in scanned if rec.recipe == spec and rec.complete]
+            if not found:
+                known = sorted({rec.recipe for _, rec in scanned if rec.complete})
+                raise LitAlgosError(
+                    f"No run records for {what} {spec!r}: it is not a record.json file or run directory, and no "
+                    f"complete record under {root}/ has recipe {spec!r}. "
+                    f"Recipes with complete records there: {', '.join(known) or 'none'}. "
+                    "Pass --runs-dir (or set $LIT_ALGOS_RUNS) to look elsewhere."
+                )
+        for rec in found:
+            out.setdefault(rec.run_id, rec)
+    if not out:
+        raise LitAlgosError(f"No run records given for {what}.")
+    return list(out.values())
+
+
+def check_comparable(records: list[RunRecord]) -> str:
+    """The shared validation fingerprint; refuses records evaluated on different data."""
+    missing = [r.run_id for r in records if not r.val_fingerprint]
+    if missing:
+        raise LitAlgosError(
+            f"Run record(s) {', '.join(missing)} have no data.val_fingerprint, so their validation set is unknown "
+            "and they cannot be compared. Only records whose val_fingerprint matches may be compared."
+        )
+    prints = {r.val_fingerprint for r in records}
+    if len(prints) > 1:
+        by_print = "; ".join(
+            f"{fp}: {', '.join(r.run_id for r in records if r.val_fingerprint == fp)}"
+            for fp in sorted(prints)
+        )
+        raise LitAlgosError(
+            f"These runs were evaluated on different validation sets (data.val_fingerprint differs: {by_print}). "
+            "CEG compares losses, so all runs must share one validation set: same corpus, tokenizer and val_tokens."
+        )
+    for r in records:
+        if not r.curve:
+            raise LitAlgosError(
+                f"Run record {r.run_id} has no evaluation curve (status {r.status!r}); nothing to compare."
+            )
+    return prints.pop()
+
+
+def single_recipe(records: list[RunRecord], what: str) -> str:
+    """The one recipe hash of a group of seeds; refuses groups that mix configurations."""
+    hashes: dict[str, list[str]] = {}
+    for r in records:
+        hashes.setdefault(recipe_hash(r.config), []).append(r.run_id)
+    if len(hashes) > 1:
+        detail = "; ".join(f"{h}: {', '.join(ids)}" for h, ids in hashes.items())
+        raise LitAlgosError(
+            f"The {what} runs mix {len(hashes)} different configurations ({detail}). A CEG group must be seeds of "
+            "one config; pass record paths to choose, or use --scaling to fit across sizes."
+        )
+    return next(iter(hashes))

@@ -1,0 +1,137 @@
+"""Synthetic run records with known answers, for tests and for trying the analysis commands.
+
+``synthetic_record(loss_fn=...)`` evaluates ``loss_fn(flops)`` on a FLOP grid. A recipe that is
+``k`` times more compute-efficient has ``loss_fn_new(F) = loss_fn_ref(k * F)``; when the loss is
+linear in ln F between evaluations, the interpolated CEG is exactly ``k`` in every unit
+(tokens and seconds follow FLOPs through fixed FLOPs-per-token and FLOPs-per-second).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from lit_algos.records import EvalPoint, RunRecord, interpolate_to_target
+
+BYTES_PER_TOKEN = 4.0  # for a plausible bits-per-byte column
+
+
+def log_linear_loss(a: float = 10.0, b: float = 0.2, k: float = 1.0) -> Callable[[float], float]:
+    """L(F) = a - b ln(k F): linear in ln F, so log-space interpolation is exact."""
+    return lambda flops: a - b * math.log(k * flops)
+
+
+def synthetic_record(
+    run_id: str,
+    *,
+    recipe: str = "ref",
+    seed: int = 0,
+    loss_fn: Callable[[float], float] | None = None,
+    losses: Sequence[float] | None = None,
+    flops: Sequence[float] | None = None,
+    flops_per_token: float = 1e6,
+    flops_per_second: float = 1e9,
+    target_loss: float | None = None,
+    status: str | None = None,
+    val_fingerprint: str | None = "synthetic-val",
+    config: dict | None = None,
+    hardware_class: str = "2-core CPU",
+    commit: str = "0000000",
+    stop_at_target: bool = False,
+) -> RunRecord:
+    """A complete run record whose curve is ``loss_fn`` (or ``losses``) on the ``flops`` grid."""
+    grid = list(flops) if flops is not None else list(np.geomspace(1e12, 1e15, 16))
+    values = list(losses) if losses is not None else [(loss_fn or log_linear_loss())(f) for f in grid]
+    curve = []
+    for i, (f, loss) in enumerate(zip(grid, values)):
+        curve.append(
+            EvalPoint(
+                step=(i + 1) * 10,
+                tokens=int(round(f / flops_per_token)),
+                flops=float(f),
+                train_seconds=float(f / flops_per_second),
+                val_loss=float(loss),
+                val_bpb=float(loss) / math.log(2) / BYTES_PER_TOKEN,
+            )
+        )
+        if stop_at_target and target_loss is not None and loss <= target_loss:
+            break
+    to_target = interpolate_to_target(curve, target_loss) if target_loss is not None else None
+    if status is None:
+        status = "reached" if to_target is not None else "budget_exhausted"
+    cfg = config if config is not None else {"name": recipe, "model": {"n_layer": 2}, "train": {"seed": seed}}
+    cfg = {**cfg, "train": {**cfg.get("train", {}), "seed": seed}}
+    return RunRecord(
+        run_id=run_id,
+        recipe=recipe,
+        config=cfg,
+        config_hash=f"hash-{recipe}-{seed}",
+        seed=seed,
+        status=status,
+        code={"commit": commit, "dirty": False, "version": "0.1.0"},
+        hardware={"accelerator": "cpu", "device_name": "synthetic", "n_devices": 1, "class": hardware_class},
+        data={
+            "corpus": "synthetic",
+            "tokenizer": "bpe:4096",
+            "val_fingerprint": val_fingerprint,
+            "val_tokens": 65536,
+        },
+        flops_per_token={"analytic": flops_per_token, "measured": None},
+        target_loss=target_loss,
+        reached=to_target is not None,
+        to_target=to_target,
+        curve=curve,
+        final=curve[-1] if curve else None,
+        tokens_per_second=flops_per_second / flops_per_token,
+        started_at="2025-01-01T00:00:00Z",
+        finished_at="2025-01-01T00:10:00Z",
+    )
+
+
+def synthetic_tracks_yaml(target_loss: float = 3.5, min_seeds: int = 3, baseline: str | None = None) -> str:
+    """A tracks.yaml with a calibrated track ``toy`` matching ``synthetic_record``'s validation
+    fingerprint, and an uncalibrated track ``closed``."""
+    return f"""\
+tracks:
+  toy:
+    description: A toy track for synthetic runs.
+    corpus: synthetic
+    tokenizer: bpe:4096
+    val_tokens: 65536
+    val_fingerprint: synthetic-val
+    target_loss: {target_loss}
+    hardware_class: 2-core CPU
+    min_seeds_for_significance: {min_seeds}
+    alpha: 0.01
+    baseline: {baseline or "null"}
+    rules: [Synthetic runs only.]
+  closed:
+    description: Not calibrated yet.
+    corpus: synthetic
+    tokenizer: bpe:4096
+    val_tokens: 65536
+    val_fingerprint: null
+    target_loss: null
+    hardware_class: 2-core CPU
+"""
+
+
+def synthetic_seeds(
+    recipe: str, k: float = 1.0, seeds: Sequence[int] = (0, 1, 2), target_loss: float = 3.5, **kwargs
+) -> list[RunRecord]:
+    """Seeds of one recipe evaluated for ``target_loss`` (reached mid-run, so the final losses sit
+    well below it); seed s shifts the loss by 0.01 * (s - 1) so the seeds differ. ``k`` is the
+    compute multiplier over ``k = 1``."""
+    return [
+        synthetic_record(
+            f"{recipe}-s{s}",
+            recipe=recipe,
+            seed=s,
+            target_loss=target_loss,
+            loss_fn=lambda f, s=s: log_linear_loss(k=k)(f) + 0.01 * (s - 1),
+            **kwargs,
+        )
+        for s in seeds
+    ]

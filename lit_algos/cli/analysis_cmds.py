@@ -1,0 +1,425 @@
+"""``lit-algos ceg``, ``lit-algos submit`` and ``lit-algos leaderboard``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from lit_algos.analysis.curves import UNIT_NAMES
+from lit_algos.errors import LitAlgosError
+
+RUNS_HELP = (
+    "run records: record.json files, run directories, directories of runs, or recipe names looked up in the runs "
+    "directory (every complete record whose recipe field matches)"
+)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ceg",
+        help="compute-equivalent gain of one recipe over another",
+        description=(
+            "CEG = C_ref(L*) / C_new(L*) in FLOPs, training seconds and tokens. Primary CEG: L* = the reference's "
+            "final loss; auxiliary CEG when the new recipe never gets there: L* = its best loss. With several seeds: "
+            "geometric mean and a bootstrap interval (paired by seed when both sides have the same seeds). Only runs "
+            "on the same validation set (data.val_fingerprint) can be compared."
+        ),
+    )
+    p.add_argument("--ref", nargs="+", required=True, metavar="RUNS", help=f"reference {RUNS_HELP}")
+    p.add_argument("--new", nargs="+", required=True, metavar="RUNS", help=f"new {RUNS_HELP}")
+    p.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where recipe names are looked up (default: $LIT_ALGOS_RUNS or ./runs)",
+    )
+    p.add_argument(
+        "--target",
+        type=float,
+        action="append",
+        default=[],
+        metavar="LOSS",
+        help="also report CEG at this loss (repeatable)",
+    )
+    p.add_argument(
+        "--method",
+        choices=("interp", "paper"),
+        default="interp",
+        help="interp: running minimum, C interpolated in (log C, loss) (default); paper: Sanderson et al.'s rule "
+        "(8-evaluation moving average, first evaluation at or below L*, cost = evaluation index + 1)",
+    )
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trailing mean over N evaluations first (default: 8 for paper, 1 for interp)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="confidence level of the bootstrap interval (default 0.95)",
+    )
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    p.add_argument(
+        "--per-pair", action="store_true", help="also show the CEG of every (ref, new) pair of runs"
+    )
+    p.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        metavar="NAME=RUNS",
+        help="attribution: runs of ref + component NAME (comma-separated specs; repeatable)",
+    )
+    p.add_argument(
+        "--remove",
+        action="append",
+        default=[],
+        metavar="NAME=RUNS",
+        help="attribution: runs of new - component NAME (repeatable)",
+    )
+    p.add_argument(
+        "--unit",
+        choices=("flops", "train_seconds", "tokens"),
+        default="flops",
+        help="unit of the attribution table (default flops)",
+    )
+    p.add_argument(
+        "--scaling",
+        choices=("final", "frontier"),
+        default=None,
+        help="fit L(C) = E + A C^-alpha per side over a size ladder (final points or Pareto frontier) and classify the gain's compute dependence",
+    )
+    p.add_argument(
+        "--fit-E",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the irreducible loss E (default) or fix E = 0",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=0.05,
+        help="|slope| of ln M vs ln C below which a gain counts as compute-independent",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=cmd_ceg)
+
+    s = subparsers.add_parser(
+        "submit",
+        help="submit runs (all seeds of one recipe) to a leaderboard track",
+        description=(
+            "Validates the runs against the track (validation fingerprint, target, completeness, one recipe), runs a "
+            "one-sided t-test that the mean final loss is below the target, writes the entry atomically and "
+            "regenerates the board. A rejected submission prints the reason and changes nothing."
+        ),
+    )
+    s.add_argument("runs", nargs="+", metavar="RUNS", help=RUNS_HELP)
+    s.add_argument("--track", required=True, help="track name from tracks.yaml")
+    s.add_argument("--description", required=True, help="what this entry changes")
+    s.add_argument("--contributors", nargs="+", required=True, help="names (space- or comma-separated)")
+    s.add_argument("--name", default=None, metavar="ID", help="entry id (default: date-recipe-random)")
+    s.add_argument(
+        "--leaderboard-dir",
+        default=None,
+        help="default: $LIT_ALGOS_LEADERBOARD, ./leaderboard or the project's",
+    )
+    s.add_argument(
+        "--runs-dir",
+        default=None,
+        help="where recipe names are looked up (default: $LIT_ALGOS_RUNS or ./runs)",
+    )
+    s.add_argument("--no-plots", action="store_true", help="do not redraw the PNG plots")
+    s.set_defaults(func=cmd_submit)
+
+    b = subparsers.add_parser(
+        "leaderboard",
+        help="show the leaderboard and regenerate leaderboard/README.md",
+        description="Ranked by time and FLOPs to target, with intervals, CEG and speedup over each track's baseline entry.",
+    )
+    b.add_argument("--track", default=None, help="only this track")
+    b.add_argument(
+        "--leaderboard-dir",
+        default=None,
+        help="default: $LIT_ALGOS_LEADERBOARD, ./leaderboard or the project's",
+    )
+    b.add_argument(
+        "--plots", action="store_true", help="also redraw the PNG plots (leaderboard/plots/<track>-*.png)"
+    )
+    b.add_argument("--no-write", action="store_true", help="only print; do not regenerate README.md")
+    b.add_argument("--json", action="store_true", help="print JSON rows instead of tables")
+    b.set_defaults(func=cmd_leaderboard)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _named_groups(items: list[str], runs_dir, flag: str) -> dict:
+    from lit_algos.analysis.runs import resolve_runs
+
+    groups = {}
+    for item in items:
+        name, sep, specs = item.partition("=")
+        if not sep or not name or not specs:
+            raise LitAlgosError(
+                f"{flag} {item!r}: expected NAME=RUNS, e.g. {flag} rope=retro-rope or {flag} rope=runs/a,runs/b."
+            )
+        groups[name] = resolve_runs(specs.split(","), runs_dir, f"{flag} {name}")
+    return groups
+
+
+# ---- ceg -----------------------------------------------------------------------------------
+def cmd_ceg(args) -> int:
+    from lit_algos.analysis.runs import resolve_runs, single_recipe
+
+    refs = resolve_runs(args.ref, args.runs_dir, "--ref")
+    news = resolve_runs(args.new, args.runs_dir, "--new")
+    if args.scaling:
+        return _scaling(args, refs, news)
+    from lit_algos.analysis.ceg import compare
+
+    single_recipe(refs, "--ref")
+    single_recipe(news, "--new")
+    kwargs = dict(
+        method=args.method,
+        smooth=args.smooth,
+        confidence=args.confidence,
+        n_resamples=args.resamples,
+        seed=args.seed,
+    )
+    report = compare(refs, news, targets=args.target, **kwargs)
+    attribution = None
+    if args.add or args.remove:
+        from lit_algos.analysis.attribution import attribute
+
+        attribution = attribute(
+            refs,
+            news,
+            _named_groups(args.add, args.runs_dir, "--add"),
+            _named_groups(args.remove, args.runs_dir, "--remove"),
+            unit=args.unit,
+            **kwargs,
+        )
+    if args.json:
+        _print_json({**report.to_dict(), "attribution": attribution.to_dict() if attribution else None})
+        return 0
+    console = _console()
+    console.print(_ceg_table(report))
+    console.print(_decomposition_line(report.summaries[0]))
+    if args.per_pair:
+        for summary in report.summaries:
+            console.print(_pair_table(summary))
+    if attribution:
+        console.print(_attribution_table(attribution))
+    return 0
+
+
+def _measure_label(summary) -> str:
+    if summary.measure == "target":
+        return "target"
+    return {"mixed": "primary/auxiliary (per pair)"}.get(summary.kind, summary.kind)
+
+
+def _ceg_table(report):
+    from rich.table import Table
+
+    first = report.summaries[0]
+    title = (
+        f"CEG of {report.new_recipe} over {report.ref_recipe} — method {report.method}, "
+        f"{len(report.ref)} ref / {len(report.new)} new runs, {'paired by seed' if first.paired else 'unpaired'}"
+    )
+    table = Table(title=title)
+    for col in ("L* rule", "L*", "unit", "CEG (geo. mean)", f"{report.confidence:.0%} CI", "pairs"):
+        table.add_column(col)
+    for summary in report.summaries:
+        for unit, est in summary.estimates.items():
+            ci = f"[{_fmt(est.low)}, {_fmt(est.high)}]" if est.low is not None else "–"
+            table.add_row(
+                _measure_label(summary),
+                _fmt(summary.loss, 5),
+                UNIT_NAMES[unit],
+                _fmt(est.value) + ("×" if est.value is not None else ""),
+                ci,
+                str(est.n),
+            )
+        table.add_section()
+    return table
+
+
+def _decomposition_line(summary) -> str:
+    flops, time, thr = (summary.estimates[u].value for u in ("flops", "train_seconds", "throughput"))
+    if None in (flops, time, thr):
+        return "time decomposition: not available (a CEG is undefined)"
+    return (
+        f"time speedup = FLOP CEG × throughput ratio: {_fmt(time)} = {_fmt(flops)} × {_fmt(thr)} "
+        f"(algorithmic share of the log speedup: {_fmt(math.log(flops) / math.log(time)) if not math.isclose(time, 1.0) else '–'})"
+    )
+
+
+def _pair_table(summary):
+    from rich.table import Table
+
+    table = Table(title=f"per pair — {_measure_label(summary)}")
+    units = [u for u in summary.estimates if u != "throughput"]
+    for col in ("ref run", "new run", "kind", "L*", *(f"CEG {UNIT_NAMES[u]}" for u in units), "note"):
+        table.add_column(col)
+    for p in summary.pairs:
+        table.add_row(
+            p.ref_run, p.new_run, p.kind, _fmt(p.loss, 5), *(_fmt(p.ceg.get(u)) for u in units), p.note
+        )
+    return table
+
+
+def _attribution_table(attr):
+    from rich.table import Table
+
+    table = Table(title=f"attribution in {UNIT_NAMES[attr.unit]} — whole stack CEG {_fmt(attr.whole.value)}×")
+    for col in ("component", "add-one CEG", "log-share", "remove-one CEG", "log-share"):
+        table.add_column(col)
+    for c in attr.components:
+        table.add_row(
+            c.component,
+            _fmt(c.add_one.value if c.add_one else None),
+            _fmt(c.add_share),
+            _fmt(c.remove_one.value if c.remove_one else None),
+            _fmt(c.remove_share),
+        )
+    table.add_section()
+    table.add_row("product of parts", _fmt(attr.product_add_one), "", _fmt(attr.product_remove_one), "")
+    table.add_row(
+        "interaction = whole / product", _fmt(attr.interaction_add), "", _fmt(attr.interaction_remove), ""
+    )
+    return table
+
+
+def _scaling(args, refs, news) -> int:
+    from rich.table import Table
+
+    from lit_algos.analysis.runs import check_comparable
+    from lit_algos.analysis.scaling import compute_dependence, fit_scaling_law, scaling_points
+
+    check_comparable(refs + news)
+    fits = {}
+    for side, runs in (("ref", refs), ("new", news)):
+        c, loss = scaling_points(runs, args.scaling)
+        fits[side] = (fit_scaling_law(c, loss, fit_E=args.fit_E, confidence=args.confidence), c)
+    (ref_fit, _), (new_fit, new_c) = fits["ref"], fits["new"]
+    dep = compute_dependence(
+        ref_fit,
+        new_fit,
+        float(new_c.min()),
+        float(new_c.max()),
+        margin=args.margin,
+        confidence=args.confidence,
+        seed=args.seed,
+    )
+    if args.json:
+        _print_json(
+            {"ref_fit": ref_fit.to_dict(), "new_fit": new_fit.to_dict(), "compute_dependence": dep.to_dict()}
+        )
+        return 0
+    table = Table(title=f"L(C) = E + A·C^-alpha ({args.scaling} points, {args.confidence:.0%} intervals)")
+    for col in ("side", "points", "E", "A", "alpha"):
+        table.add_column(col)
+
+    def cell(fit, name: str, value: float) -> str:
+        iv = fit.intervals.get(name)
+        return _fmt(value) + (f" [{_fmt(iv[0])}, {_fmt(iv[1])}]" if iv else "")
+
+    for side, (fit, _) in fits.items():
+        e_cell = cell(fit, "E", fit.E) if fit.fit_E else "0 (fixed)"
+        table.add_row(side, str(fit.n), e_cell, cell(fit, "A", fit.A), cell(fit, "alpha", fit.alpha))
+    console = _console()
+    console.print(table)
+    iv = f"[{_fmt(dep.interval[0])}, {_fmt(dep.interval[1])}]" if dep.interval else "none"
+    console.print(
+        f"M(C) = C_ref(L_new(C)) / C: {_fmt(dep.m_lo)}× at C={dep.c_lo:.3g} → {_fmt(dep.m_hi)}× at C={dep.c_hi:.3g}; "
+        f"slope d ln M / d ln C = {_fmt(dep.slope)} {iv} → [bold]{dep.label}[/]"
+        + (f" ({dep.note})" if dep.note else "")
+    )
+    return 0
+
+
+# ---- submit / leaderboard ------------------------------------------------------------------
+def cmd_submit(args) -> int:
+    from lit_algos.analysis.runs import resolve_runs
+    from lit_algos.leaderboard.entries import entry_path, submit
+    from lit_algos.leaderboard.tracks import default_leaderboard_dir
+
+    runs = resolve_runs(args.runs, args.runs_dir, "submit")
+    contributors = [c for item in args.contributors for c in item.split(",")]
+    root = Path(args.leaderboard_dir) if args.leaderboard_dir else default_leaderboard_dir()
+    entry = submit(
+        runs,
+        args.track,
+        args.description,
+        contributors,
+        name=args.name,
+        leaderboard_dir=root,
+        plots=not args.no_plots,
+    )
+    st = entry.statistics
+    status = (
+        "[yellow]provisional[/] (fewer seeds than the track's minimum)"
+        if st["provisional"]
+        else "[green]accepted[/]"
+    )
+    console = _console()
+    console.print(
+        f"Entry [bold]{entry.id}[/] {status} on track {entry.track}: {entry_path(root, entry.track, entry.id)}"
+    )
+    console.print(
+        f"  n={st['n']} mean final loss {st['mean_final_loss']:.4f} (target {st['target_loss']}), "
+        f"t={_fmt(st['t'])}, p={_fmt(st['p'])}, alpha={st['alpha']}"
+    )
+    for unit in ("train_seconds", "flops", "tokens"):
+        s = entry.summary[unit]
+        console.print(
+            f"  {UNIT_NAMES[unit]} to target: {_fmt(s['value'])} [{_fmt(s['low'])}, {_fmt(s['high'])}]"
+        )
+    console.print(f"Board regenerated: {root / 'README.md'}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from lit_algos.leaderboard.entries import load_entries
+    from lit_algos.leaderboard.render import board_rows, rich_table, write_board
+    from lit_algos.leaderboard.tracks import default_leaderboard_dir, get_track, load_tracks
+
+    root = Path(args.leaderboard_dir) if args.leaderboard_dir else default_leaderboard_dir()
+    tracks = {args.track: get_track(args.track, root)} if args.track else load_tracks(root)
+    if not args.no_write:
+        write_board(root, plots=args.plots)
+    entries = load_entries(root)
+    rows = {name: board_rows(track, entries.get(name, [])) for name, track in tracks.items()}
+    if args.json:
+        _print_json({name: [r.to_dict() for r in track_rows] for name, track_rows in rows.items()})
+        return 0
+    console = _console()
+    for name, track in tracks.items():
+        if rows[name]:
+            console.print(rich_table(track, rows[name]))
+        else:
+            calibrated = "" if track.calibrated else " (not calibrated yet: submissions closed)"
+            console.print(f"[bold]{name}[/]: no entries yet{calibrated}.")
+    if not args.no_write:
+        console.print(
+            f"Board written to {root / 'README.md'}"
+            + (f" with plots in {root / 'plots'}" if args.plots else "")
+        )
+    return 0

@@ -1,0 +1,250 @@
+"""Jobs built from training runs: ``benchmark``, ``speedrun`` and ``main`` (retro vs modern on a track)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from lit_algos.cli.train_cmds import add_config_args
+from lit_algos.errors import LitAlgosError
+
+
+def register(sub) -> None:
+    b = sub.add_parser(
+        "benchmark", help="measure training throughput (tokens/s, FLOP/s, MFU) of recipes here"
+    )
+    b.add_argument(
+        "recipes", nargs="*", default=["retro", "modern"], help="recipes to time (default: retro modern)"
+    )
+    b.add_argument("--steps", type=int, default=30, help="optimizer steps timed per recipe (default 30)")
+    add_config_args(b)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_benchmark)
+
+    s = sub.add_parser(
+        "speedrun", help="train SEEDS seeds of a recipe on a track and show where it would rank"
+    )
+    s.add_argument("--track", default="cpu-kjv", help="leaderboard track (default cpu-kjv)")
+    s.add_argument("--recipe", required=True, help="recipe to race")
+    s.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    s.add_argument("--first-seed", type=int, default=0, help="seeds run from here upwards (default 0)")
+    add_track_args(s)
+    s.set_defaults(func=cmd_speedrun)
+
+    m = sub.add_parser(
+        "main", help="the main job: train retro and modern on the CPU track, print their CEG and the board"
+    )
+    m.add_argument("--track", default="cpu-kjv", help="leaderboard track (default cpu-kjv)")
+    m.add_argument("--ref", default="retro", help="reference recipe (default retro)")
+    m.add_argument("--new", default="modern", help="new recipe (default modern)")
+    m.add_argument("--seeds", type=int, default=1, help="seeds per recipe (default 1)")
+    add_track_args(m)
+    m.set_defaults(func=cmd_main)
+
+
+def add_track_args(p: argparse.ArgumentParser) -> None:
+    add_config_args(p)
+    p.add_argument(
+        "--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)"
+    )
+    p.add_argument("--leaderboard-dir", type=Path, default=None, help="default: ./leaderboard")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+# ---- benchmark -------------------------------------------------------------------------------
+def cmd_benchmark(args) -> int:
+    """Time the real training loop: N steps, one evaluation at the end (excluded from the clock)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from lit_algos.config.recipes import load_config
+    from lit_algos.training.run import train
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lit-algos-bench-") as tmp:
+        for recipe in args.recipes:
+            cfg = load_config(recipe, list(args.overrides))
+            tokens_per_step = cfg.train.batch_size * cfg.model.block_size
+            budget = [
+                f"train.max_tokens={(args.steps + 1) * tokens_per_step}",  # +1: the first step is warm-up
+                "train.max_flops=null",
+                "train.max_seconds=null",
+                "train.target_loss=null",
+                f"train.eval_every_tokens={10 * (args.steps + 1) * tokens_per_step}",
+            ]
+            cfg = load_config(recipe, [*args.overrides, *budget])
+            record = train(cfg, runs_dir=Path(tmp), progress=False)
+            final = record.final
+            seconds = final.train_seconds
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "precision": cfg.train.precision,
+                    "compile": cfg.train.compile,
+                    "steps": final.step - 1,
+                    "tokens_per_s": record.tokens_per_second,
+                    "ms_per_step": 1000 * seconds / max(1, final.step - 1),
+                    "flop_per_s": final.flops / seconds if seconds else None,
+                    "mfu": record.mfu,
+                    "warmup_s": record.warmup_seconds,
+                    "params": record.params.get("total"),
+                    "device": record.hardware.get("device_name"),
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"training throughput ({rows[0]['device'] if rows else ''})")
+    for col in (
+        "recipe",
+        "precision",
+        "compile",
+        "params",
+        "steps",
+        "tokens/s",
+        "ms/step",
+        "FLOP/s",
+        "MFU",
+        "warm-up s",
+    ):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["recipe"],
+            r["precision"],
+            str(r["compile"]),
+            f"{r['params']:,}",
+            str(r["steps"]),
+            f"{r['tokens_per_s']:,.0f}",
+            f"{r['ms_per_step']:.1f}",
+            f"{r['flop_per_s']:.3e}",
+            "-" if r["mfu"] is None else f"{r['mfu']:.1%}",
+            f"{r['warmup_s']:.1f}",
+        )
+    Console().print(table)
+    return 0
+
+
+# ---- speedrun ---------------------------------------------------------------------------------
+def track_config(recipe: str, track, overrides: list[str], seed: int):
+    """The recipe as run on ``track``: the track's target; its data must match the track's."""
+    from lit_algos.config.recipes import load_config
+
+    if track.target_loss is None:
+        raise LitAlgosError(
+            f"Track {track.name!r} is not calibrated yet (no target_loss); it cannot be raced."
+        )
+    cfg = load_config(recipe, [*overrides, f"train.target_loss={track.target_loss}", f"train.seed={seed}"])
+    d = cfg.data
+    mismatched = [
+        f"data.{name}={getattr(d, name)!r} (track: {want!r})"
+        for name, want in (
+            ("corpus", track.corpus),
+            ("tokenizer", track.tokenizer),
+            ("val_tokens", track.val_tokens),
+        )
+        if getattr(d, name) != want
+    ]
+    if mismatched:
+        raise LitAlgosError(
+            f"Recipe {recipe!r} does not use the data of track {track.name!r}: {', '.join(mismatched)}. "
+            "Change the recipe or pass --set data.<field>=<value>."
+        )
+    return cfg
+
+
+def run_seeds(recipe: str, track, args, seeds: list[int], console) -> list:
+    from lit_algos.training.run import train
+
+    records = []
+    for seed in seeds:
+        cfg = track_config(recipe, track, list(args.overrides), seed)
+        console.rule(f"[bold]{recipe}[/] seed {seed} on {track.name} (target {track.target_loss})")
+        record = train(cfg, runs_dir=args.runs_dir, console=console, progress=not args.no_progress)
+        tt = record.to_target
+        reached = f"target at {tt.train_seconds:.1f} s, {tt.flops:.3e} FLOPs" if tt else "target not reached"
+        console.print(
+            f"  {record.status}: final val loss {record.final.val_loss:.4f}; {reached}; {record.run_id}"
+        )
+        records.append(record)
+    return records
+
+
+def _leaderboard_dir(args) -> Path:
+    from lit_algos.leaderboard.tracks import default_leaderboard_dir
+
+    return args.leaderboard_dir or default_leaderboard_dir()
+
+
+def preview(records: list, track, description: str, root: Path, console) -> None:
+    """Where these runs would rank if submitted (nothing is written)."""
+    from lit_algos.errors import SubmissionError
+    from lit_algos.leaderboard.entries import build_entry
+    from lit_algos.leaderboard.render import preview_row, rich_table
+
+    try:
+        entry = build_entry(records, track, description, ["you"])
+    except SubmissionError as err:
+        console.print(f"[yellow]Not submittable as it stands:[/] {err}")
+        return
+    row = preview_row(entry, root)
+    console.print(rich_table(track, [row]))
+    where = (
+        "provisional (unranked: too few seeds)"
+        if row.rank_time is None
+        else f"rank {row.rank_time} by time, {row.rank_flops} by FLOPs"
+    )
+    console.print(f"Would place: {where}.")
+
+
+def cmd_speedrun(args) -> int:
+    from rich.console import Console
+
+    from lit_algos.leaderboard.tracks import get_track
+
+    console = Console()
+    root = _leaderboard_dir(args)
+    track = get_track(args.track, root)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    records = run_seeds(args.recipe, track, args, seeds, console)
+    preview(records, track, f"{args.recipe} speedrun", root, console)
+    runs = " ".join(str((args.runs_dir or Path("runs")) / r.run_id) for r in records)
+    console.print(f'To submit:\n  make submit TRACK={track.name} RUNS="{runs}" DESC="..." CONTRIB="..."')
+    return 0
+
+
+# ---- main job -------------------------------------------------------------------------------
+def cmd_main(args) -> int:
+    from rich.console import Console
+
+    from lit_algos.analysis.ceg import compare
+    from lit_algos.cli.analysis_cmds import _ceg_table, _decomposition_line
+    from lit_algos.leaderboard.entries import load_entries
+    from lit_algos.leaderboard.render import board_rows, rich_table
+    from lit_algos.leaderboard.tracks import get_track
+
+    console = Console()
+    root = _leaderboard_dir(args)
+    track = get_track(args.track, root)
+    seeds = list(range(args.seeds))
+    refs = run_seeds(args.ref, track, args, seeds, console)
+    news = run_seeds(args.new, track, args, seeds, console)
+
+    console.rule(f"[bold]CEG of {args.new} over {args.ref}")
+    report = compare(refs, news, targets=[track.target_loss])
+    console.print(_ceg_table(report))
+    console.print(_decomposition_line(report.summaries[0]))
+
+    console.rule(f"[bold]board: {track.name}")
+    rows = board_rows(track, load_entries(root, track.name).get(track.name, []))
+    if rows:
+        console.print(rich_table(track, rows))
+    else:
+        console.print(f"{track.name}: no entries yet.")
+    for name, records in ((args.ref, refs), (args.new, news)):
+        console.print(f"[bold]{name}[/] from this run, if submitted:")
+        preview(records, track, f"{name} (main job)", root, console)
+    return 0

@@ -1,0 +1,130 @@
+"""Causal self-attention (registry axis ``attention``): mha | gqa | mqa.
+
+The three names are one class. They differ only in the number of key/value heads, which
+``ModelConfig`` resolves into ``cfg.n_kv_head`` (mha: n_head, mqa: 1, gqa: a divisor of n_head);
+each KV head is shared by ``n_head / n_kv_head`` query heads.
+
+Two backends compute the same function: ``sdpa`` calls ``F.scaled_dot_product_attention`` (the
+flash kernel on GPU when there is no score bias) and ``manual`` writes out the masked softmax.
+Tests check they agree for every position kind and KV-head count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lit_algos.components.norm import RMSNorm
+from lit_algos.components.position import PositionEncoding
+from lit_algos.registry import registry
+
+if TYPE_CHECKING:
+    from lit_algos.config.model import ModelConfig
+
+attentions = registry("attention")
+
+# F.scaled_dot_product_attention learned enable_gqa= in torch 2.5; before that we expand KV heads.
+_SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5)
+
+_OPTIONS = ("n_head", "attention.backend", "attention.qk_norm", "bias", "dropout")
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.n_kv_head = cfg.n_kv_head
+        self.head_size = cfg.head_size
+        self.backend = cfg.attention.backend
+        self.dropout = cfg.dropout
+        C, hs = cfg.n_embd, cfg.head_size
+        # Separate q/k/v projections (not one fused c_attn) so that each is its own matrix for
+        # Muon and the k/v width follows n_kv_head.
+        self.c_q = nn.Linear(C, self.n_head * hs, bias=cfg.bias)
+        self.c_k = nn.Linear(C, self.n_kv_head * hs, bias=cfg.bias)
+        self.c_v = nn.Linear(C, self.n_kv_head * hs, bias=cfg.bias)
+        self.c_proj = nn.Linear(self.n_head * hs, C, bias=cfg.bias)  # residual projection (scaled init)
+        # QK-norm: RMS-normalise each head's query and key, with a learned gain so the model can
+        # still set the softmax temperature (a parameter-free norm would pin the logit scale).
+        self.q_norm = RMSNorm(hs, eps=cfg.norm.eps) if cfg.attention.qk_norm else None
+        self.k_norm = RMSNorm(hs, eps=cfg.norm.eps) if cfg.attention.qk_norm else None
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, pos: PositionEncoding) -> torch.Tensor:
+        B, T, C = x.size()
+        hs = self.head_size
+        q = self.c_q(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.c_k(x).view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, n_kv, T, hs)
+        v = self.c_v(x).view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, n_kv, T, hs)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)  # normalise before rotating, as in OLMo 2 / Qwen 3
+        q, k = pos.rotate(q, k)
+        bias = pos.score_bias(T, x.device, q.dtype)  # (nh, T, T) or None
+        if self.backend == "sdpa":
+            y = self._sdpa(q, k, v, bias)
+        else:
+            y = self._manual(q, k, v, bias)
+        y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * hs)  # (B, T, nh*hs): heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+    def _expand_kv(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, n_kv, T, hs) -> (B, nh, T, hs): query head h reads KV head h // (nh / n_kv)."""
+        group = self.n_head // self.n_kv_head
+        if group == 1:
+            return k, v
+        return k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+
+    def _sdpa(self, q, k, v, bias: torch.Tensor | None) -> torch.Tensor:
+        dropout_p = self.dropout if self.training else 0.0
+        kwargs = {}
+        if self.n_kv_head != self.n_head:
+            if _SDPA_HAS_GQA:
+                kwargs["enable_gqa"] = True  # the kernel broadcasts KV heads without copying them
+            else:
+                k, v = self._expand_kv(k, v)
+        if bias is None:
+            # is_causal lets PyTorch pick the flash kernel; a mask tensor would rule it out.
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, **kwargs)
+        T = q.size(-2)
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()  # (T, T), True = may attend
+        mask = bias.masked_fill(~causal, float("-inf"))  # (nh, T, T) float mask: bias + causal
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, **kwargs)
+
+    def _manual(self, q, k, v, bias: torch.Tensor | None) -> torch.Tensor:
+        T = q.size(-2)
+        k, v = self._expand_kv(k, v)  # (B, nh, T, hs)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, T)
+        if bias is not None:
+            att = att + bias  # (B, nh, T, T) + (nh, T, T)
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        att = att.masked_fill(~causal, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        att = F.dropout(att, p=self.dropout, training=self.training)
+        return att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
+
+    @staticmethod
+    def flops_per_token(cfg: ModelConfig) -> dict[str, float]:
+        """Forward matmul FLOPs per token of one layer (2*m*n*k; scores over the full T, see flops.py)."""
+        C, hs, T = cfg.n_embd, cfg.head_size, cfg.block_size
+        return {
+            "attn_qkv": 2 * C * (cfg.n_head + 2 * cfg.n_kv_head) * hs,
+            "attn_scores": 2 * 2 * cfg.n_head * hs * T,  # q.k over T keys, then att.v over T values
+            "attn_out": 2 * cfg.n_head * hs * C,
+        }
+
+
+attentions.register("mha", help="Multi-head attention: one key/value head per query head.", options=_OPTIONS)(
+    CausalSelfAttention
+)
+attentions.register(
+    "gqa",
+    help="Grouped-query attention: n_kv_head key/value heads, each shared by a group of query heads.",
+    options=("attention.n_kv_head", *_OPTIONS),
+)(CausalSelfAttention)
+attentions.register(
+    "mqa", help="Multi-query attention: a single key/value head shared by all query heads.", options=_OPTIONS
+)(CausalSelfAttention)

@@ -1,0 +1,148 @@
+"""FLOPs per token: an analytic count for every component, a measured count to check it, and peak
+FLOP/s per device for MFU.
+
+Conventions (both counts follow them, so they can be compared exactly):
+
+- Only matrix multiplies count, at 2*m*n*k FLOPs (a multiply and an add). Elementwise work
+  (norms, activations, softmax, RoPE, biases, the ALiBi bias, the loss) is left out, as in
+  ``torch.utils.flop_counter.FlopCounterMode``, nanoGPT and nanochat; it is a few percent at most.
+- Attention scores are counted over the full T x T square, not the causal half: per token and
+  layer ``2 * 2 * n_head * head_size * T`` for q.k^T and att.v, with T = ``block_size``. This is
+  what kernels and FlopCounterMode count, and it matches nanochat's 12 * l * h * q * T term.
+- Training = 3 x forward: the backward of each matmul is two matmuls of the same size (gradient
+  of the input and of the weight). Activation recomputation is not counted, so a fused
+  attention kernel that recomputes scores does more work than this figure; the measurement
+  therefore runs the math backend on the meta device, where no kernel recomputes.
+- Embedding lookups are free; the LM head (tied or not) is a (C x V) matmul per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from lit_algos.config.model import ModelConfig
+from lit_algos.registry import registry
+
+
+@dataclass
+class FlopsReport:
+    per_token_forward: float  # forward matmul FLOPs per token
+    per_token_train: float  # forward + backward = 3 x forward
+    breakdown: dict[str, float] = field(default_factory=dict)  # forward FLOPs per token by component
+    seq_len: int = 0  # the T used for the attention term
+
+    def per_step(self, tokens: int) -> float:
+        """Training FLOPs for a step over ``tokens`` tokens."""
+        return self.per_token_train * tokens
+
+
+def estimate_flops(cfg: ModelConfig) -> FlopsReport:
+    """Analytic forward and training FLOPs per token of ``cfg`` at sequence length ``block_size``.
+
+    Each component reports its own matmul FLOPs (``flops_per_token(cfg)``), so a new registry
+    entry carries its own accounting. Breakdown keys: attn_qkv, attn_scores, attn_out, mlp
+    (summed over layers), position (if any), lm_head.
+    """
+    import lit_algos.components  # noqa: F401  (fills the registries)
+
+    attn = registry("attention").get(cfg.attention.kind)
+    mlp = registry("mlp").get(cfg.mlp.kind)
+    pos = registry("position").get(cfg.position.kind)
+    breakdown: dict[str, float] = {}
+    for per_layer in (attn.flops_per_token(cfg), mlp.flops_per_token(cfg)):
+        for key, value in per_layer.items():
+            breakdown[key] = breakdown.get(key, 0.0) + float(value) * cfg.n_layer
+    for key, value in pos.flops_per_token(cfg).items():
+        breakdown[key] = breakdown.get(key, 0.0) + float(value)
+    breakdown["lm_head"] = 2.0 * cfg.n_embd * cfg.vocab_size
+    forward = sum(breakdown.values())
+    return FlopsReport(
+        per_token_forward=forward, per_token_train=3.0 * forward, breakdown=breakdown, seq_len=cfg.block_size
+    )
+
+
+def measure_flops(cfg: ModelConfig, batch_size: int = 1) -> float:
+    """Training (forward + backward) FLOPs per token counted by FlopCounterMode on a meta model.
+
+    Nothing is allocated or computed: the meta device only propagates shapes, so this is cheap
+    even for large configs. Dropout is switched off (eval mode) as it adds no matmuls anyway.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lit_algos.model import GPT
+
+    with torch.device("meta"):
+        model = GPT(cfg)
+    model.eval()
+    T = cfg.block_size
+    idx = torch.zeros(batch_size, T, dtype=torch.long, device="meta")
+    # The math backend decomposes attention into matmuls that FlopCounterMode sees, with a
+    # backward of exactly 2x forward (no recomputation; see the module docstring).
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        _, loss = model(idx, idx)
+        loss.backward()
+    return counter.get_total_flops() / (batch_size * T)
+
+
+# Dense (no sparsity) peak FLOP/s from the vendors' data sheets, by precision of the matmul inputs.
+# fp32 is the non-tensor-core rate; fp32 training with TF32 matmuls enabled should use "tf32".
+PEAK_FLOPS: dict[str, dict[str, float] | None] = {
+    "H100 SXM": {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 66.9e12},
+    "H100 PCIe": {"bf16": 756.5e12, "fp16": 756.5e12, "tf32": 378.0e12, "fp32": 51.2e12},
+    "H200": {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 66.9e12},
+    "A100": {"bf16": 312.0e12, "fp16": 312.0e12, "tf32": 156.0e12, "fp32": 19.5e12},
+    # GeForce: fp16/bf16 tensor rate with fp32 accumulation (what training uses) is half the fp16-accumulate rate.
+    "RTX 4090": {"bf16": 165.2e12, "fp16": 165.2e12, "tf32": 82.6e12, "fp32": 82.6e12},
+    "CPU": None,  # no meaningful single peak for a generic CPU; MFU is not reported
+}
+
+_PRECISION_ALIASES = {
+    "bf16": "bf16",
+    "bf16-mixed": "bf16",
+    "bf16-true": "bf16",
+    "bfloat16": "bf16",
+    "fp16": "fp16",
+    "16": "fp16",
+    "16-mixed": "fp16",
+    "16-true": "fp16",
+    "float16": "fp16",
+    "tf32": "tf32",
+    "fp32": "fp32",
+    "32": "fp32",
+    "32-true": "fp32",
+    "float32": "fp32",
+}
+
+
+def canonical_device(device_name: str) -> str | None:
+    """Map a name such as ``torch.cuda.get_device_name()`` ("NVIDIA H100 80GB HBM3") to a PEAK_FLOPS key."""
+    name = device_name.lower()
+    if name in (k.lower() for k in PEAK_FLOPS):
+        return next(k for k in PEAK_FLOPS if k.lower() == name)
+    if "h200" in name:
+        return "H200"
+    if "h100" in name:
+        return "H100 PCIe" if "pcie" in name else "H100 SXM"
+    if "a100" in name:
+        return "A100"
+    if "4090" in name:
+        return "RTX 4090"
+    if name == "cpu" or name.startswith("cpu"):
+        return "CPU"
+    return None
+
+
+def peak_flops(device_name: str, precision: str = "bf16") -> float | None:
+    """Dense peak FLOP/s of ``device_name`` at ``precision`` (also Lightning names like "bf16-mixed").
+
+    None for a CPU, an unknown device or an unknown precision: MFU is then not reported.
+    """
+    key = canonical_device(device_name)
+    table = PEAK_FLOPS.get(key) if key else None
+    prec = _PRECISION_ALIASES.get(str(precision).lower())
+    if table is None or prec is None:
+        return None
+    return table[prec]

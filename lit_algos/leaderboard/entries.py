@@ -1,0 +1,304 @@
+"""Leaderboard entries: validating a submission, its statistics, and writing it safely.
+
+An entry is one JSON file, ``<leaderboard dir>/entries/<track>/<entry id>.json``, holding the
+full run records of all its seeds plus who, what, when and the statistics. Submitting:
+
+1. the track exists and is calibrated (its val_fingerprint and target_loss are set);
+2. every run is complete (``reached`` or ``budget_exhausted`` with a curve), was evaluated
+   on the track's validation set (data.val_fingerprint) and trained for the track's target
+   (record.target_loss), and all runs are distinct seeds of one recipe (one recipe hash);
+3. a one-sided t-test that the mean final validation loss is below the target: with at
+   least ``min_seeds_for_significance`` seeds it must give p < alpha; with fewer seeds the
+   entry is *provisional* and only its mean must be below the target.
+
+Any failure raises ``SubmissionError`` before anything is written. The entry file is written
+atomically and the board regenerated while holding an exclusive ``fcntl.flock`` on
+``<leaderboard dir>/.lock``, so concurrent submits both land and the board lists both.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lit_algos.analysis.curves import UNITS, final_bpb, final_loss
+from lit_algos.analysis.runs import recipe_hash
+from lit_algos.analysis.stats import mean_interval, ttest_below
+from lit_algos.errors import LitAlgosError, SubmissionError
+from lit_algos.leaderboard.tracks import Track, default_leaderboard_dir, load_tracks
+from lit_algos.records import RunRecord, interpolate_to_target
+from lit_algos.utils.io import atomic_write_json, read_json
+
+ENTRY_VERSION = 1
+ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass
+class Entry:
+    id: str
+    track: str
+    description: str
+    contributors: list[str]
+    date: str  # ISO 8601, UTC
+    commit: str | None
+    dirty: bool | None
+    recipe: str
+    config_hash: str  # the recipe hash: the config without the seed (lit_algos.analysis.runs.recipe_hash)
+    hardware: str
+    statistics: dict
+    summary: dict  # unit -> {value, low, high, n, values}: cost to target over seeds
+    runs: list[RunRecord] = field(default_factory=list)
+    entry_version: int = ENTRY_VERSION
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.statistics.get("provisional"))
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "runs"}
+        data["runs"] = [r.to_dict() for r in self.runs]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<entry>") -> Entry:
+        try:
+            runs = [
+                RunRecord.from_dict(r, source=f"{source} run {i}") for i, r in enumerate(data.get("runs", []))
+            ]
+            return cls(**{**{k: v for k, v in data.items() if k != "runs"}, "runs": runs})
+        except TypeError as err:
+            raise LitAlgosError(f"Leaderboard entry {source} is malformed: {err}.") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Entry:
+        try:
+            return cls.from_dict(read_json(path), source=str(path))
+        except ValueError as err:
+            raise LitAlgosError(f"Leaderboard entry {path} is not valid JSON: {err}.") from None
+
+
+# ---- costs to target -----------------------------------------------------------------------
+def cost_to_target(record: RunRecord, target: float) -> dict[str, float]:
+    """FLOPs / seconds / tokens at which the run reached ``target`` (interpolated); a run that
+    never reached it counts with its whole spend (its last evaluation)."""
+    hit = record.to_target or interpolate_to_target(record.curve, target)
+    point = hit or record.final or record.curve[-1]
+    return {unit: float(getattr(point, unit)) for unit in UNITS}
+
+
+def summarize_costs(runs: list[RunRecord], target: float, confidence: float = 0.95) -> dict:
+    costs = [cost_to_target(r, target) for r in runs]
+    out = {}
+    for unit in UNITS:
+        values = [c[unit] for c in costs]
+        out[unit] = {**mean_interval(values, confidence).to_dict(), "values": values}
+    out["reached"] = sum(1 for r in runs if r.to_target or interpolate_to_target(r.curve, target))
+    return out
+
+
+# ---- validation ----------------------------------------------------------------------------
+def validate_runs(runs: list[RunRecord], track: Track) -> dict:
+    """Checks a submission against its track; returns its statistics or raises SubmissionError."""
+    if not track.calibrated:
+        raise SubmissionError(
+            f"Track {track.name!r} is not calibrated yet (val_fingerprint={track.val_fingerprint!r}, "
+            f"target_loss={track.target_loss!r} in tracks.yaml), so it accepts no submissions. "
+            "Its maintainers must first set the validation fingerprint and the target."
+        )
+    if not runs:
+        raise SubmissionError("A submission needs at least one run record.")
+    for r in runs:
+        if not r.complete:
+            raise SubmissionError(
+                f"Run {r.run_id} is not complete: status {r.status!r} with {len(r.curve)} evaluation(s). "
+                "Only runs that reached the target or spent their budget (status 'reached' or 'budget_exhausted', "
+                "with an evaluation curve) can be submitted."
+            )
+        if r.val_fingerprint != track.val_fingerprint:
+            raise SubmissionError(
+                f"Run {r.run_id} was evaluated on a different validation set: data.val_fingerprint "
+                f"{r.val_fingerprint!r}, track {track.name!r} requires {track.val_fingerprint!r} "
+                f"(corpus {track.corpus}, tokenizer {track.tokenizer}, {track.val_tokens} validation tokens)."
+            )
+        if r.target_loss is None or not math.isclose(
+            r.target_loss, track.target_loss, rel_tol=0, abs_tol=1e-9
+        ):
+            raise SubmissionError(
+                f"Run {r.run_id} trained for target_loss {r.target_loss!r}; track {track.name!r} requires "
+                f"{track.target_loss}. Re-run with train.target_loss={track.target_loss}."
+            )
+        hw = r.hardware.get("class")
+        if track.enforce_hardware and hw != track.hardware_class:
+            raise SubmissionError(
+                f"Run {r.run_id} ran on {hw!r} ({r.hardware.get('device_name', 'unknown device')}); track "
+                f"{track.name!r} is for {track.hardware_class!r} only. Run it on that hardware, or submit to another track."
+            )
+    recipes = sorted({r.recipe for r in runs})
+    hashes = sorted({recipe_hash(r.config) for r in runs})
+    if len(recipes) > 1 or len(hashes) > 1:
+        raise SubmissionError(
+            f"An entry is seeds of one recipe, but these runs mix recipes {recipes} / config hashes {hashes}. "
+            "Submit each configuration as its own entry."
+        )
+    for what, values in (("run_id", [r.run_id for r in runs]), ("seed", [r.seed for r in runs])):
+        dupes = sorted({str(v) for v in values if values.count(v) > 1})
+        if dupes:
+            raise SubmissionError(f"Each run must be a distinct seed; repeated {what}: {', '.join(dupes)}.")
+    return significance([final_loss(r) for r in runs], track)
+
+
+def significance(finals: list[float], track: Track) -> dict:
+    """One-sided t-test that the mean final loss is below the target; raises when it fails."""
+    n = len(finals)
+    mean = sum(finals) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in finals) / (n - 1)) if n > 1 else None
+    t, p = ttest_below(finals, track.target_loss)
+    provisional = n < track.min_seeds_for_significance
+    stats = {
+        "n": n,
+        "mean_final_loss": mean,
+        "std_final_loss": std,
+        "t": t,
+        "p": p,
+        "alpha": track.alpha,
+        "target_loss": track.target_loss,
+        "min_seeds_for_significance": track.min_seeds_for_significance,
+        "provisional": provisional,
+    }
+    if provisional:
+        if not mean < track.target_loss:
+            raise SubmissionError(
+                f"The mean final validation loss {mean:.4f} over {n} seed(s) is not below the target "
+                f"{track.target_loss}; the entry is rejected."
+            )
+    elif p is None or not p < track.alpha:
+        raise SubmissionError(
+            f"The one-sided t-test does not show the mean final validation loss below the target: mean {mean:.4f} "
+            f"(std {std:.4f}, n={n}) against target {track.target_loss} gives t={t:.3f}, p={p:.4g}, which is not "
+            f"below alpha={track.alpha}. Add seeds or lower the loss."
+        )
+    return stats
+
+
+# ---- writing -------------------------------------------------------------------------------
+@contextmanager
+def board_lock(leaderboard_dir: Path) -> Iterator[None]:
+    """Exclusive lock over entry creation and board regeneration (one per leaderboard dir)."""
+    leaderboard_dir.mkdir(parents=True, exist_ok=True)
+    with open(leaderboard_dir / ".lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "entry"
+
+
+def entry_path(leaderboard_dir: Path, track: str, entry_id: str) -> Path:
+    return leaderboard_dir / "entries" / track / f"{entry_id}.json"
+
+
+def load_entries(
+    leaderboard_dir: str | Path | None = None, track: str | None = None
+) -> dict[str, list[Entry]]:
+    """Entries per track (every track folder under entries/, or only ``track``), oldest first."""
+    root = Path(leaderboard_dir) if leaderboard_dir else default_leaderboard_dir()
+    base = root / "entries"
+    folders = [base / track] if track else sorted(p for p in base.glob("*") if p.is_dir())
+    out: dict[str, list[Entry]] = {}
+    for folder in folders:
+        entries = [Entry.load(p) for p in sorted(folder.glob("*.json"))]
+        out[folder.name] = sorted(entries, key=lambda e: (e.date, e.id))
+    return out
+
+
+def get_submission_track(track: str, leaderboard_dir: str | Path | None = None) -> Track:
+    root = Path(leaderboard_dir) if leaderboard_dir else default_leaderboard_dir()
+    tracks = load_tracks(root)
+    if track not in tracks:
+        raise SubmissionError(
+            f"Unknown track {track!r}. Tracks in {root / 'tracks.yaml'}: {', '.join(tracks)}."
+        )
+    return tracks[track]
+
+
+def build_entry(
+    runs: list[RunRecord],
+    track: Track,
+    description: str,
+    contributors: list[str],
+    name: str | None = None,
+    now: datetime | None = None,
+) -> Entry:
+    """Validate a submission and build its entry without writing anything (SubmissionError if rejected)."""
+    if not description or not description.strip():
+        raise SubmissionError("A submission needs a --description of what the entry changes.")
+    contributors = [c.strip() for c in contributors if c and c.strip()]
+    if not contributors:
+        raise SubmissionError("A submission needs at least one contributor (--contributors).")
+    if name is not None and not ENTRY_ID.match(name):
+        raise SubmissionError(
+            f"Entry id {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        )
+    stats = validate_runs(runs, track)
+    now = now or datetime.now(timezone.utc)
+    commits = sorted({str(r.code.get("commit")) for r in runs if r.code.get("commit")})
+    hardware = sorted(
+        {str(r.hardware.get("class") or r.hardware.get("device_name") or "unknown") for r in runs}
+    )
+    return Entry(
+        id=name or f"{now:%Y%m%d-%H%M%S}-{_slug(runs[0].recipe)}-{secrets.token_hex(3)}",
+        track=track.name,
+        description=" ".join(description.split()),
+        contributors=contributors,
+        date=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        commit=commits[0] if len(commits) == 1 else (", ".join(commits) or None),
+        dirty=any(bool(r.code.get("dirty")) for r in runs),
+        recipe=runs[0].recipe,
+        config_hash=recipe_hash(runs[0].config),
+        hardware=" / ".join(hardware),
+        statistics=stats,
+        summary={
+            **summarize_costs(runs, track.target_loss),
+            "final_loss": mean_interval([final_loss(r) for r in runs]).to_dict(),
+            "final_bpb": mean_interval([final_bpb(r) for r in runs]).to_dict(),
+        },
+        runs=sorted(runs, key=lambda r: r.seed),
+    )
+
+
+def submit(
+    runs: list[RunRecord],
+    track: str,
+    description: str,
+    contributors: list[str],
+    name: str | None = None,
+    leaderboard_dir: str | Path | None = None,
+    plots: bool = True,
+    now: datetime | None = None,
+) -> Entry:
+    """Validate, write the entry and regenerate the board; raises SubmissionError and writes
+    nothing when the submission is rejected."""
+    from lit_algos.leaderboard.render import regenerate_board
+
+    root = Path(leaderboard_dir) if leaderboard_dir else default_leaderboard_dir()
+    entry = build_entry(runs, get_submission_track(track, root), description, contributors, name, now)
+    with board_lock(root):
+        path = entry_path(root, track, entry.id)
+        if path.exists():
+            raise SubmissionError(
+                f"Entry id {entry.id!r} already exists in track {track!r}; choose another --name."
+            )
+        atomic_write_json(path, entry.to_dict())
+        regenerate_board(root, plots=plots)
+    return entry

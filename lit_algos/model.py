@@ -1,0 +1,182 @@
+"""The composable GPT: token embedding -> n_layer blocks -> final norm -> LM head.
+
+Every swappable piece comes from a registry (``lit_algos.components``) by the name in the
+``ModelConfig``; this file only wires them together, initialises the weights and counts
+parameters. No training machinery lives here (no optimizer, precision or compile).
+
+    model = build_model(cfg, device="cuda")    # meta-device construction, then init on device
+    logits, loss = model(idx, targets)         # (B, T) -> (B, T, V), mean cross-entropy
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lit_algos.components  # noqa: F401  (fills the registries)
+from lit_algos.components.norm import LayerNorm, NoNorm, RMSNorm, build_norm
+from lit_algos.config.model import ModelConfig
+from lit_algos.registry import registry
+
+
+class Block(nn.Module):
+    """One transformer block. ``pre``: x + f(norm(x)) (GPT-2 onwards); ``post``: norm(x + f(x)) (Vaswani)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.pre_norm = cfg.norm.placement == "pre"
+        self.norm_1 = build_norm(cfg)
+        self.attn = registry("attention").get(cfg.attention.kind)(cfg)
+        self.norm_2 = build_norm(cfg)
+        self.mlp = registry("mlp").get(cfg.mlp.kind)(cfg)
+
+    def forward(self, x: torch.Tensor, pos: nn.Module) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.attn(self.norm_1(x), pos)
+            x = x + self.mlp(self.norm_2(x))
+        else:
+            x = self.norm_1(x + self.attn(x, pos))
+            x = self.norm_2(x + self.mlp(x))
+        return x  # (B, T, C)
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        # One position module for the whole model; blocks receive it in forward (see position.py).
+        self.pos = registry("position").get(cfg.position.kind)(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm_f = build_norm(cfg) if cfg.final_norm else NoNorm(cfg.n_embd)
+        # Tied: the head reuses wte.weight through F.linear, so there is no second parameter to
+        # keep tied (to_empty would silently untie a shared nn.Parameter). The head has no bias.
+        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+
+    @property
+    def head_weight(self) -> torch.Tensor:
+        return self.wte.weight if self.lm_head is None else self.lm_head.weight  # (V, C)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx: (B, T) token ids; targets: (B, T) ids or None (-1 = ignore). Returns (logits (B, T, V), loss)."""
+        B, T = idx.size()
+        if T > self.cfg.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {self.cfg.block_size}")
+        x = self.pos.embed(self.wte(idx))  # (B, T, C)
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, self.pos)
+        x = self.norm_f(x)
+        logits = F.linear(x, self.head_weight)  # (B, T, V)
+        if self.cfg.logit_softcap is not None:
+            cap = self.cfg.logit_softcap
+            logits = cap * torch.tanh(logits / cap)  # smoothly bounded to (-cap, cap)
+        loss = None
+        if targets is not None:
+            # The loss in float32 whatever the compute dtype: log-softmax over V is precision-sensitive.
+            loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T), ignore_index=-1)
+        return logits, loss
+
+    def reset_buffers(self) -> None:
+        """Recompute every non-persistent buffer (rope cos/sin, sinusoid table, alibi slopes)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_buffers"):
+                module.reset_buffers()
+
+    def parameter_tags(self) -> dict[str, str]:
+        """Every parameter name -> "embedding" | "head" | "matrix" | "vector", for optimizer groups.
+
+        embedding: lookup tables (token and learned position embeddings; the tied head is wte);
+        head: the untied LM head; matrix: other 2-D weights; vector: norm gains, biases, other 1-D.
+        """
+        embedding_ids = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
+        head_id = id(self.lm_head.weight) if self.lm_head is not None else None
+        tags = {}
+        for name, p in self.named_parameters():
+            if id(p) in embedding_ids:
+                tags[name] = "embedding"
+            elif id(p) == head_id:
+                tags[name] = "head"
+            elif p.ndim >= 2:
+                tags[name] = "matrix"
+            else:
+                tags[name] = "vector"
+        return tags
+
+
+@torch.no_grad()
+def init_weights(model: GPT, cfg: ModelConfig) -> None:
+    """The one weight init (GPT-2 / nanoGPT scheme).
+
+    - Linear weights and embeddings ~ N(0, init_std): small enough that logits start near
+      uniform (loss ~ ln V) and activations do not blow up through the first layers.
+    - Residual output projections (every ``c_proj``) ~ N(0, init_std / sqrt(2 * n_layer)): each
+      block adds two branches to the residual stream, so its variance grows with the 2*n_layer
+      summands; scaling each by 1/sqrt(2*n_layer) keeps the stream's scale independent of depth.
+    - Biases = 0 and norm gains = 1: every layer starts as a plain linear map of normalised input.
+
+    A module with its own parameters (a future component) may define ``init_weights(cfg)``; any
+    parameter left untouched by both is an error, so a new component cannot silently keep
+    ``to_empty`` garbage.
+    """
+    std = cfg.init_std
+    resid_std = std / math.sqrt(2 * cfg.n_layer)
+    done: set[int] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=resid_std if name.endswith("c_proj") else std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, (LayerNorm, RMSNorm)):
+            nn.init.ones_(module.weight)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif module is not model and hasattr(module, "init_weights"):
+            module.init_weights(cfg)
+        else:
+            continue
+        done.update(id(p) for p in module.parameters(recurse=False))
+    missed = [n for n, p in model.named_parameters() if id(p) not in done]
+    if missed:
+        raise RuntimeError(f"init_weights does not know how to initialise: {', '.join(missed)}")
+
+
+def build_model(cfg: ModelConfig, device: torch.device | str | None = None) -> GPT:
+    """Construct on the meta device (no memory, no wasted init), then materialise on ``device``.
+
+    ``to_empty`` allocates uninitialised storage, so the buffers are recomputed and the
+    parameters initialised afterwards. Seed with ``torch.manual_seed`` before calling for
+    reproducible weights.
+    """
+    with torch.device("meta"):
+        model = GPT(cfg)
+    model.to_empty(device=device if device is not None else "cpu")
+    model.reset_buffers()
+    init_weights(model, cfg)
+    return model
+
+
+def param_counts(model_or_cfg: GPT | ModelConfig) -> dict[str, int]:
+    """Parameter counts: total, embedding (lookup tables), non_embedding, active.
+
+    A tied head is wte, counted once (as embedding); an untied head is non-embedding because it
+    does a matmul per token. ``active`` equals ``total`` for dense models (MoE would differ).
+    """
+    if isinstance(model_or_cfg, ModelConfig):
+        with torch.device("meta"):
+            model = GPT(model_or_cfg)
+    else:
+        model = model_or_cfg
+    tags = model.parameter_tags()
+    params = dict(model.named_parameters())  # de-duplicates shared parameters
+    total = sum(p.numel() for p in params.values())
+    embedding = sum(p.numel() for n, p in params.items() if tags[n] == "embedding")
+    return {"total": total, "embedding": embedding, "non_embedding": total - embedding, "active": total}

@@ -1,0 +1,165 @@
+"""Muon for hidden weight matrices, AdamW for everything else, in one ``torch.optim.Optimizer``.
+
+Muon (MomentUm Orthogonalized by Newton-Schulz, Jordan et al. 2024) keeps a momentum buffer per
+matrix and, instead of applying it directly, applies the nearest semi-orthogonal matrix to it:
+if the update is ``U S V^T``, Muon steps along ``U V^T``. Every direction of the matrix then moves
+by the same amount, so rare directions are not drowned by the dominant ones. ``U V^T`` is
+approximated with a few Newton-Schulz iterations (matmuls only, no SVD).
+
+Embeddings, the LM head and 1-D parameters (norm gains, biases) are not hidden linear maps, so
+they keep AdamW. Both live in one optimizer, one param group per parameter tag, each group
+carrying ``use_muon``: Lightning's gradient clipping, accumulation, checkpointing and LR
+schedulers see a single ordinary optimizer.
+
+In DDP every rank holds the full, already all-reduced gradient and computes the same update.
+Under FSDP a rank holds only a shard of each matrix, and orthogonalising a shard is not
+orthogonalising the matrix: do not combine ``muon`` with FSDP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+# Quintic iteration X <- a X + b (X X^T) X + c (X X^T)^2 X. These coefficients (from the Muon write-up)
+# give a steep slope at 0, so small singular values grow fast, at the cost of the fixed point being a
+# band around 1 (roughly 0.7..1.2) rather than exactly 1. For an optimizer step that is good enough.
+NS_COEFFS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz(
+    g: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Approximately orthogonalise a 2-D matrix: ``U S V^T -> U S' V^T`` with ``S'`` near 1.
+
+    ``dtype`` is the working precision (default: bfloat16 on CUDA, float32 elsewhere; the iteration
+    is stable in bf16). The result has ``g``'s shape and dtype.
+    """
+    if g.ndim != 2:
+        raise ValueError(f"newton_schulz expects a 2-D matrix, got shape {tuple(g.shape)}")
+    if dtype is None:
+        dtype = torch.bfloat16 if g.is_cuda else torch.float32
+    a, b, c = NS_COEFFS
+    x = g.to(dtype)
+    transposed = x.size(0) > x.size(1)
+    if transposed:  # iterate on the wide orientation so the Gram matrix X X^T is the small one
+        x = x.T  # (m, n) with m <= n
+    # Scale so every singular value is <= 1 (spectral norm <= Frobenius norm): the iteration's basin.
+    x = x / (x.norm() + eps)
+    for _ in range(steps):
+        gram = x @ x.T  # (m, m)
+        poly = b * gram + c * (gram @ gram)  # (m, m)
+        x = a * x + poly @ x  # (m, n)
+    if transposed:
+        x = x.T
+    return x.to(g.dtype)
+
+
+def muon_scale(shape: torch.Size) -> float:
+    """Per-matrix LR factor: sqrt(max(1, fan_out / fan_in)).
+
+    An orthogonal update of a tall matrix (fan_out > fan_in) has a smaller per-entry RMS than that
+    of a wide one; the factor keeps the size of the change of the layer's outputs comparable
+    across shapes, so one ``muon_lr`` fits every matrix.
+    """
+    fan_out, fan_in = shape[0], max(1, int(torch.Size(shape[1:]).numel()))
+    return max(1.0, fan_out / fan_in) ** 0.5
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon on groups with ``use_muon=True``, AdamW on the others.
+
+    Muon group keys: ``lr``, ``momentum``, ``nesterov``, ``ns_steps``, ``weight_decay`` (decoupled,
+    ``p *= 1 - lr * wd``). AdamW group keys: ``lr``, ``betas``, ``eps``, ``weight_decay``
+    (decoupled, as ``torch.optim.AdamW``). Missing keys take the constructor defaults.
+    """
+
+    def __init__(
+        self,
+        param_groups: Iterable[dict[str, Any]],
+        lr: float = 0.02,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        groups = [dict(g) for g in param_groups]
+        for group in groups:
+            group.setdefault("use_muon", False)
+            if group["use_muon"]:
+                for p in group["params"]:
+                    if p.ndim < 2:
+                        raise ValueError(
+                            f"Muon orthogonalises matrices; a parameter of shape {tuple(p.shape)} belongs in an AdamW group"
+                        )
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            ns_steps=ns_steps,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+        )
+        super().__init__(groups, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["use_muon"]:
+                self._muon_step(group)
+            else:
+                self._adamw_step(group)
+        return loss
+
+    def _muon_step(self, group: dict[str, Any]) -> None:
+        lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = p.grad
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(grad)
+            buf = state["momentum_buffer"]
+            buf.mul_(mom).add_(grad)
+            # Nesterov: look ahead along the momentum, i.e. use grad + mom * buf instead of buf.
+            update = grad.add(buf, alpha=mom) if group["nesterov"] else buf
+            ortho = newton_schulz(
+                update.reshape(update.size(0), -1), steps=group["ns_steps"]
+            )  # (out, in*...)
+            if wd:
+                p.mul_(1.0 - lr * wd)
+            p.add_(ortho.view_as(p), alpha=-lr * muon_scale(p.shape))
+
+    def _adamw_step(self, group: dict[str, Any]) -> None:
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = p.grad
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1
+            t = state["step"]
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg.lerp_(grad, 1.0 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+            if wd:
+                p.mul_(1.0 - lr * wd)
+            bias1 = 1.0 - beta1**t
+            bias2 = 1.0 - beta2**t
+            denom = (exp_avg_sq / bias2).sqrt_().add_(eps)
+            p.addcdiv_(exp_avg, denom, value=-lr / bias1)

@@ -1,0 +1,162 @@
+"""``lit-algos ceg / submit / leaderboard`` end to end on synthetic run records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lit_algos.analysis.synthetic import (
+    log_linear_loss,
+    synthetic_record,
+    synthetic_seeds,
+    synthetic_tracks_yaml,
+)
+from lit_algos.cli import main
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "runs"
+    for recipe, k in (("retro", 1.0), ("modern", 3.0)):
+        for rec in synthetic_seeds(recipe, k=k):
+            rec.save(root / rec.run_id / "record.json")
+    for recipe, k in (("retro+rope", 1.5), ("modern-rope", 2.0)):
+        rec = synthetic_record(f"{recipe}-s0", recipe=recipe, seed=0, loss_fn=log_linear_loss(k=k))
+        rec.save(root / rec.run_id / "record.json")
+    monkeypatch.setenv("LIT_ALGOS_RUNS", str(root))
+    return root
+
+
+@pytest.fixture
+def board(tmp_path) -> Path:
+    root = tmp_path / "leaderboard"
+    root.mkdir()
+    (root / "tracks.yaml").write_text(synthetic_tracks_yaml())
+    return root
+
+
+def run_json(capsys, argv: list[str]) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_ceg_json_by_recipe_name(runs_dir, capsys):
+    out = run_json(
+        capsys,
+        ["ceg", "--ref", "retro", "--new", "modern", "--target", "3.6", "--json", "--resamples", "500"],
+    )
+    primary, target = out["results"]
+    assert out["ref"]["recipe"] == "retro" and len(out["new"]["runs"]) == 3
+    assert primary["kind"] == "primary" and primary["paired"]
+    for unit in ("flops", "train_seconds", "tokens"):
+        assert primary["ceg"][unit]["value"] == pytest.approx(3.0, rel=1e-6)
+    assert target["loss"] == 3.6 and target["ceg"]["flops"]["value"] == pytest.approx(3.0, rel=1e-6)
+
+
+def test_ceg_paper_method_and_tables(runs_dir, capsys):
+    out = run_json(capsys, ["ceg", "--ref", "retro", "--new", "modern", "--method", "paper", "--json"])
+    assert out["method"] == "paper" and "evals" in out["results"][0]["ceg"]
+    assert (
+        main(
+            [
+                "ceg",
+                "--ref",
+                "retro",
+                "--new",
+                "modern",
+                "--per-pair",
+                "--add",
+                "rope=retro+rope",
+                "--remove",
+                "rope=modern-rope",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "CEG of modern over retro" in text and "time speedup = FLOP CEG × throughput ratio" in text
+    assert "attribution in FLOPs" in text and "rope" in text
+
+
+def test_ceg_refuses_runs_on_different_validation_sets(runs_dir, tmp_path, capsys):
+    other = synthetic_record("x", recipe="other", val_fingerprint="elsewhere")
+    other.save(tmp_path / "x.json")
+    assert main(["ceg", "--ref", "retro", "--new", str(tmp_path / "x.json")]) == 2
+    assert "different validation sets" in capsys.readouterr().err
+
+
+def test_ceg_unknown_recipe_lists_known_ones(runs_dir, capsys):
+    assert main(["ceg", "--ref", "retro", "--new", "nope"]) == 2
+    assert "modern" in capsys.readouterr().err
+
+
+def test_ceg_scaling_ladder(tmp_path, capsys):
+    paths = {"ref": [], "new": []}
+    for side, alpha in (("ref", 0.05), ("new", 0.05)):
+        for i, budget in enumerate((1e16, 1e17, 1e18, 1e19)):
+            rec = synthetic_record(
+                f"{side}{i}",
+                recipe=f"{side}-{i}",
+                flops=[budget / 10, budget],
+                losses=[9.0, (40.0 if side == "ref" else 30.0) * budget**-alpha * (1 + 1e-3 * i)],
+            )
+            paths[side].append(str(rec.save(tmp_path / f"{side}{i}.json")))
+    out = run_json(
+        capsys,
+        ["ceg", "--ref", *paths["ref"], "--new", *paths["new"], "--scaling", "final", "--no-fit-E", "--json"],
+    )
+    assert out["new_fit"]["alpha"] == pytest.approx(0.05, rel=0.05)
+    assert out["compute_dependence"]["label"] == "compute-independent"  # same alpha: a constant multiplier
+    assert out["compute_dependence"]["slope"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_submit_and_leaderboard(runs_dir, board, capsys):
+    argv = [
+        "submit",
+        "modern",
+        "--track",
+        "toy",
+        "--description",
+        "modern stack",
+        "--contributors",
+        "ada,bob",
+        "--leaderboard-dir",
+        str(board),
+        "--no-plots",
+    ]
+    assert main(argv) == 0
+    assert "accepted" in capsys.readouterr().out
+    (entry_file,) = (board / "entries" / "toy").glob("*.json")
+    assert json.loads(entry_file.read_text())["contributors"] == ["ada", "bob"]
+    rows = run_json(capsys, ["leaderboard", "--leaderboard-dir", str(board), "--json"])
+    assert rows["toy"][0]["rank_time"] == 1 and rows["toy"][0]["baseline"] and rows["closed"] == []
+    assert main(["leaderboard", "--leaderboard-dir", str(board), "--track", "toy", "--plots"]) == 0
+    assert (board / "plots" / "toy-loss-vs-time.png").is_file()
+
+
+def test_rejected_submit_prints_the_reason_and_changes_nothing(runs_dir, board, capsys):
+    argv = [
+        "submit",
+        "modern",
+        "--track",
+        "closed",
+        "--description",
+        "x",
+        "--contributors",
+        "ada",
+        "--leaderboard-dir",
+        str(board),
+    ]
+    assert main(argv) == 2
+    assert "not calibrated yet" in capsys.readouterr().err
+    assert sorted(p.name for p in board.iterdir()) == ["tracks.yaml"]
+
+
+@pytest.mark.parametrize("command", ["ceg", "submit", "leaderboard"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage" in capsys.readouterr().out

@@ -1,0 +1,139 @@
+"""The jobs built on training: benchmark, speedrun, main, sweeps (on a tiny track and the debug recipe)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from lit_algos.cli import main
+from lit_algos.cli.sweep_cmds import COMPONENTS, swap_overrides
+from lit_algos.config.recipes import load_config
+from lit_algos.data import prepare_dataset
+from lit_algos.utils.fingerprint import hardware_fingerprint
+
+
+@pytest.fixture
+def tiny_track(data_cache, tmp_path, monkeypatch):
+    """A leaderboard with one track on the debug recipe's data, and a 'debug_modern' recipe."""
+    prepared = prepare_dataset(load_config("debug").data)
+    board = tmp_path / "leaderboard"
+    board.mkdir()
+    (board / "tracks.yaml").write_text(
+        textwrap.dedent(f"""
+        tracks:
+          tiny:
+            description: the debug recipe's data
+            corpus: kjv
+            tokenizer: bpe:512
+            val_tokens: 4096
+            val_fingerprint: {prepared.val_fingerprint}
+            target_loss: 5.9
+            hardware_class: {hardware_fingerprint("cpu", 1)["class"]}
+            min_seeds_for_significance: 3
+        """)
+    )
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "debug_modern.yaml").write_text(
+        "extends: debug\nmodel: {position: {kind: rope}, norm: {kind: rmsnorm}, mlp: {kind: swiglu}, bias: false}\n"
+    )
+    monkeypatch.setenv("LIT_ALGOS_RECIPES", str(recipes))
+    return board
+
+
+def test_main_job_trains_both_recipes_and_prints_ceg_and_board(tiny_track, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "main",
+            "--track",
+            "tiny",
+            "--ref",
+            "debug",
+            "--new",
+            "debug_modern",
+            "--runs-dir",
+            str(runs),
+            "--leaderboard-dir",
+            str(tiny_track),
+            "--no-progress",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert len(list(runs.glob("*/record.json"))) == 2
+    assert "CEG of debug_modern over debug" in out and "FLOPs" in out
+    assert "board: tiny" in out and "no entries yet" in out
+    assert "if submitted" in out
+
+
+def test_speedrun_runs_seeds_and_previews_the_rank(tiny_track, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "speedrun",
+            "--track",
+            "tiny",
+            "--recipe",
+            "debug",
+            "--seeds",
+            "2",
+            "--runs-dir",
+            str(runs),
+            "--leaderboard-dir",
+            str(tiny_track),
+            "--no-progress",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    records = [json.loads(p.read_text()) for p in runs.glob("*/record.json")]
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert all(r["target_loss"] == 5.9 for r in records)
+    assert "make submit TRACK=tiny" in out
+    assert "provisional" in out  # 2 seeds < the track's 3
+
+
+def test_speedrun_refuses_a_recipe_on_other_data(tiny_track, capsys):
+    code = main(
+        [
+            "speedrun",
+            "--track",
+            "tiny",
+            "--recipe",
+            "debug",
+            "--set",
+            "data.tokenizer=bpe:600",
+            "--leaderboard-dir",
+            str(tiny_track),
+        ]
+    )
+    assert code == 2
+    assert "data.tokenizer='bpe:600' (track: 'bpe:512')" in capsys.readouterr().err
+
+
+def test_benchmark_reports_throughput(data_cache, capsys):
+    assert main(["benchmark", "debug", "--steps", "3", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["recipe"] == "debug" and row["steps"] == 3
+    assert row["tokens_per_s"] > 0 and row["flop_per_s"] > 0
+
+
+def test_ablation_swaps_whole_components():
+    modern = load_config("modern").to_dict()
+    overrides = swap_overrides(modern, COMPONENTS["attention"])
+    cfg = load_config("retro", overrides)
+    assert cfg.model.attention.kind == "gqa" and cfg.model.attention.qk_norm
+    assert cfg.model.position.kind == "learned"  # only the swapped component changed
+
+
+def test_sweep_dry_run_lists_every_configuration(capsys):
+    assert main(["sweep", "ablation", "--components", "position,optimizer", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for name in ("retro seed 0", "modern seed 0", "retro+position", "modern-position", "retro+optimizer"):
+        assert name in out
+    assert main(["sweep", "scaling", "--dry-run"]) == 0
+    assert "retro@mini" in capsys.readouterr().out
+    assert main(["sweep", "ablation", "--components", "wings", "--dry-run"]) == 2

@@ -1,0 +1,229 @@
+"""Components: every registry entry trains, the attention invariants hold, positions behave."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import lit_algos.components  # noqa: F401
+from lit_algos.components.position import RotaryPosition, alibi_slopes
+from lit_algos.config.model import AttentionConfig, MLPConfig, ModelConfig, NormConfig, PositionConfig
+from lit_algos.model import build_model
+from lit_algos.registry import registry
+
+ATTENTIONS = ("mha", "gqa", "mqa")
+POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
+
+
+def tiny(
+    attention="mha",
+    position="learned",
+    mlp="gelu",
+    norm="layernorm",
+    backend="sdpa",
+    n_kv_head=None,
+    qk_norm=False,
+    **kw,
+) -> ModelConfig:
+    if attention == "gqa" and n_kv_head is None:
+        n_kv_head = 2
+    base = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=64)
+    base.update(kw)
+    return ModelConfig(
+        attention=AttentionConfig(kind=attention, n_kv_head=n_kv_head, backend=backend, qk_norm=qk_norm),
+        position=PositionConfig(kind=position),
+        mlp=MLPConfig(kind=mlp),
+        norm=NormConfig(kind=norm),
+        **base,
+    )
+
+
+def seeded(cfg: ModelConfig, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(cfg)
+
+
+def tokens(cfg: ModelConfig, B: int = 2, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, cfg.vocab_size, (B, cfg.block_size), generator=g)
+
+
+AXIS_ENTRIES = [
+    (axis, name) for axis in ("attention", "norm", "position", "mlp") for name in registry(axis).names()
+]
+
+
+@pytest.mark.parametrize("axis,name", AXIS_ENTRIES, ids=[f"{a}-{n}" for a, n in AXIS_ENTRIES])
+def test_every_registry_entry_trains(axis, name):
+    cfg = tiny(**{axis: name})
+    model = seeded(cfg)
+    idx = tokens(cfg)
+    logits, loss = model(idx, idx.roll(-1, dims=1))
+    assert logits.shape == (2, cfg.block_size, cfg.vocab_size)
+    assert torch.isfinite(loss)
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), pname
+
+
+def test_each_axis_has_the_designed_entries():
+    assert set(registry("attention").names()) >= set(ATTENTIONS)
+    assert set(registry("norm").names()) >= {"none", "layernorm", "rmsnorm"}
+    assert set(registry("position").names()) >= set(POSITIONS)
+    assert set(registry("mlp").names()) >= {"gelu", "relu", "relu2", "swiglu"}
+
+
+@pytest.mark.parametrize("backend", ("sdpa", "manual"))
+def test_gqa_with_all_kv_heads_equals_mha(backend):
+    mha = seeded(tiny("mha", "rope", backend=backend))
+    gqa = seeded(tiny("gqa", "rope", backend=backend, n_kv_head=4), seed=5)
+    gqa.load_state_dict(mha.state_dict())  # same parameter names and shapes
+    idx = tokens(mha.cfg)
+    torch.testing.assert_close(gqa(idx)[0], mha(idx)[0], rtol=0, atol=0)
+
+
+def _expand_kv_rows(w: torch.Tensor, n_kv: int, group: int) -> torch.Tensor:
+    """(n_kv*hs, ...) -> (n_kv*group*hs, ...): each KV head copied for the query heads that share it."""
+    per_head = w.view(n_kv, -1, *w.shape[1:])  # (n_kv, hs, ...)
+    return per_head.repeat_interleave(group, dim=0).flatten(0, 1)  # (n_kv*group*hs, ...)
+
+
+@pytest.mark.parametrize("kind,backend", [(k, b) for k in ("gqa", "mqa") for b in ("sdpa", "manual")])
+def test_shared_kv_heads_equal_mha_with_copied_kv_weights(kind, backend):
+    small = seeded(tiny(kind, "alibi", backend=backend, qk_norm=True))
+    n_kv = small.cfg.n_kv_head
+    group = small.cfg.n_head // n_kv
+    mha = seeded(tiny("mha", "alibi", backend=backend, qk_norm=True), seed=3)
+    state = small.state_dict()
+    for key, value in list(state.items()):
+        if ".attn.c_k." in key or ".attn.c_v." in key:
+            state[key] = _expand_kv_rows(value, n_kv, group)
+    mha.load_state_dict(state)
+    idx = tokens(mha.cfg)
+    torch.testing.assert_close(small(idx)[0], mha(idx)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("position", POSITIONS)
+def test_sdpa_equals_manual(attention, position):
+    sdpa = seeded(tiny(attention, position, backend="sdpa", qk_norm=position == "rope"))
+    manual = seeded(tiny(attention, position, backend="manual", qk_norm=position == "rope"), seed=9)
+    manual.load_state_dict(sdpa.state_dict())
+    idx = tokens(sdpa.cfg)
+    logits_s, loss_s = sdpa(idx, idx)
+    logits_m, loss_m = manual(idx, idx)
+    torch.testing.assert_close(logits_s, logits_m, rtol=1e-5, atol=1e-5)
+    loss_s.backward()
+    loss_m.backward()
+    grads_m = dict(manual.named_parameters())
+    for name, p in sdpa.named_parameters():
+        torch.testing.assert_close(p.grad, grads_m[name].grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("backend", ("sdpa", "manual"))
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("position", POSITIONS)
+def test_causality(attention, position, backend):
+    model = seeded(tiny(attention, position, backend=backend))
+    idx = tokens(model.cfg)
+    t = 9
+    changed = idx.clone()
+    changed[:, t] = (changed[:, t] + 1) % model.cfg.vocab_size
+    before, after = model(idx)[0], model(changed)[0]
+    torch.testing.assert_close(before[:, :t], after[:, :t], rtol=0, atol=1e-6)
+    assert not torch.allclose(before[:, t], after[:, t])  # the change is seen from its own position on
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    cfg = tiny(position="rope", n_head=1, n_embd=16, block_size=12)
+    rope = RotaryPosition(cfg)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 1, 1, 16, generator=g).expand(1, 1, 12, 16)  # the same query at every position
+    k = torch.randn(1, 1, 1, 16, generator=g).expand(1, 1, 12, 16)
+    q_rot, k_rot = rope.rotate(q, k)
+    scores = (q_rot @ k_rot.transpose(-2, -1))[0, 0]  # (T, T)
+    # Toeplitz: shifting both positions by one leaves the score unchanged.
+    torch.testing.assert_close(scores[1:, 1:], scores[:-1, :-1], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(scores[0, 0], scores[5, 0])  # but it does depend on the distance
+    torch.testing.assert_close(q_rot.norm(dim=-1), q.norm(dim=-1))  # a rotation keeps norms
+
+
+def test_alibi_slopes_and_bias():
+    torch.testing.assert_close(alibi_slopes(8), torch.tensor([2.0 ** -(i + 1) for i in range(8)]))
+    # 6 heads: the 4-head slopes, then every other slope of the 8-head sequence.
+    torch.testing.assert_close(
+        alibi_slopes(6), torch.tensor([2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8, 2.0**-1, 2.0**-3])
+    )
+    model = seeded(tiny(position="alibi"))
+    bias = model.pos.score_bias(5, torch.device("cpu"), torch.float32)  # (nh, T, T)
+    assert bias.shape == (4, 5, 5)
+    slope = alibi_slopes(4)[1]
+    assert bias[1, 4, 1].item() == pytest.approx(-3 * slope.item())
+    assert bias[1, 2, 2].item() == 0.0
+
+
+def test_sinusoidal_table_handles_odd_width():
+    model = seeded(tiny(position="sinusoidal", n_head=3, n_embd=33))
+    table = model.pos.table
+    assert table.shape == (16, 33)
+    torch.testing.assert_close(table[0, 0::2], torch.zeros(17))  # sin(0)
+    torch.testing.assert_close(table[0, 1::2], torch.ones(16))  # cos(0)
+    assert table[3, 0].item() == pytest.approx(math.sin(3.0))
+
+
+def test_norms():
+    x = torch.randn(3, 5, 32) * 7 + 2
+    rms = seeded(tiny(norm="rmsnorm")).blocks[0].norm_1
+    torch.testing.assert_close(rms(x).pow(2).mean(-1), torch.ones(3, 5), rtol=1e-3, atol=1e-3)
+    ln = seeded(tiny(norm="layernorm")).blocks[0].norm_1
+    y = ln(x)
+    torch.testing.assert_close(y.mean(-1), torch.zeros(3, 5), rtol=0, atol=1e-5)
+    assert ln.bias is not None
+    assert seeded(tiny(norm="layernorm", bias=False)).blocks[0].norm_1.bias is None
+    assert seeded(tiny(norm="none")).blocks[0].norm_1(x) is x
+
+
+def test_mlp_activations_and_widths():
+    cfg = tiny(mlp="relu2", bias=False)
+    mlp = seeded(cfg).blocks[0].mlp
+    h = torch.randn(10)
+    torch.testing.assert_close(mlp.act(h), torch.relu(h) ** 2)
+    assert mlp.c_fc.out_features == 4 * 32
+    # SwiGLU at 2/3 width holds exactly as many weights as the 4x GELU MLP (n_embd divisible by 3).
+    gelu = seeded(tiny(mlp="gelu", n_embd=48, bias=False)).blocks[0].mlp
+    swiglu = (
+        seeded(
+            ModelConfig(
+                n_layer=1,
+                n_head=4,
+                n_embd=48,
+                block_size=8,
+                vocab_size=64,
+                bias=False,
+                mlp=MLPConfig(kind="swiglu", match_gelu_params=True),
+            )
+        )
+        .blocks[0]
+        .mlp
+    )
+    assert sum(p.numel() for p in swiglu.parameters()) == sum(p.numel() for p in gelu.parameters())
+    explicit = ModelConfig(
+        n_layer=1,
+        n_head=4,
+        n_embd=32,
+        block_size=8,
+        vocab_size=64,
+        mlp=MLPConfig(kind="swiglu", hidden=40, match_gelu_params=True),
+    )
+    assert seeded(explicit).blocks[0].mlp.c_up.out_features == 40  # an explicit width wins
+
+
+def test_qk_norm_normalises_each_head():
+    model = seeded(tiny(qk_norm=True))
+    attn = model.blocks[0].attn
+    q = torch.randn(2, 4, 16, 8) * 5
+    torch.testing.assert_close(attn.q_norm(q).pow(2).mean(-1), torch.ones(2, 4, 16), rtol=1e-3, atol=1e-3)
+    assert seeded(tiny(qk_norm=False)).blocks[0].attn.q_norm is None

@@ -1,0 +1,285 @@
+"""Optimizers: tagged param groups, Muon + AdamW in one optimizer, clipping, state_dict."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lit_algos.config.optim import OptimConfig
+from lit_algos.errors import ConfigError
+from lit_algos.optim import Muon, build_optimizer, muon_scale, newton_schulz, parameter_tags
+from lit_algos.registry import names
+
+
+class TinyLM(nn.Module):
+    """Embedding -> two hidden matrices with a norm and biases -> untied head, with parameter tags."""
+
+    def __init__(self, vocab: int = 16, dim: int = 8, hidden: int = 24):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, hidden)
+        self.proj = nn.Linear(hidden, dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.wte(idx)  # (B, T, C)
+        x = x + self.proj(torch.relu(self.fc(self.norm(x))))
+        return self.head(x)  # (B, T, V)
+
+    def parameter_tags(self) -> dict[str, str]:
+        tags = {"wte.weight": "embedding", "head.weight": "head"}
+        for name, p in self.named_parameters():
+            tags.setdefault(name, "matrix" if p.ndim == 2 else "vector")
+        return tags
+
+
+class Regressor(nn.Module):
+    """No parameter_tags: the ndim fallback applies."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _group(opt: torch.optim.Optimizer, tag: str) -> dict:
+    (group,) = [g for g in opt.param_groups if g["tag"] == tag]
+    return group
+
+
+def _ids(params) -> set[int]:
+    return {id(p) for p in params}
+
+
+def test_registry_names():
+    assert names("optimizer") == ["sgd", "adam", "adamw", "muon"]
+    with pytest.raises(ConfigError, match="sgd, adam, adamw, muon"):
+        OptimConfig(name="lion")
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        OptimConfig(name="sgd", lr=0.05, weight_decay=0.0),
+        OptimConfig(name="adam", lr=1e-2, weight_decay=0.0),
+        OptimConfig(name="adamw", lr=1e-2),
+        OptimConfig(name="muon", lr=1e-2, muon_lr=0.02),
+    ],
+    ids=lambda c: c.name,
+)
+def test_each_optimizer_reduces_toy_regression_loss(cfg):
+    torch.manual_seed(0)
+    model = Regressor()
+    x = torch.randn(128, 6)
+    y = x @ torch.linspace(-1.0, 1.0, 6).unsqueeze(1) + 0.5  # (128, 1)
+    opt = build_optimizer(model, cfg)
+    losses = []
+    for _ in range(60):
+        loss = nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_fallback_tags_without_parameter_tags():
+    assert parameter_tags(Regressor()) == {
+        "net.0.weight": "matrix", "net.0.bias": "vector", "net.2.weight": "matrix", "net.2.bias": "vector",
+    }  # fmt: skip
+
+
+def test_unknown_tag_is_rejected():
+    model = TinyLM()
+    model.parameter_tags = lambda: {"wte.weight": "embeddings"}
+    with pytest.raises(ValueError, match="embeddings"):
+        build_optimizer(model, OptimConfig())
+
+
+def test_adamw_groups_and_weight_decay_only_on_matrices():
+    model = TinyLM()
+    opt = build_optimizer(model, OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1))
+    assert isinstance(opt, torch.optim.AdamW)
+    assert [g["tag"] for g in opt.param_groups] == ["matrix", "embedding", "head", "vector"]
+    assert _ids(_group(opt, "matrix")["params"]) == _ids([model.fc.weight, model.proj.weight])
+    assert _ids(_group(opt, "vector")["params"]) == _ids(
+        [model.norm.weight, model.norm.bias, model.fc.bias, model.proj.bias]
+    )
+    decay = {g["tag"]: g["weight_decay"] for g in opt.param_groups}
+    assert decay == {"matrix": 0.1, "embedding": 0.0, "head": 0.0, "vector": 0.0}
+    # every trainable parameter is in exactly one group
+    all_params = [p for g in opt.param_groups for p in g["params"]]
+    assert len(all_params) == len(_ids(all_params)) == len(list(model.parameters()))
+
+
+def test_decay_embeddings_and_per_tag_lrs():
+    cfg = OptimConfig(name="adamw", lr=1e-3, embedding_lr=0.2, head_lr=4e-3, decay_embeddings=True)
+    opt = build_optimizer(TinyLM(), cfg)
+    decay = {g["tag"]: g["weight_decay"] for g in opt.param_groups}
+    assert decay == {"matrix": 0.1, "embedding": 0.1, "head": 0.1, "vector": 0.0}
+    lrs = {g["tag"]: (g["lr"], g["initial_lr"]) for g in opt.param_groups}
+    assert lrs == {
+        "matrix": (1e-3, 1e-3),
+        "embedding": (0.2, 0.2),
+        "head": (4e-3, 4e-3),
+        "vector": (1e-3, 1e-3),
+    }
+
+
+def test_muon_groups_split_matrices_from_the_rest():
+    model = TinyLM()
+    cfg = OptimConfig(name="muon", lr=3e-3, muon_lr=0.02, weight_decay=0.1, muon_weight_decay=0.05)
+    opt = build_optimizer(model, cfg)
+    assert isinstance(opt, Muon)
+    muon_groups = [g for g in opt.param_groups if g["use_muon"]]
+    assert [g["tag"] for g in muon_groups] == ["matrix"]
+    assert _ids(muon_groups[0]["params"]) == _ids([model.fc.weight, model.proj.weight])
+    assert muon_groups[0]["lr"] == 0.02 and muon_groups[0]["weight_decay"] == 0.05
+    adam_groups = {g["tag"]: g for g in opt.param_groups if not g["use_muon"]}
+    assert set(adam_groups) == {"embedding", "head", "vector"}
+    assert all(g["lr"] == 3e-3 and g["weight_decay"] == 0.0 for g in adam_groups.values())
+    assert _ids(adam_groups["embedding"]["params"]) == _ids([model.wte.weight])
+
+
+def test_muon_group_rejects_vectors():
+    with pytest.raises(ValueError, match="AdamW group"):
+        Muon([{"params": [nn.Parameter(torch.zeros(4))], "use_muon": True}])
+
+
+@pytest.mark.parametrize("shape", [(32, 64), (64, 32), (48, 48)])
+def test_newton_schulz_is_approximately_orthogonal(shape):
+    torch.manual_seed(0)
+    m, n = shape
+    u, _ = torch.linalg.qr(torch.randn(m, min(m, n)))  # (m, k) orthonormal columns
+    v, _ = torch.linalg.qr(torch.randn(n, min(m, n)))  # (n, k)
+    g = 3.0 * u @ torch.diag(torch.logspace(0, 2, min(m, n))) @ v.T  # condition number 100
+    out = newton_schulz(g, steps=5)
+    assert out.shape == g.shape and out.dtype == g.dtype
+    sv = torch.linalg.svdvals(out)
+    # The quintic iteration converges to a band around 1, not to exactly 1.
+    assert sv.min() > 0.6 and sv.max() < 1.25
+    # Same singular vectors: close to the polar factor U V^T.
+    cos = torch.nn.functional.cosine_similarity((u @ v.T).flatten(), out.flatten(), dim=0)
+    assert cos > 0.95
+
+
+def test_muon_scale():
+    assert muon_scale(torch.Size([64, 16])) == 2.0  # tall: sqrt(fan_out / fan_in)
+    assert muon_scale(torch.Size([16, 64])) == 1.0  # wide: no boost
+
+
+def test_muon_adamw_part_matches_torch_adamw():
+    torch.manual_seed(0)
+    p1 = nn.Parameter(torch.randn(10))
+    p2 = nn.Parameter(p1.detach().clone())
+    kw = dict(lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    ours = Muon([{"params": [p1], "use_muon": False}], **kw)
+    ref = torch.optim.AdamW([p2], **kw)
+    for i in range(5):
+        grad = torch.randn(10, generator=torch.Generator().manual_seed(i))
+        p1.grad, p2.grad = grad.clone(), grad.clone()
+        ours.step()
+        ref.step()
+    torch.testing.assert_close(p1, p2)
+
+
+def _train_steps(
+    model: nn.Module, opt: torch.optim.Optimizer, n: int, seed: int = 1, clip: float | None = None
+):
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        idx = torch.randint(0, 16, (4, 5), generator=gen)
+        logits = model(idx)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), idx.flatten())
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+    return loss.item()
+
+
+def test_muon_reduces_lm_loss_with_gradient_clipping():
+    torch.manual_seed(0)
+    model = TinyLM()
+    opt = build_optimizer(model, OptimConfig(name="muon", lr=1e-2, muon_lr=0.05))
+    gen = torch.Generator().manual_seed(3)
+    idx = torch.randint(0, 16, (8, 6), generator=gen)
+    before = nn.functional.cross_entropy(model(idx).flatten(0, 1), idx.flatten()).item()
+    for _ in range(40):
+        loss = nn.functional.cross_entropy(model(idx).flatten(0, 1), idx.flatten())
+        opt.zero_grad()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        assert torch.isfinite(norm)
+        total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+        assert total <= 0.5 + 1e-4  # the clipped gradients are what the combined optimizer sees
+        opt.step()
+    assert loss.item() < 0.5 * before
+
+
+@pytest.mark.parametrize("name", ["adamw", "muon"])
+def test_state_dict_round_trip(name, tmp_path):
+    cfg = OptimConfig(name=name, lr=1e-2)
+    torch.manual_seed(0)
+    model_a = TinyLM()
+    opt_a = build_optimizer(model_a, cfg)
+    _train_steps(model_a, opt_a, 3)
+    path = tmp_path / "opt.pt"
+    torch.save({"model": model_a.state_dict(), "opt": opt_a.state_dict()}, path)
+
+    model_b = TinyLM()
+    opt_b = build_optimizer(model_b, cfg)
+    saved = torch.load(path, weights_only=True)
+    model_b.load_state_dict(saved["model"])
+    opt_b.load_state_dict(saved["opt"])
+    assert [g["tag"] for g in opt_b.param_groups] == [g["tag"] for g in opt_a.param_groups]
+    # Continuing both must give identical parameters: the optimizer state really came back.
+    _train_steps(model_a, opt_a, 2, seed=7)
+    _train_steps(model_b, opt_b, 2, seed=7)
+    for pa, pb in zip(model_a.parameters(), model_b.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_lightning_clipping_accumulation_and_scheduler_with_muon():
+    import lightning as L
+
+    from lit_algos.config.optim import ScheduleConfig
+    from lit_algos.optim import build_scheduler, lr_multiplier
+
+    sched_cfg = ScheduleConfig(kind="linear", warmup_steps=2, min_lr_ratio=0.0)
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = TinyLM()
+            self.lrs: list[float] = []
+
+        def training_step(self, batch, batch_idx):
+            (idx,) = batch
+            return nn.functional.cross_entropy(self.model(idx).flatten(0, 1), idx.flatten())
+
+        def on_train_batch_start(self, batch, batch_idx):
+            if batch_idx % 2 == 0:  # first micro-batch of each optimizer step
+                self.lrs.append(self.optimizers().param_groups[0]["lr"])
+
+        def configure_optimizers(self):
+            opt = build_optimizer(self.model, OptimConfig(name="muon", muon_lr=0.02))
+            sched = build_scheduler(opt, sched_cfg, 6)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    torch.manual_seed(0)
+    module = Module()
+    data = torch.utils.data.TensorDataset(torch.randint(0, 16, (96, 6)))
+    trainer = L.Trainer(
+        max_steps=6, accumulate_grad_batches=2, gradient_clip_val=0.5, accelerator="cpu", logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=8))
+    assert trainer.global_step == 6  # optimizer steps, not micro-batches
+    # The schedule advanced once per optimizer step (the matrix group is the first group).
+    assert module.lrs == pytest.approx([0.02 * lr_multiplier(sched_cfg, s, 6) for s in range(6)])
