@@ -68,6 +68,9 @@ class RunRecord:
     tokens_per_second: float | None = None
     eval_seconds: float = 0.0  # excluded from the training clock
     warmup_seconds: float = 0.0  # compilation / first-step warm-up, excluded from the training clock
+    warmup_steps: int = (
+        0  # optimizer steps whose time is in warmup_seconds (one per session; more after resumes)
+    )
     started_at: str = ""
     finished_at: str = ""
     error: str | None = None

@@ -85,6 +85,8 @@ def test_overrides_parse_yaml_values(recipes):
     assert cfg.optim.lr == pytest.approx(3e-4)
     assert cfg.model.tie_embeddings is False
     assert parse_override("a.b=[1, 2]") == (["a", "b"], [1, 2])
+    # PyYAML reads 2e6 (no dot) as a string; integer fields still take it.
+    assert load_config("base", ["train.max_tokens=2e6"]).train.max_tokens == 2_000_000
 
 
 @pytest.mark.parametrize(
@@ -101,6 +103,8 @@ def test_overrides_parse_yaml_values(recipes):
         ("model.n_layer=two", "model.n_layer", "Expected an integer"),
         ("optim.lr=fast", "optim.lr", "Expected a number"),
         ("model.bias=maybe", "model.bias", "Expected true/false"),
+        ("train.strategy=ddp_spawn", "train.strategy", "Allowed values: auto, ddp, fsdp"),
+        ("train.max_tokens=1.5", "train.max_tokens", "Expected an integer"),
         ("model.n_layer.deep=1", "model.n_layer.deep", "is a value, not a section"),
     ],
 )
@@ -162,3 +166,14 @@ def test_cli_config_error_is_one_paragraph_without_traceback(recipes, capsys, tm
     assert code == 2
     assert "model.attention.kind" in err and "bogus" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_every_shipped_recipe_loads_and_validates():
+    from lit_algos.config.recipes import list_recipes
+    from lit_algos.flops import estimate_flops
+
+    names = list_recipes()
+    assert {"debug", "retro", "modern", "speedrun", "paper/baseline", "paper/compact/rope"} <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        assert estimate_flops(cfg.model).per_token_train > 0, name

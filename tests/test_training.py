@@ -102,6 +102,16 @@ def test_seconds_budget_is_exhausted(data_cache, tmp_path):
     assert record.final.step < 100_000_000 // 256
 
 
+def test_without_a_step_budget_evaluations_keep_their_cadence(data_cache, tmp_path):
+    record = run_debug(
+        tmp_path, "train.max_tokens=null", "train.max_seconds=1.0", "optim.schedule.kind=constant"
+    )
+    assert record.status == "budget_exhausted"
+    steps = [p.step for p in record.curve]
+    assert all(s % 16 == 0 for s in steps[:-1])  # every 4096 tokens; only the closing one may be off-cadence
+    assert len(steps) <= record.final.step // 16 + 1
+
+
 def test_divergence_stops_with_the_curve_so_far(data_cache, tmp_path):
     record = run_debug(
         tmp_path, "optim.name=sgd", "optim.lr=1e4", "optim.grad_clip=null", "optim.momentum=0.9"
@@ -139,6 +149,36 @@ def test_bad_override_fails_before_any_work(tmp_path, capsys):
     assert code == 2
     assert "train.micro_batch_size" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_refuses_another_batch_layout(data_cache, tmp_path):
+    from lit_algos.errors import LitAlgosError
+
+    record = run_debug(
+        tmp_path, "train.max_tokens=65536", "train.max_seconds=0.3", "optim.schedule.kind=constant"
+    )
+    assert record.status == "budget_exhausted"
+    (tmp_path / "runs" / record.run_id / "record.json").write_text(
+        json.dumps({**record.to_dict(), "status": "failed"})  # pretend it crashed
+    )
+    with pytest.raises(LitAlgosError, match="train.micro_batch_size=2"):
+        run_debug(
+            tmp_path,
+            "train.max_tokens=65536",
+            "train.max_seconds=0.3",
+            "optim.schedule.kind=constant",
+            "train.micro_batch_size=2",
+            resume=True,
+        )
+    with pytest.raises(LitAlgosError, match="Cannot resume .* with this config"):
+        run_debug(
+            tmp_path,
+            "train.max_tokens=65536",
+            "train.max_seconds=0.3",
+            "optim.schedule.kind=constant",
+            "model.n_layer=2",
+            resume=record.run_id,
+        )
 
 
 def _curves(record: RunRecord):

@@ -84,10 +84,11 @@ def cmd_benchmark(args) -> int:
                     "recipe": recipe,
                     "precision": cfg.train.precision,
                     "compile": cfg.train.compile,
-                    "steps": final.step - 1,
+                    "steps": final.step - record.warmup_steps,
                     "tokens_per_s": record.tokens_per_second,
-                    "ms_per_step": 1000 * seconds / max(1, final.step - 1),
-                    "flop_per_s": final.flops / seconds if seconds else None,
+                    "ms_per_step": 1000 * seconds / max(1, final.step - record.warmup_steps),
+                    # timed steps only: the warm-up step's FLOPs are not in train_seconds
+                    "flop_per_s": (record.tokens_per_second or 0) * record.flops_per_token["analytic"],
                     "mfu": record.mfu,
                     "warmup_s": record.warmup_seconds,
                     "params": record.params.get("total"),
@@ -165,10 +166,9 @@ def run_seeds(recipe: str, track, args, seeds: list[int], console) -> list:
         console.rule(f"[bold]{recipe}[/] seed {seed} on {track.name} (target {track.target_loss})")
         record = train(cfg, runs_dir=args.runs_dir, console=console, progress=not args.no_progress)
         tt = record.to_target
+        final = f"final val loss {record.final.val_loss:.4f}" if record.final else "no evaluation"
         reached = f"target at {tt.train_seconds:.1f} s, {tt.flops:.3e} FLOPs" if tt else "target not reached"
-        console.print(
-            f"  {record.status}: final val loss {record.final.val_loss:.4f}; {reached}; {record.run_id}"
-        )
+        console.print(f"  {record.status}: {final}; {reached}; {record.run_id}")
         records.append(record)
     return records
 
@@ -204,6 +204,7 @@ def cmd_speedrun(args) -> int:
     from rich.console import Console
 
     from lit_algos.leaderboard.tracks import get_track
+    from lit_algos.training.run import default_runs_dir
 
     console = Console()
     root = _leaderboard_dir(args)
@@ -211,7 +212,7 @@ def cmd_speedrun(args) -> int:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     records = run_seeds(args.recipe, track, args, seeds, console)
     preview(records, track, f"{args.recipe} speedrun", root, console)
-    runs = " ".join(str((args.runs_dir or Path("runs")) / r.run_id) for r in records)
+    runs = " ".join(str((args.runs_dir or default_runs_dir()) / r.run_id) for r in records)
     console.print(f'To submit:\n  make submit TRACK={track.name} RUNS="{runs}" DESC="..." CONTRIB="..."')
     return 0
 

@@ -91,8 +91,13 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str):  # PyYAML reads 1e6 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, float) and value.is_integer():
-            return int(value)  # 1e6 in YAML reads as a float; it is meant as an integer
+            return int(value)  # 2e6 / 2.0e6 is meant as an integer
         raise ConfigError(path, value, "Expected an integer.")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -35,7 +35,7 @@ class TrainConfig:
     compile: bool = False
     devices: int = 1
     accelerator: str = "auto"  # auto | cpu | gpu
-    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp
+    strategy: str = "auto"  # auto | ddp | fsdp (ddp_spawn cannot return the curve to the launching process)
     num_nodes: int = 1
     checkpoint_every_tokens: int | None = None  # null: checkpoint at each evaluation
     seed: int = 0
@@ -54,7 +54,7 @@ class TrainConfig:
         check_positive("checkpoint_every_tokens", self.checkpoint_every_tokens, allow_none=True)
         check_choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
         check_choice("accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
-        check_choice("strategy", self.strategy, ("auto", "ddp", "ddp_spawn", "fsdp"))
+        check_choice("strategy", self.strategy, ("auto", "ddp", "fsdp"))
         if (
             self.max_tokens is None
             and self.max_flops is None

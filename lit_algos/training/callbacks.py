@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from lit_algos.records import EvalPoint, ToTarget, interpolate_to_target
 
@@ -30,18 +31,32 @@ class TrainClock(L.Callback):
         self.warmup_seconds = 0.0
         self._since: float | None = None  # perf_counter when the clock last (re)started
         self._session_start_step = 0  # warm-up is the first step(s) of each fit, resumed ones included
+        self.excluded_steps = 0  # optimizer steps whose time went to warm-up (their tokens still count)
+        self._last_warm_step = 0
+
+    @staticmethod
+    def _sync() -> None:
+        # CUDA kernels run asynchronously: without a sync the clock would stop when the step is
+        # enqueued, not when it is done.
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
 
     def start(self) -> None:
         if self._since is None:
+            self._sync()
             self._since = time.perf_counter()
 
     def pause(self, trainer: L.Trainer) -> None:
         if self._since is None:
             return
+        self._sync()
         elapsed = time.perf_counter() - self._since
         self._since = None
         if trainer.global_step <= self._session_start_step + self.warmup_steps:
             self.warmup_seconds += elapsed
+            if trainer.global_step > self._last_warm_step:  # count each untimed optimizer step once
+                self.excluded_steps += 1
+                self._last_warm_step = trainer.global_step
         else:
             self.train_seconds += elapsed
 
@@ -53,11 +68,18 @@ class TrainClock(L.Callback):
         self.pause(trainer)
 
     def state_dict(self):
-        return {"train_seconds": self.train_seconds, "warmup_seconds": self.warmup_seconds}
+        return {
+            "train_seconds": self.train_seconds,
+            "warmup_seconds": self.warmup_seconds,
+            "excluded_steps": self.excluded_steps,
+            "last_warm_step": self._last_warm_step,
+        }
 
     def load_state_dict(self, state):
         self.train_seconds = float(state["train_seconds"])
         self.warmup_seconds = float(state["warmup_seconds"])
+        self.excluded_steps = int(state.get("excluded_steps", 0))
+        self._last_warm_step = int(state.get("last_warm_step", 0))
 
 
 class TargetTracker(L.Callback):
@@ -168,16 +190,15 @@ class TargetTracker(L.Callback):
             self.status = "diverged"
             trainer.should_stop = True
             return
-        if step % self.eval_every_steps == 0 or step >= (trainer.max_steps or math.inf):
+        last_step = (
+            trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else math.inf
+        )  # -1: unbounded
+        if step % self.eval_every_steps == 0 or step >= last_step:
             status = self.judge(self.evaluate(trainer, pl_module))
             if status != "running":
                 self.status = status
                 trainer.should_stop = True
-        if (
-            self.max_seconds is not None
-            and self.clock.train_seconds >= self.max_seconds
-            and self.status == "running"
-        ):
+        if self.status == "running" and self.seconds_spent(trainer):
             if not self.curve or self.curve[-1]["step"] != step:
                 self.status = self.judge(self.evaluate(trainer, pl_module))
             if self.status == "running":
@@ -186,6 +207,14 @@ class TargetTracker(L.Callback):
         if not trainer.should_stop and step % self.checkpoint_every_steps == 0:
             self.save_checkpoint(trainer)
         self.clock.start()
+
+    def seconds_spent(self, trainer) -> bool:
+        """Whether the time budget is spent, agreed by all ranks: each rank has its own clock, and a
+        rank that stopped (and evaluated) alone would leave the others waiting in a collective."""
+        if self.max_seconds is None:
+            return False
+        spent = self.clock.train_seconds >= self.max_seconds
+        return bool(trainer.strategy.reduce_boolean_decision(spent, all=False))
 
     def on_train_end(self, trainer, pl_module):
         self.finish(trainer, pl_module)
@@ -226,6 +255,7 @@ class BudgetProgress(L.Callback):
         self.progress = None
         self.task = None
         self.val_loss = math.nan
+        self._last_step = -1
 
     def on_train_start(self, trainer, pl_module):
         if not trainer.is_global_zero:
@@ -253,8 +283,17 @@ class BudgetProgress(L.Callback):
         done = step / self.max_steps if self.max_steps else 0.0
         if self.max_seconds:
             done = max(done, self.clock.train_seconds / self.max_seconds)
-        tps = step * self.tokens_per_step / self.clock.train_seconds if self.clock.train_seconds > 0 else 0.0
-        loss = outputs["loss"].item() if isinstance(outputs, dict) and "loss" in outputs else math.nan
+        timed_tokens = (step - self.clock.excluded_steps) * self.tokens_per_step
+        tps = timed_tokens / self.clock.train_seconds if self.clock.train_seconds > 0 else 0.0
+        if trainer.global_step == self._last_step:  # update once per optimizer step, not per micro-batch
+            return
+        self._last_step = trainer.global_step
+        # Lightning's outputs["loss"] is divided by the accumulation count; undo that for display.
+        loss = (
+            outputs["loss"].item() * trainer.accumulate_grad_batches
+            if isinstance(outputs, dict)
+            else math.nan
+        )
         info = f"step {step}  loss {loss:.3f}  val {self.val_loss:.3f}  {tps:,.0f} tok/s"
         self.progress.update(self.task, completed=min(done, 1.0), info=info)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -60,6 +61,13 @@ def find_resumable(runs_dir: Path, cfg: Config, which: str | None = None) -> Pat
             raise LitAlgosError(
                 f"Cannot resume {which!r}: no checkpoint at {path / 'checkpoints' / 'last.ckpt'}."
             )
+        record = RunRecord.load(path / "record.json")
+        if record.config_hash != cfg.config_hash() or record.seed != cfg.train.seed:
+            raise LitAlgosError(
+                f"Cannot resume {which!r} with this config: it was run with config {record.config_hash} and seed "
+                f"{record.seed}, and this command gives config {cfg.config_hash()} and seed {cfg.train.seed}. "
+                "Resume with the same recipe, --set overrides and --seed."
+            )
         return path
     candidates = []
     for record_path in runs_dir.glob("*/record.json"):
@@ -77,6 +85,17 @@ def find_resumable(runs_dir: Path, cfg: Config, which: str | None = None) -> Pat
             f"seed {cfg.train.seed}) with a checkpoint. Start it without --resume, or pass --resume RUN_ID."
         )
     return max(candidates)[1]
+
+
+def _check_same_layout(record: RunRecord, cfg: Config) -> None:
+    """Gradient accumulation state in a checkpoint counts micro-batches: the split must not change."""
+    old, new = record.config.get("train", {}), cfg.to_dict()["train"]
+    for key in ("devices", "num_nodes", "micro_batch_size"):
+        if old.get(key) != new[key]:
+            raise LitAlgosError(
+                f"Cannot resume run {record.run_id} with train.{key}={new[key]!r}: it was started with "
+                f"{old.get(key)!r}, and its checkpoint counts micro-batches of that layout. Resume with the same value."
+            )
 
 
 def plan_steps(cfg: Config, flops_per_token: float) -> tuple[int, int | None]:
@@ -132,9 +151,12 @@ def train(
         )
 
     if resume:
-        run_dir = find_resumable(runs_dir, cfg, resume if isinstance(resume, str) else None)
+        # DDP workers re-run the command: they must resume the run rank 0 picked, not search again.
+        which = os.environ.get(RUN_ID_ENV) or (resume if isinstance(resume, str) else None)
+        run_dir = find_resumable(runs_dir, cfg, which)
         record = RunRecord.load(run_dir / "record.json")
         run_id = record.run_id
+        _check_same_layout(record, cfg)
     else:
         run_id = os.environ.get(RUN_ID_ENV) or new_run_id(cfg)
         run_dir = runs_dir / run_id
@@ -273,7 +295,12 @@ def train(
             for logger in loggers:
                 log_summary(logger, record)
                 finish_wandb(logger, 0 if record.status in ("reached", "budget_exhausted") else 1)
-    if error is not None and not isinstance(error, (KeyboardInterrupt, SystemExit)):
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        # Lightning ignores SIGINT after an interrupt and never restores it; give Ctrl-C back to the
+        # user and stop whatever loop (seeds, sweeps) called us.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt(f"run {run_id} interrupted; continue it with --resume {run_id}") from error
+    if error is not None:
         raise error
     return record
 
@@ -286,10 +313,17 @@ def _finish_record(record, tracker, clock, trainer, flops_per_token, hardware, p
     tokens_per_second = None
     mfu = None
     if final is not None and final.train_seconds > 0:
-        tokens_per_second = final.tokens / final.train_seconds
+        # Throughput over the timed steps only: the warm-up steps' tokens are not in train_seconds.
+        timed = max(0.0, 1.0 - clock.excluded_steps / final.step) if final.step else 0.0
+        tokens_per_second = final.tokens * timed / final.train_seconds
         peak = peak_flops(hardware["device_name"], precision)
         if peak:
-            mfu = final.flops / final.train_seconds / (peak * hardware["n_devices"] * hardware["num_nodes"])
+            mfu = (
+                final.flops
+                * timed
+                / final.train_seconds
+                / (peak * hardware["n_devices"] * hardware["num_nodes"])
+            )
     to_target = tracker.to_target()
     return replace(
         record,
@@ -303,6 +337,7 @@ def _finish_record(record, tracker, clock, trainer, flops_per_token, hardware, p
         mfu=mfu,
         eval_seconds=tracker.eval_seconds,
         warmup_seconds=clock.warmup_seconds,
+        warmup_steps=clock.excluded_steps,
         finished_at=_now(),
         error=(f"{type(error).__name__}: {error}" if error is not None else None),
     )
