@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from lit_algos.errors import LitAlgosError
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if not sys.stdout.isatty():
+        # rich falls back to 80 columns when piped (make, CI logs, tee); board tables need more.
+        os.environ.setdefault("COLUMNS", "160")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
