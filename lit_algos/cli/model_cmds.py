@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lit_algos.cli.train_cmds import add_config_args
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -19,14 +21,7 @@ def register(sub) -> None:
     d.add_argument(
         "recipe", nargs="?", default=None, help="recipe name or YAML path (default: the built-in defaults)"
     )
-    d.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config field, e.g. --set model.attention.kind=mqa (repeatable)",
-    )
+    add_config_args(d)
     d.add_argument("--json", action="store_true", help="print JSON instead of tables")
     d.set_defaults(func=cmd_describe)
 
