@@ -7,6 +7,7 @@ changes meaning; readers refuse records from a newer schema.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,13 @@ from lit_algos.errors import LitAlgosError
 from lit_algos.utils.io import atomic_write_json, read_json
 
 SCHEMA_VERSION = 1
+RUNS_DIR_ENV = "LIT_ALGOS_RUNS"
 STATUSES = ("running", "reached", "budget_exhausted", "diverged", "failed")
+
+
+def default_runs_dir() -> Path:
+    """Where run directories go and are looked up: $LIT_ALGOS_RUNS, else ./runs."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
 
 
 @dataclass

@@ -7,17 +7,12 @@ else ``$LIT_ALGOS_RUNS``, else ``./runs``. A recipe name matches every complete 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from lit_algos.config import hash_config_dict
 from lit_algos.errors import LitAlgosError
-from lit_algos.records import RunRecord
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("LIT_ALGOS_RUNS") or "runs")
+from lit_algos.records import RunRecord, default_runs_dir
 
 
 def recipe_hash(config: dict) -> str:

@@ -204,7 +204,7 @@ def cmd_speedrun(args) -> int:
     from rich.console import Console
 
     from lit_algos.leaderboard.tracks import get_track
-    from lit_algos.training.run import default_runs_dir
+    from lit_algos.records import default_runs_dir
 
     console = Console()
     root = _leaderboard_dir(args)

@@ -83,7 +83,8 @@ def _train_all(jobs: list[tuple[str, str, list[str]]], args) -> dict[str, list[P
     from rich.console import Console
 
     from lit_algos.config.recipes import load_config
-    from lit_algos.training.run import default_runs_dir, train
+    from lit_algos.records import default_runs_dir
+    from lit_algos.training.run import train
 
     console = Console()
     runs_dir = args.runs_dir or default_runs_dir()

@@ -21,7 +21,7 @@ import torch
 from lit_algos.config import Config
 from lit_algos.config.recipes import save_config
 from lit_algos.errors import ConfigError, LitAlgosError
-from lit_algos.records import EvalPoint, RunRecord
+from lit_algos.records import EvalPoint, RunRecord, default_runs_dir
 from lit_algos.training.callbacks import BudgetProgress, TargetTracker, TrainClock
 from lit_algos.utils.fingerprint import code_fingerprint, hardware_fingerprint, software_fingerprint
 
@@ -38,10 +38,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*no `validation_step`.*")  # we evaluate in TargetTracker
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*litlogger.*")
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("LIT_ALGOS_RUNS", "runs"))
 
 
 def _now() -> str:
