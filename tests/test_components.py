@@ -13,7 +13,7 @@ from lit_algos.config.model import AttentionConfig, MLPConfig, ModelConfig, Norm
 from lit_algos.model import build_model
 from lit_algos.registry import registry
 
-ATTENTIONS = ("mha", "gqa", "mqa")
+ATTENTIONS = ("mha", "gqa", "mqa", "sliding")
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 
 
@@ -32,7 +32,13 @@ def tiny(
     base = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=64)
     base.update(kw)
     return ModelConfig(
-        attention=AttentionConfig(kind=attention, n_kv_head=n_kv_head, backend=backend, qk_norm=qk_norm),
+        attention=AttentionConfig(
+            kind=attention,
+            n_kv_head=n_kv_head,
+            backend=backend,
+            qk_norm=qk_norm,
+            window=4 if attention == "sliding" else None,  # narrower than block_size, so it masks
+        ),
         position=PositionConfig(kind=position),
         mlp=MLPConfig(kind=mlp),
         norm=NormConfig(kind=norm),
@@ -135,6 +141,17 @@ def test_causality(attention, position, backend):
     before, after = model(idx)[0], model(changed)[0]
     torch.testing.assert_close(before[:, :t], after[:, :t], rtol=0, atol=1e-6)
     assert not torch.allclose(before[:, t], after[:, t])  # the change is seen from its own position on
+
+
+@pytest.mark.parametrize("backend", ("sdpa", "manual"))
+def test_sliding_window_hides_tokens_beyond_the_window(backend):
+    model = seeded(tiny("sliding", "rope", backend=backend, n_layer=1))  # one layer: receptive field = window
+    idx = tokens(model.cfg)
+    changed = idx.clone()
+    changed[:, 0] = (changed[:, 0] + 1) % model.cfg.vocab_size
+    before, after = model(idx)[0], model(changed)[0]
+    torch.testing.assert_close(before[:, 4:], after[:, 4:], rtol=0, atol=1e-6)  # window 4: position 0 is out
+    assert not torch.allclose(before[:, 3], after[:, 3])  # position 3 still sees position 0
 
 
 def test_rope_scores_depend_only_on_relative_position():

@@ -93,7 +93,7 @@ def test_overrides_parse_yaml_values(recipes):
     "override, field, fragment",
     [
         ("model.nope=1", "model.nope", "Unknown key; valid keys here: n_layer"),
-        ("model.attention.kind=flash9", "model.attention.kind", "Allowed values: mha, gqa, mqa"),
+        ("model.attention.kind=flash9", "model.attention.kind", "Allowed values: mha, gqa, mqa, sliding"),
         ("model.norm.kind=batchnorm", "model.norm.kind", "Allowed values:"),
         ("model.position.kind=xpos", "model.position.kind", "rope"),
         ("model.mlp.kind=geglu", "model.mlp.kind", "swiglu"),
@@ -103,6 +103,8 @@ def test_overrides_parse_yaml_values(recipes):
         ("model.n_layer=two", "model.n_layer", "Expected an integer"),
         ("optim.lr=fast", "optim.lr", "Expected a number"),
         ("model.bias=maybe", "model.bias", "Expected true/false"),
+        ("model.attention.kind=sliding", "model.attention.window", "needs a window"),
+        ("model.attention.window=8", "model.attention.window", "Only attention.kind=sliding uses a window"),
         ("train.strategy=ddp_spawn", "train.strategy", "Allowed values: auto, ddp, fsdp"),
         ("train.max_tokens=1.5", "train.max_tokens", "Expected an integer"),
         ("model.n_layer.deep=1", "model.n_layer.deep", "is a value, not a section"),
@@ -156,6 +158,12 @@ def test_resolved_config_round_trips_and_hash_is_stable(recipes):
     ]
     assert load_config("child", same).config_hash() == cfg.config_hash()
     assert load_config("child", ["train.precision=bf16-mixed"]).config_hash() != cfg.config_hash()
+    # A field added later with a null default leaves the hash of existing configs unchanged.
+    from lit_algos.config import hash_config_dict
+
+    older = cfg.to_dict()
+    del older["model"]["attention"]["window"]
+    assert hash_config_dict(older) == cfg.config_hash()
 
 
 def test_cli_config_error_is_one_paragraph_without_traceback(recipes, capsys, tmp_path):

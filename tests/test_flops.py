@@ -10,7 +10,7 @@ from lit_algos.config.model import AttentionConfig, MLPConfig, ModelConfig, Norm
 from lit_algos.flops import PEAK_FLOPS, estimate_flops, measure_flops, peak_flops
 from lit_algos.model import GPT
 
-ATTENTIONS = ("mha", "gqa", "mqa")
+ATTENTIONS = ("mha", "gqa", "mqa", "sliding")
 BACKENDS = ("sdpa", "manual")
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 MLPS = ("gelu", "relu", "relu2", "swiglu")
@@ -35,7 +35,13 @@ def make(
     if attention == "gqa" and n_kv_head is None:
         n_kv_head = 2
     return ModelConfig(
-        attention=AttentionConfig(kind=attention, n_kv_head=n_kv_head, backend=backend, qk_norm=qk_norm),
+        attention=AttentionConfig(
+            kind=attention,
+            n_kv_head=n_kv_head,
+            backend=backend,
+            qk_norm=qk_norm,
+            window=4 if attention == "sliding" else None,  # narrower than block_size, so it masks
+        ),
         position=PositionConfig(kind=position),
         mlp=MLPConfig(kind=mlp, hidden=hidden),
         norm=NormConfig(kind=norm, placement=placement),

@@ -1,8 +1,12 @@
-"""Causal self-attention (registry axis ``attention``): mha | gqa | mqa.
+"""Causal self-attention (registry axis ``attention``): mha | gqa | mqa | sliding.
 
 The three names are one class. They differ only in the number of key/value heads, which
 ``ModelConfig`` resolves into ``cfg.n_kv_head`` (mha: n_head, mqa: 1, gqa: a divisor of n_head);
 each KV head is shared by ``n_head / n_kv_head`` query heads.
+
+``sliding`` is the same class with a local causal mask: each query sees itself and the
+``window - 1`` tokens before it (Child et al. / Longformer-style local attention). The masked
+scores are still computed over the full T x T square, so its FLOPs equal mha's.
 
 Two backends compute the same function: ``sdpa`` calls ``F.scaled_dot_product_attention`` (the
 flash kernel on GPU when there is no score bias) and ``manual`` writes out the masked softmax.
@@ -41,6 +45,7 @@ class CausalSelfAttention(nn.Module):
         self.head_size = cfg.head_size
         self.backend = cfg.attention.backend
         self.dropout = cfg.dropout
+        self.window = cfg.attention.window  # None: plain causal
         C, hs = cfg.n_embd, cfg.head_size
         # Separate q/k/v projections (not one fused c_attn) so that each is its own matrix for
         # Muon and the k/v width follows n_kv_head.
@@ -64,10 +69,11 @@ class CausalSelfAttention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)  # normalise before rotating, as in OLMo 2 / Qwen 3
         q, k = pos.rotate(q, k)
         bias = pos.score_bias(T, x.device, q.dtype)  # (nh, T, T) or None
+        allowed = self._allowed(T, x.device)  # (T, T) bool, True = may attend
         if self.backend == "sdpa":
-            y = self._sdpa(q, k, v, bias)
+            y = self._sdpa(q, k, v, bias, allowed)
         else:
-            y = self._manual(q, k, v, bias)
+            y = self._manual(q, k, v, bias, allowed)
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * hs)  # (B, T, nh*hs): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -78,7 +84,16 @@ class CausalSelfAttention(nn.Module):
             return k, v
         return k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
 
-    def _sdpa(self, q, k, v, bias: torch.Tensor | None) -> torch.Tensor:
+    def _allowed(self, T: int, device: torch.device) -> torch.Tensor:
+        """(T, T) bool: query i may attend key j when j <= i (and i - j < window for sliding)."""
+        i = torch.arange(T, device=device)[:, None]
+        j = torch.arange(T, device=device)[None, :]
+        allowed = j <= i
+        if self.window is not None:
+            allowed = allowed & (i - j < self.window)
+        return allowed
+
+    def _sdpa(self, q, k, v, bias: torch.Tensor | None, allowed: torch.Tensor) -> torch.Tensor:
         dropout_p = self.dropout if self.training else 0.0
         kwargs = {}
         if self.n_kv_head != self.n_head:
@@ -86,22 +101,21 @@ class CausalSelfAttention(nn.Module):
                 kwargs["enable_gqa"] = True  # the kernel broadcasts KV heads without copying them
             else:
                 k, v = self._expand_kv(k, v)
-        if bias is None:
+        if bias is None and self.window is None:
             # is_causal lets PyTorch pick the flash kernel; a mask tensor would rule it out.
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, **kwargs)
-        T = q.size(-2)
-        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()  # (T, T), True = may attend
-        mask = bias.masked_fill(~causal, float("-inf"))  # (nh, T, T) float mask: bias + causal
+        if bias is None:
+            mask = allowed  # (T, T) bool
+        else:
+            mask = bias.masked_fill(~allowed, float("-inf"))  # (nh, T, T) float mask: bias + causal
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, **kwargs)
 
-    def _manual(self, q, k, v, bias: torch.Tensor | None) -> torch.Tensor:
-        T = q.size(-2)
+    def _manual(self, q, k, v, bias: torch.Tensor | None, allowed: torch.Tensor) -> torch.Tensor:
         k, v = self._expand_kv(k, v)  # (B, nh, T, hs)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, T)
         if bias is not None:
             att = att + bias  # (B, nh, T, T) + (nh, T, T)
-        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-        att = att.masked_fill(~causal, float("-inf"))
+        att = att.masked_fill(~allowed, float("-inf"))
         att = F.softmax(att, dim=-1)
         att = F.dropout(att, p=self.dropout, training=self.training)
         return att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
@@ -127,4 +141,9 @@ attentions.register(
 )(CausalSelfAttention)
 attentions.register(
     "mqa", help="Multi-query attention: a single key/value head shared by all query heads.", options=_OPTIONS
+)(CausalSelfAttention)
+attentions.register(
+    "sliding",
+    help="Sliding-window causal attention: each query sees the last `window` tokens (itself included).",
+    options=("attention.window", "attention.n_kv_head", *_OPTIONS),
 )(CausalSelfAttention)

@@ -30,6 +30,14 @@ HASH_EXCLUDED_TRAIN = (
 HASH_EXCLUDED_DATA = ("cache_dir", "num_workers", "tiktoken_cache_dir")
 
 
+def _drop_nulls(node):
+    """A null field hashes like an absent one, so adding an optional field (default null) to the
+    config later does not change the hash of every recipe that does not use it."""
+    if isinstance(node, dict):
+        return {k: _drop_nulls(v) for k, v in node.items() if v is not None}
+    return node
+
+
 def hash_config_dict(config: dict) -> str:
     """A stable hash of what is trained: the same for every seed and every device layout.
 
@@ -41,6 +49,7 @@ def hash_config_dict(config: dict) -> str:
     for section, excluded in (("train", HASH_EXCLUDED_TRAIN), ("data", HASH_EXCLUDED_DATA)):
         if isinstance(payload.get(section), dict):
             payload[section] = {k: v for k, v in payload[section].items() if k not in excluded}
+    payload = _drop_nulls(payload)
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -10,15 +10,25 @@ from lit_algos.errors import ConfigError
 
 @dataclass
 class AttentionConfig:
-    kind: str = "mha"  # registry 'attention': mha | gqa | mqa (one class driven by n_kv_head)
+    kind: str = "mha"  # registry 'attention': mha | gqa | mqa (one class driven by n_kv_head) | sliding
     n_kv_head: int | None = None  # mha: = n_head, mqa: 1, gqa: required and must divide n_head
     backend: str = "sdpa"  # sdpa (flash kernel when available) | manual (explicit masked softmax)
     qk_norm: bool = False  # RMS-normalise queries and keys per head before the dot product
+    window: int | None = None  # sliding: each query sees itself and the window - 1 tokens before it
 
     def __post_init__(self):
         check_registry("kind", self.kind, "attention")
         check_choice("backend", self.backend, ("sdpa", "manual"))
         check_positive("n_kv_head", self.n_kv_head, allow_none=True)
+        check_positive("window", self.window, allow_none=True)
+        if self.kind == "sliding" and self.window is None:
+            raise ConfigError(
+                "window", None, "attention.kind=sliding needs a window (a positive number of tokens)."
+            )
+        if self.kind != "sliding" and self.window is not None:
+            raise ConfigError(
+                "window", self.window, "Only attention.kind=sliding uses a window; set it to null."
+            )
 
 
 @dataclass
@@ -122,8 +132,10 @@ class ModelConfig:
                     att.n_kv_head,
                     f"It must divide n_head ({self.n_head}); allowed: {', '.join(map(str, divisors))}.",
                 )
-        elif att.n_kv_head is None:
+        elif att.n_kv_head is None:  # sliding: full heads unless n_kv_head says otherwise
             att.n_kv_head = self.n_head
+        elif self.n_head % att.n_kv_head:
+            raise ConfigError("attention.n_kv_head", att.n_kv_head, f"It must divide n_head ({self.n_head}).")
 
     @property
     def head_size(self) -> int:
