@@ -9,41 +9,17 @@ import torch
 
 import lit_algos.components  # noqa: F401
 from lit_algos.components.position import RotaryPosition, alibi_slopes
-from lit_algos.config.model import AttentionConfig, MLPConfig, ModelConfig, NormConfig, PositionConfig
+from lit_algos.config.model import MLPConfig, ModelConfig
 from lit_algos.model import build_model
 from lit_algos.registry import registry
+
+from .model_configs import tiny_config
 
 ATTENTIONS = ("mha", "gqa", "mqa", "sliding")
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 
 
-def tiny(
-    attention="mha",
-    position="learned",
-    mlp="gelu",
-    norm="layernorm",
-    backend="sdpa",
-    n_kv_head=None,
-    qk_norm=False,
-    **kw,
-) -> ModelConfig:
-    if attention == "gqa" and n_kv_head is None:
-        n_kv_head = 2
-    base = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=64)
-    base.update(kw)
-    return ModelConfig(
-        attention=AttentionConfig(
-            kind=attention,
-            n_kv_head=n_kv_head,
-            backend=backend,
-            qk_norm=qk_norm,
-            window=4 if attention == "sliding" else None,  # narrower than block_size, so it masks
-        ),
-        position=PositionConfig(kind=position),
-        mlp=MLPConfig(kind=mlp),
-        norm=NormConfig(kind=norm),
-        **base,
-    )
+tiny = tiny_config
 
 
 def seeded(cfg: ModelConfig, seed: int = 0):

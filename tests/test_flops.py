@@ -6,9 +6,10 @@ import itertools
 
 import pytest
 
-from lit_algos.config.model import AttentionConfig, MLPConfig, ModelConfig, NormConfig, PositionConfig
 from lit_algos.flops import PEAK_FLOPS, estimate_flops, measure_flops, peak_flops
 from lit_algos.model import GPT
+
+from .model_configs import tiny_config
 
 ATTENTIONS = ("mha", "gqa", "mqa", "sliding")
 BACKENDS = ("sdpa", "manual")
@@ -16,39 +17,7 @@ POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 MLPS = ("gelu", "relu", "relu2", "swiglu")
 
 
-def make(
-    attention="mha",
-    backend="sdpa",
-    position="learned",
-    mlp="gelu",
-    tie=True,
-    qk_norm=False,
-    bias=True,
-    n_kv_head=None,
-    norm="layernorm",
-    placement="pre",
-    hidden=None,
-    **kw,
-) -> ModelConfig:
-    base = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=64)
-    base.update(kw)
-    if attention == "gqa" and n_kv_head is None:
-        n_kv_head = 2
-    return ModelConfig(
-        attention=AttentionConfig(
-            kind=attention,
-            n_kv_head=n_kv_head,
-            backend=backend,
-            qk_norm=qk_norm,
-            window=4 if attention == "sliding" else None,  # narrower than block_size, so it masks
-        ),
-        position=PositionConfig(kind=position),
-        mlp=MLPConfig(kind=mlp, hidden=hidden),
-        norm=NormConfig(kind=norm, placement=placement),
-        tie_embeddings=tie,
-        bias=bias,
-        **base,
-    )
+make = tiny_config
 
 
 def _grid() -> list[tuple[str, dict]]:
