@@ -48,7 +48,7 @@ def test_non_monotone_curves_use_the_running_minimum():
     ref.curve[-1].val_loss += 0.5  # the last reference evaluation ticks up: L* is its best loss
     for i in (3, 9, 14):  # spikes in the new curve must not un-reach a loss
         new.curve[i].val_loss += 1.0
-    pair = pair_ceg(ref, new)
+    pair = pair_ceg(ref, new, smooth=1)  # raw evaluations: the running-minimum rule itself
     assert pair.kind == "primary"
     assert pair.loss == pytest.approx(ref.curve[-2].val_loss)
     assert pair.cost_ref["flops"] == pytest.approx(ref.curve[-2].flops)
@@ -61,7 +61,7 @@ def test_an_early_dip_counts_as_reaching_the_loss():
     new = synthetic_record(
         "n", recipe="new", flops=grid, losses=[5.0, 2.9, 3.4, 3.2]
     )  # dips below 3.0 at F=2
-    pair = pair_ceg(ref, new)
+    pair = pair_ceg(ref, new, smooth=1)
     # L* = 3.0, reached between F=1 (5.0) and F=2 (2.9): ln F = ln 2 * (5 - 3) / (5 - 2.9)
     c_new = math.exp(math.log(2.0) * 2.0 / 2.1)
     assert pair.cost_new["flops"] == pytest.approx(c_new)

@@ -7,34 +7,43 @@ and tokens. Two rules for C(L*):
   linearly in (log C, loss) between the two evaluations that bracket L*.
 - ``paper``: the rule of the paper's own analysis notebook (see ``paper_pair``).
 
-L* is the reference's final loss (primary CEG); when the new recipe never reaches it, L* is
-the new recipe's best loss and the CEG is *auxiliary*; with ``target`` it is that loss.
+Curves are first smoothed by a local linear fit in (ln FLOPs, loss) (``--smooth``, default a
+fifth of the curve; 1 = raw evaluations), so eval noise biases neither L* nor C(L*).
 
-Several seeds: one CEG per pair of runs, their geometric mean, and a bootstrap interval.
-Runs are paired by seed when both sides have the same set of seeds; otherwise every
-(ref, new) combination is a pair and the two sides are resampled independently.
+One common L* for every seed (``summarize``): with a ``target``, that loss; else the *primary*
+L* = the highest of the reference seeds' (smoothed) final losses, which every reference seed
+reaches; if no new seed reaches it, the *auxiliary* L* = the highest of the new seeds' final
+losses. A run whose cost the evaluation grid cannot resolve is *censored*: never reached L*
+(cost > its total spend) or already below L* at its first evaluation (cost <= that
+evaluation's). A CEG built on a censored cost is a bound (``>= x`` or ``<= x``), never a number.
 
-Time decomposition: ``time speedup = FLOP CEG x throughput ratio``, where the throughput
-ratio (new over ref, in FLOPs per training second up to L*) is the systems part of a gain.
+Several seeds: the geometric mean CEG with a Student-t interval on log costs (paired by seed
+when both sides hold the same seeds; Welch unpaired otherwise), ``stats.log_ratio_interval``.
+
+Time decomposition: ``time speedup = FLOP CEG x throughput ratio``. The throughput ratio is
+*measured* (the runs' training FLOP/s = tokens/s x FLOPs per token), so the identity is a check:
+``CEGSummary.identity`` holds its relative gap.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lit_algos.analysis.curves import (
     UNITS,
+    auto_window,
     cost_at_loss,
     first_index_at_or_below,
+    local_linear_curve,
     running_min,
-    smoothed_curve,
     trailing_mean,
 )
 from lit_algos.analysis.runs import check_comparable
-from lit_algos.analysis.stats import Estimate, bootstrap_geomean
+from lit_algos.analysis.stats import Estimate, log_ratio_interval
 from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
 
@@ -52,6 +61,7 @@ class PairCEG:
     new_seed: int
     kind: str  # primary | auxiliary | target | undefined
     loss: float | None  # L*
+    bound: str | None = None  # ">=" / "<=": the CEG is a bound (a censored cost), not a number
     cost_ref: dict[str, float | None] = field(default_factory=dict)
     cost_new: dict[str, float | None] = field(default_factory=dict)
     ceg: dict[str, float | None] = field(default_factory=dict)
@@ -71,31 +81,12 @@ def _ratios(cost_ref: dict, cost_new: dict) -> dict[str, float | None]:
     return out
 
 
-def interp_pair(ref: RunRecord, new: RunRecord, target: float | None = None, smooth: int = 1) -> PairCEG:
-    """DESIGN §7 rule: monotone curves, C interpolated in (log C, loss)."""
-    ref_curve, new_curve = smoothed_curve(ref.curve, smooth), smoothed_curve(new.curve, smooth)
-    pair = PairCEG(ref.run_id, new.run_id, ref.seed, new.seed, "undefined", None)
-    ref_best = float(running_min(np.array([p.val_loss for p in ref_curve]))[-1])
-    new_best = float(running_min(np.array([p.val_loss for p in new_curve]))[-1])
-    if target is not None:
-        pair.kind, pair.loss = "target", float(target)
-    elif cost_at_loss(new_curve, ref_best) is not None:
-        pair.kind, pair.loss = "primary", ref_best
-    else:  # the new recipe never reaches the reference's final loss: compare at its own best
-        pair.kind, pair.loss = "auxiliary", new_best
-    if not math.isfinite(pair.loss):
-        pair.kind, pair.note = "undefined", "no finite validation loss"
-        return pair
-    c_ref, c_new = cost_at_loss(ref_curve, pair.loss), cost_at_loss(new_curve, pair.loss)
-    if c_ref is None or c_new is None:
-        who = " and ".join(w for w, c in (("reference", c_ref), ("new", c_new)) if c is None)
-        pair.note = f"{who} never reached loss {pair.loss:.4f}"
-        if pair.kind != "target":
-            pair.kind = "undefined"
-    pair.cost_ref = c_ref or {u: None for u in UNITS}
-    pair.cost_new = c_new or {u: None for u in UNITS}
-    pair.ceg = _ratios(pair.cost_ref, pair.cost_new)
-    return pair
+def interp_pair(
+    ref: RunRecord, new: RunRecord, target: float | None = None, smooth: int | None = None
+) -> PairCEG:
+    """DESIGN §7 rule for one pair: smoothed monotone curves, C interpolated in (log C, loss)."""
+    summary = summarize([ref], [new], target, "interp", smooth)
+    return summary.pairs[0]
 
 
 def paper_pair(
@@ -152,19 +143,77 @@ def pair_ceg(
         raise LitAlgosError(f"Unknown CEG method {method!r}. Allowed: {', '.join(METHODS)}.")
     if method == "paper":
         return paper_pair(ref, new, target, PAPER_SMOOTH_WINDOW if smooth is None else smooth)
-    return interp_pair(ref, new, target, 1 if smooth is None else smooth)
+    return interp_pair(ref, new, target, smooth)
+
+
+@dataclass
+class RunCost:
+    """One run's cost at the common L*; ``censor`` says what the grid could not resolve."""
+
+    run_id: str
+    seed: int
+    status: str
+    cost: dict[str, float | None]
+    censor: str | None = None  # None | "above" (never reached: cost > value) | "below" (cost <= value)
+    flop_per_s: float | None = None  # measured training throughput of the whole run
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _measured_flop_per_s(record: RunRecord) -> float | None:
+    fpt = (record.flops_per_token or {}).get("analytic")
+    tps = record.tokens_per_second
+    return float(tps * fpt) if tps and fpt and tps > 0 and fpt > 0 else None
+
+
+def run_cost(record: RunRecord, curve, loss: float) -> RunCost:
+    """Cost of one (smoothed) curve at ``loss``, with its censoring."""
+    out = RunCost(record.run_id, record.seed, record.status, {u: None for u in UNITS})
+    out.flop_per_s = _measured_flop_per_s(record)
+    hit = cost_at_loss(curve, loss)
+    if hit is None:
+        last = curve[-1]
+        out.cost, out.censor = {u: float(getattr(last, u)) for u in UNITS}, "above"
+    elif curve[0].val_loss <= loss:
+        out.cost, out.censor = hit, "below"
+    else:
+        out.cost = hit
+    return out
+
+
+# ratio = C_ref / C_new: a censored cost turns the ratio into a bound in this direction
+_RATIO_BOUND = {
+    ("ref", "above"): ">=",
+    ("ref", "below"): "<=",
+    ("new", "above"): "<=",
+    ("new", "below"): ">=",
+}
+
+
+def _pair_bound(ref: RunCost, new: RunCost) -> tuple[str | None, bool]:
+    """(bound, ok): the direction of the pair's bound; ok=False when the two sides disagree."""
+    dirs = {_RATIO_BOUND[(side, c.censor)] for side, c in (("ref", ref), ("new", new)) if c.censor}
+    if len(dirs) > 1:
+        return None, False
+    return (dirs.pop() if dirs else None), True
 
 
 @dataclass
 class CEGSummary:
-    """The CEG over seeds at one L* rule (primary/auxiliary or a target), in every unit."""
+    """The CEG over seeds at one common L*, in every unit."""
 
     measure: str  # "primary" (the L* = reference-final rule, auxiliary where needed) or "target"
-    kind: str  # primary | auxiliary | mixed | target | undefined
-    loss: float | None  # mean L* over pairs
+    kind: str  # primary | auxiliary | target | undefined
+    loss: float | None  # the common L*
     paired: bool
-    estimates: dict[str, Estimate]  # unit -> geometric mean with interval
+    estimates: dict[str, Estimate]  # unit -> geometric mean with interval (or a bound)
     pairs: list[PairCEG]
+    runs: dict[str, list[RunCost]] = field(default_factory=dict)  # "ref"/"new" -> cost of each run at L*
+    excluded: list[str] = field(default_factory=list)  # runs left out, each with its reason
+    censored: list[str] = field(default_factory=list)  # runs whose cost is only a bound, with why
+    identity: dict | None = None  # speedup vs FLOP CEG x measured throughput ratio
+    note: str = ""
 
     def to_dict(self) -> dict:
         return {
@@ -174,6 +223,11 @@ class CEGSummary:
             "paired": self.paired,
             "ceg": {u: e.to_dict() for u, e in self.estimates.items()},
             "pairs": [p.to_dict() for p in self.pairs],
+            "runs": {side: [c.to_dict() for c in costs] for side, costs in self.runs.items()},
+            "excluded": self.excluded,
+            "censored": self.censored,
+            "identity": self.identity,
+            "note": self.note,
         }
 
 
@@ -190,6 +244,67 @@ def pair_up(refs: list[RunRecord], news: list[RunRecord]) -> tuple[bool, list[tu
     return False, [(i, j) for i in range(len(refs)) for j in range(len(news))]
 
 
+def smoothed(record: RunRecord, smooth: int | None):
+    window = auto_window(len(record.curve)) if smooth is None else max(1, int(smooth))
+    return local_linear_curve(record.curve, window)
+
+
+def final_smoothed_loss(curve) -> float:
+    return float(running_min(np.array([p.val_loss for p in curve], dtype=float))[-1])
+
+
+def common_loss(ref_curves, new_curves, target: float | None) -> tuple[str, float | None]:
+    """The one L* every pair is compared at, and its kind (module docstring)."""
+    if target is not None:
+        return "target", float(target)
+    ref_finals = [final_smoothed_loss(c) for c in ref_curves]
+    ref_finals = [v for v in ref_finals if math.isfinite(v)]
+    if not ref_finals:
+        return "undefined", None
+    primary = max(ref_finals)
+    if any(cost_at_loss(c, primary) is not None for c in new_curves):
+        return "primary", primary
+    new_finals = [v for v in (final_smoothed_loss(c) for c in new_curves) if math.isfinite(v)]
+    return ("auxiliary", max(new_finals)) if new_finals else ("undefined", None)
+
+
+def _describe_censor(c: RunCost, side: str, loss: float) -> str:
+    what = (
+        f"never reached L*={loss:.4f} (status {c.status})"
+        if c.censor == "above"
+        else f"already at or below L*={loss:.4f} at its first evaluation"
+    )
+    return f"{side} {c.run_id}: {what}"
+
+
+def _estimate(
+    ref_costs: list[RunCost],
+    new_costs: list[RunCost],
+    index_pairs,
+    paired: bool,
+    value_of,
+    confidence: float,
+) -> Estimate:
+    """Geometric-mean ratio ref/new of ``value_of(cost)`` with its t interval, or a bound."""
+    lr = np.array([math.log(v) if (v := value_of(c)) and v > 0 else np.nan for c in ref_costs])
+    ln = np.array([math.log(v) if (v := value_of(c)) and v > 0 else np.nan for c in new_costs])
+    bounds = set()
+    for side, costs in (("ref", ref_costs), ("new", new_costs)):
+        bounds |= {_RATIO_BOUND[(side, c.censor)] for c in costs if c.censor}
+    if len(bounds) > 1:
+        return Estimate(None, n=len(index_pairs), note="censored in both directions: no bound either")
+    if paired:
+        est = log_ratio_interval(
+            paired_logs=np.array([lr[i] - ln[j] for i, j in index_pairs]), confidence=confidence
+        )
+    else:
+        est = log_ratio_interval(lr, ln, confidence=confidence)
+    if bounds and est.value is not None:
+        est.bound, est.low, est.high = bounds.pop(), None, None
+        est.note = "a bound: some costs are censored (see the censored runs)"
+    return est
+
+
 def summarize(
     refs: list[RunRecord],
     news: list[RunRecord],
@@ -197,26 +312,116 @@ def summarize(
     method: str = "interp",
     smooth: int | None = None,
     confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    seed: int = 0,
+    **_ignored,
 ) -> CEGSummary:
+    """CEG of ``news`` over ``refs`` at one common L* (module docstring)."""
+    excluded = [f"{r.run_id}: no evaluation curve (status {r.status})" for r in [*refs, *news] if not r.curve]
+    refs, news = [r for r in refs if r.curve], [n for n in news if n.curve]
     paired, index_pairs = pair_up(refs, news)
-    pairs = [pair_ceg(refs[i], news[j], target, method, smooth) for i, j in index_pairs]
-    units = (("evals",) if method == "paper" else ()) + UNITS + ("throughput",)
-    estimates = {}
-    for unit in units:
-        logs = np.full((len(refs), len(news)), np.nan)
-        for (i, j), p in zip(index_pairs, pairs):
-            value = p.ceg.get(unit)
-            if value is not None and value > 0:
-                logs[i, j] = math.log(value)
-        data = np.array([logs[i, j] for i, j in index_pairs]) if paired else logs
-        estimates[unit] = bootstrap_geomean(
-            data, paired=paired, confidence=confidence, n_resamples=n_resamples, seed=seed
+    units = UNITS
+    if method == "paper":
+        return _summarize_paper(refs, news, target, smooth, confidence, paired, index_pairs, excluded)
+    ref_curves, new_curves = [smoothed(r, smooth) for r in refs], [smoothed(n, smooth) for n in news]
+    kind, loss = common_loss(ref_curves, new_curves, target)
+    measure = "target" if target is not None else "primary"
+    if loss is None or not refs or not news:
+        return CEGSummary(
+            measure,
+            "undefined",
+            None,
+            paired,
+            {u: Estimate(None) for u in (*units, "throughput")},
+            [],
+            excluded=excluded,
+            note="no finite validation loss",
         )
+    ref_costs = [run_cost(r, c, loss) for r, c in zip(refs, ref_curves)]
+    new_costs = [run_cost(n, c, loss) for n, c in zip(news, new_curves)]
+    estimates = {
+        u: _estimate(ref_costs, new_costs, index_pairs, paired, lambda c, u=u: c.cost.get(u), confidence)
+        for u in units
+    }
+    # measured throughput: new FLOP/s over ref FLOP/s (the ratio of ref/new "seconds per FLOP")
+    plain = [RunCost(c.run_id, c.seed, c.status, {}, None, c.flop_per_s) for c in ref_costs]
+    plain_new = [RunCost(c.run_id, c.seed, c.status, {}, None, c.flop_per_s) for c in new_costs]
+    estimates["throughput"] = _estimate(
+        plain,
+        plain_new,
+        index_pairs,
+        paired,
+        lambda c: 1.0 / c.flop_per_s if c.flop_per_s else None,
+        confidence,
+    )
+    pairs = []
+    for i, j in index_pairs:
+        r, n = ref_costs[i], new_costs[j]
+        pair = PairCEG(r.run_id, n.run_id, r.seed, n.seed, kind, loss, cost_ref=r.cost, cost_new=n.cost)
+        pair.bound, ok = _pair_bound(r, n)
+        pair.ceg = _ratios(r.cost, n.cost)
+        if r.flop_per_s and n.flop_per_s:
+            pair.ceg["throughput"] = n.flop_per_s / r.flop_per_s
+        notes = [_describe_censor(c, side, loss) for side, c in (("reference", r), ("new", n)) if c.censor]
+        pair.note = "; ".join(notes) + ("" if ok else " (no bound: censored both ways)")
+        if not ok:
+            pair.ceg = {u: None for u in pair.ceg}
+        pairs.append(pair)
+    censored = [
+        _describe_censor(c, side, loss)
+        for side, costs in (("ref", ref_costs), ("new", new_costs))
+        for c in costs
+        if c.censor
+    ]
+    return CEGSummary(
+        measure=measure,
+        kind=kind,
+        loss=loss,
+        paired=paired,
+        estimates=estimates,
+        pairs=pairs,
+        runs={"ref": ref_costs, "new": new_costs},
+        excluded=excluded,
+        censored=censored,
+        identity=identity_check(estimates),
+    )
+
+
+def identity_check(estimates: dict[str, Estimate]) -> dict | None:
+    """speedup = FLOP CEG x throughput ratio, with the throughput *measured*: the relative gap."""
+    speed, ceg, thr = (estimates.get(u) for u in ("train_seconds", "flops", "throughput"))
+    if not (speed and ceg and thr) or None in (speed.value, ceg.value, thr.value) or speed.bound or ceg.bound:
+        return None
+    product = ceg.value * thr.value
+    return {"speedup": speed.value, "ceg_x_throughput": product, "relative_gap": speed.value / product - 1.0}
+
+
+def _summarize_paper(refs, news, target, smooth, confidence, paired, index_pairs, excluded) -> CEGSummary:
+    """The paper rule is per pair (its L* is the pair's reference); t interval on pair log ratios."""
+    window = PAPER_SMOOTH_WINDOW if smooth is None else smooth
+    pairs = [paper_pair(refs[i], news[j], target, window) for i, j in index_pairs]
+    estimates = {}
+    for unit in ("evals", *UNITS, "throughput"):
+        logs = np.array([math.log(v) if (v := p.ceg.get(unit)) and v > 0 else np.nan for p in pairs])
+        if paired:
+            estimates[unit] = log_ratio_interval(paired_logs=logs, confidence=confidence)
+        else:  # ln CEG_ij ~ mu + r_i - n_j: Welch on the row means and the centred column means
+            m = np.full((len(refs), len(news)), np.nan)
+            for (i, j), v in zip(index_pairs, logs):
+                m[i, j] = v
+            if not np.isfinite(m).any():
+                estimates[unit] = Estimate(None, note="no defined pair")
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a run with no defined pair is NaN
+                row, col = np.nanmean(m, axis=1), np.nanmean(m, axis=0)
+            estimates[unit] = log_ratio_interval(row, col - np.nanmean(col), confidence=confidence)
     kinds = {p.kind for p in pairs if p.kind != "undefined"}
     kind = kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "undefined")
     defined = [p.loss for p in pairs if p.loss is not None and p.kind != "undefined"]
+    note = (
+        "seeds disagree on primary vs auxiliary: the paper rule's L* differs per pair"
+        if kind == "mixed"
+        else ""
+    )
     return CEGSummary(
         measure="target" if target is not None else "primary",
         kind=kind,
@@ -224,6 +429,8 @@ def summarize(
         paired=paired,
         estimates=estimates,
         pairs=pairs,
+        excluded=excluded,
+        note=note,
     )
 
 
@@ -266,6 +473,8 @@ def compare(
     kwargs = dict(method=method, smooth=smooth, confidence=confidence, n_resamples=n_resamples, seed=seed)
     summaries = [summarize(refs, news, None, **kwargs)]
     summaries += [summarize(refs, news, float(t), **kwargs) for t in targets]
+    if all(not r.curve for r in refs) or all(not n.curve for n in news):
+        raise LitAlgosError("CEG needs at least one reference run and one new run with an evaluation curve.")
     return CEGReport(
         ref=[r.run_id for r in refs],
         new=[n.run_id for n in news],
@@ -288,6 +497,7 @@ __all__ = [
     "CEGReport",
     "CEGSummary",
     "PairCEG",
+    "RunCost",
     "ceg_value",
     "compare",
     "interp_pair",

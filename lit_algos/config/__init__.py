@@ -26,6 +26,7 @@ HASH_EXCLUDED_TRAIN = (
     "micro_batch_size",
     "checkpoint_every_tokens",
     "wandb",
+    "stop_at_target",  # where a run stops, not what it trains: the per-token curve is the same
 )
 HASH_EXCLUDED_DATA = ("cache_dir", "num_workers", "tiktoken_cache_dir")
 

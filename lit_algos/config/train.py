@@ -26,6 +26,9 @@ class TrainConfig:
     batch_size: int = 32  # global batch in sequences, the same whatever the device count
     micro_batch_size: int | None = None  # per device; null: batch_size / devices (no accumulation)
     target_loss: float | None = None  # stop as soon as the full validation loss is <= this
+    # false: run the declared length (max_tokens/...) in full and only record the crossing; the
+    # speedrun rule (speedrun, submit) needs full runs, so its t-test is on unbiased final losses
+    stop_at_target: bool = True
     max_tokens: int | None = 2_000_000  # budget; any of the three may be set, the first spent stops the run
     max_flops: float | None = None
     max_seconds: float | None = None  # training-clock seconds (evaluation and compilation excluded)

@@ -102,6 +102,7 @@ class TargetTracker(L.Callback):
         on_eval=None,
         on_step=None,
         log_every_steps: int = 10,
+        stop_at_target: bool = True,
     ):
         self.clock = clock
         self.val_loader_fn = val_loader_fn
@@ -117,6 +118,7 @@ class TargetTracker(L.Callback):
         self.on_eval = on_eval  # callable(point, trainer) for loggers / progress
         self.on_step = on_step  # callable(metrics, step, trainer): train loss for loggers
         self.log_every_steps = log_every_steps
+        self.stop_at_target = stop_at_target  # false: the crossing is recorded, the run goes on
         self.curve: list[dict] = []
         self.train_curve: list[list[float]] = []  # [step, train loss] per optimizer step
         self.status: str = "running"
@@ -151,7 +153,7 @@ class TargetTracker(L.Callback):
         first = self.curve[0]["val_loss"]
         if point.val_loss > self.divergence_factor * first:
             return "diverged"
-        if self.target_loss is not None and point.val_loss <= self.target_loss:
+        if self.stop_at_target and self.target_loss is not None and point.val_loss <= self.target_loss:
             return "reached"
         return "running"
 

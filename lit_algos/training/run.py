@@ -237,6 +237,7 @@ def train(
         checkpoint_path=ckpt_path,
         checkpoint_every_steps=ckpt_every_steps,
         on_eval=on_eval,
+        stop_at_target=t.stop_at_target,
         on_step=(lambda metrics, step, trainer: log_to_loggers(metrics, step, trainer)) if loggers else None,
     )
     trainer = L.Trainer(

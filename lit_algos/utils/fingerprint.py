@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from lit_algos.hardware import host_fingerprint
+
 
 def code_fingerprint() -> dict:
     """The git commit of the lit_algos checkout and whether it had uncommitted changes."""
@@ -60,6 +62,7 @@ def hardware_fingerprint(accelerator: str, n_devices: int, num_nodes: int = 1) -
         "cpu": _cpu_name(),
         "cpu_cores": cores,
         "class": klass,
+        "host": host_fingerprint(accelerator, n_devices),  # ISA flags, threads, torch (lit_algos.hardware)
     }
 
 
