@@ -253,18 +253,24 @@ def final_smoothed_loss(curve) -> float:
     return float(running_min(np.array([p.val_loss for p in curve], dtype=float))[-1])
 
 
-def common_loss(ref_curves, new_curves, target: float | None) -> tuple[str, float | None]:
-    """The one L* every pair is compared at, and its kind (module docstring)."""
+def common_loss(
+    ref_curves, new_curves, target: float | None, ref_ok=None, new_ok=None
+) -> tuple[str, float | None]:
+    """The one L* every pair is compared at, and its kind (module docstring). Only complete runs
+    (``*_ok``) choose L*: a diverged run's best loss says nothing about the recipe."""
     if target is not None:
         return "target", float(target)
-    ref_finals = [final_smoothed_loss(c) for c in ref_curves]
+    ref_ok = ref_ok or [True] * len(ref_curves)
+    new_ok = new_ok or [True] * len(new_curves)
+    ref_finals = [final_smoothed_loss(c) for c, ok in zip(ref_curves, ref_ok) if ok or not any(ref_ok)]
     ref_finals = [v for v in ref_finals if math.isfinite(v)]
     if not ref_finals:
         return "undefined", None
     primary = max(ref_finals)
-    if any(cost_at_loss(c, primary) is not None for c in new_curves):
+    if any(cost_at_loss(c, primary) is not None for c in new_curves) or not any(new_ok):
         return "primary", primary
-    new_finals = [v for v in (final_smoothed_loss(c) for c in new_curves) if math.isfinite(v)]
+    new_finals = [final_smoothed_loss(c) for c, ok in zip(new_curves, new_ok) if ok]
+    new_finals = [v for v in new_finals if math.isfinite(v)]
     return ("auxiliary", max(new_finals)) if new_finals else ("undefined", None)
 
 
@@ -322,7 +328,9 @@ def summarize(
     if method == "paper":
         return _summarize_paper(refs, news, target, smooth, confidence, paired, index_pairs, excluded)
     ref_curves, new_curves = [smoothed(r, smooth) for r in refs], [smoothed(n, smooth) for n in news]
-    kind, loss = common_loss(ref_curves, new_curves, target)
+    kind, loss = common_loss(
+        ref_curves, new_curves, target, [r.complete for r in refs], [n.complete for n in news]
+    )
     measure = "target" if target is not None else "primary"
     if loss is None or not refs or not news:
         return CEGSummary(

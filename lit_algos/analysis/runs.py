@@ -28,10 +28,12 @@ def _scan(runs_dir: Path) -> list[tuple[Path, RunRecord]]:
 
 
 def resolve_runs(
-    specs: Iterable[str], runs_dir: str | Path | None = None, what: str = "runs"
+    specs: Iterable[str], runs_dir: str | Path | None = None, what: str = "runs", include_failed: bool = False
 ) -> list[RunRecord]:
     """Run records for each spec: a record.json path, a run directory, a directory of run
-    directories, or a recipe name looked up in ``runs_dir``. Duplicates (same run_id) are dropped."""
+    directories, or a recipe name looked up in ``runs_dir``. Duplicates (same run_id) are dropped.
+    A recipe name matches complete records, and with ``include_failed`` also diverged / failed ones
+    that have a curve (CEG lists them as censored rather than dropping them silently)."""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     scanned: list[tuple[Path, RunRecord]] | None = None
     out: dict[str, RunRecord] = {}
@@ -46,7 +48,12 @@ def resolve_runs(
         else:
             if scanned is None:
                 scanned = _scan(root)
-            found = [rec for _, rec in scanned if rec.recipe == spec and rec.complete]
+            usable = ("diverged", "failed") if include_failed else ()
+            found = [
+                rec
+                for _, rec in scanned
+                if rec.recipe == spec and (rec.complete or (rec.status in usable and rec.curve))
+            ]
             if not found:
                 known = sorted({rec.recipe for _, rec in scanned if rec.complete})
                 raise LitAlgosError(

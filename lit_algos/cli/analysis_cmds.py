@@ -21,10 +21,12 @@ def register(subparsers) -> None:
         "ceg",
         help="compute-equivalent gain of one recipe over another",
         description=(
-            "CEG = C_ref(L*) / C_new(L*) in FLOPs, training seconds and tokens. Primary CEG: L* = the reference's "
-            "final loss; auxiliary CEG when the new recipe never gets there: L* = its best loss. With several seeds: "
-            "geometric mean and a bootstrap interval (paired by seed when both sides have the same seeds). Only runs "
-            "on the same validation set (data.val_fingerprint) can be compared."
+            "CEG = C_ref(L*) / C_new(L*) in FLOPs, training seconds and tokens, at one common L* for all seeds: "
+            "primary L* = the highest reference seed's (smoothed) final loss; auxiliary when no new seed gets there: "
+            "L* = the highest new seed's final loss. Geometric mean over seeds with a Student-t interval on log costs "
+            "(paired by seed when both sides have the same seeds, Welch otherwise). Costs the evaluation grid cannot "
+            "resolve are reported as bounds (≥ / ≤) and listed. Only runs on the same validation set "
+            "(data.val_fingerprint) can be compared."
         ),
     )
     p.add_argument("--ref", nargs="+", required=True, metavar="RUNS", help=f"reference {RUNS_HELP}")
@@ -54,16 +56,19 @@ def register(subparsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="trailing mean over N evaluations first (default: 8 for paper, 1 for interp)",
+        help="paper: trailing mean over N evaluations (default 8); interp: local linear fit in (ln FLOPs, loss) over "
+        "N evaluations (default: a fifth of the curve; 1 = raw evaluations)",
     )
     p.add_argument(
         "--confidence",
         type=float,
         default=0.95,
-        help="confidence level of the bootstrap interval (default 0.95)",
+        help="confidence level of the intervals (default 0.95)",
     )
-    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    p.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples for attribution (default 2000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of bootstraps and fit draws (default 0)")
     p.add_argument(
         "--per-pair", action="store_true", help="also show the CEG of every (ref, new) pair of runs"
     )
@@ -187,8 +192,8 @@ def _named_groups(items: list[str], runs_dir, flag: str) -> dict:
 def cmd_ceg(args) -> int:
     from lit_algos.analysis.runs import resolve_runs, single_recipe
 
-    refs = resolve_runs(args.ref, args.runs_dir, "--ref")
-    news = resolve_runs(args.new, args.runs_dir, "--new")
+    refs = resolve_runs(args.ref, args.runs_dir, "--ref", include_failed=True)
+    news = resolve_runs(args.new, args.runs_dir, "--new", include_failed=True)
     if args.scaling:
         return _scaling(args, refs, news)
     from lit_algos.analysis.ceg import compare
@@ -220,6 +225,8 @@ def cmd_ceg(args) -> int:
         return 0
     console = _console()
     console.print(_ceg_table(report))
+    for line in _censoring_lines(report):
+        console.print(line)
     console.print(_decomposition_line(report.summaries[0]))
     if args.per_pair:
         for summary in report.summaries:
@@ -232,7 +239,7 @@ def cmd_ceg(args) -> int:
 def _measure_label(summary) -> str:
     if summary.measure == "target":
         return "target"
-    return {"mixed": "primary/auxiliary (per pair)"}.get(summary.kind, summary.kind)
+    return {"mixed": "mixed per pair (paper rule)"}.get(summary.kind, summary.kind)
 
 
 def _ceg_table(report):
@@ -244,30 +251,47 @@ def _ceg_table(report):
         f"{len(report.ref)} ref / {len(report.new)} new runs, {'paired by seed' if first.paired else 'unpaired'}"
     )
     table = Table(title=title)
-    for col in ("L* rule", "L*", "unit", "CEG (geo. mean)", f"{report.confidence:.0%} CI", "pairs"):
+    for col in ("L* rule", "L*", "unit", "CEG (geo. mean)", f"{report.confidence:.0%} CI", "n", "interval"):
         table.add_column(col)
     for summary in report.summaries:
         for unit, est in summary.estimates.items():
             ci = f"[{_fmt(est.low)}, {_fmt(est.high)}]" if est.low is not None else "–"
+            value = {">=": "≥ ", "<=": "≤ "}.get(est.bound or "", "") + _fmt(est.value)
             table.add_row(
                 _measure_label(summary),
                 _fmt(summary.loss, 5),
-                UNIT_NAMES[unit],
-                _fmt(est.value) + ("×" if est.value is not None else ""),
+                UNIT_NAMES[unit] + (" (measured)" if unit == "throughput" else ""),
+                value + ("×" if est.value is not None else ""),
                 ci,
                 str(est.n),
+                est.note or est.method,
             )
         table.add_section()
     return table
 
 
+def _censoring_lines(report) -> list[str]:
+    lines = []
+    for summary in report.summaries:
+        label = f"{_measure_label(summary)} L*={_fmt(summary.loss, 5)}"
+        lines += [f"censored at {label}: {c}" for c in summary.censored]
+        lines += [f"excluded: {c}" for c in summary.excluded]
+        if summary.note:
+            lines.append(f"{label}: {summary.note}")
+    return lines
+
+
 def _decomposition_line(summary) -> str:
-    flops, time, thr = (summary.estimates[u].value for u in ("flops", "train_seconds", "throughput"))
-    if None in (flops, time, thr):
-        return "time decomposition: not available (a CEG is undefined)"
+    identity = summary.identity
+    if not identity:
+        return (
+            "time decomposition: not available (a CEG is undefined, a bound, or throughput was not measured)"
+        )
+    flops, thr = summary.estimates["flops"].value, summary.estimates["throughput"].value
     return (
-        f"time speedup = FLOP CEG × throughput ratio: {_fmt(time)} = {_fmt(flops)} × {_fmt(thr)} "
-        f"(algorithmic share of the log speedup: {_fmt(math.log(flops) / math.log(time)) if not math.isclose(time, 1.0) else '–'})"
+        f"check: time speedup {_fmt(identity['speedup'])} vs FLOP CEG × measured throughput ratio "
+        f"{_fmt(flops)} × {_fmt(thr)} = {_fmt(identity['ceg_x_throughput'])} "
+        f"(gap {identity['relative_gap']:+.1%}; a large gap means the throughput up to L* differs from the run's average)"
     )
 
 
