@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from lit_algos.analysis.synthetic import synthetic_record, synthetic_seeds, synthetic_tracks_yaml
+from lit_algos.analysis.synthetic import (
+    synthetic_record,
+    synthetic_reference,
+    synthetic_seeds,
+    synthetic_tracks_yaml,
+)
 from lit_algos.errors import SubmissionError
 from lit_algos.leaderboard.entries import Entry, load_entries, submit
 
@@ -31,6 +36,7 @@ def submit_toy(root, runs, **kwargs):
         "contributors": ["ada"],
         "leaderboard_dir": root,
         "plots": False,
+        "reference": synthetic_reference(1e6),
         **kwargs,
     }
     return submit(runs, kwargs.pop("track", "toy"), **kwargs)
@@ -46,9 +52,11 @@ def test_accepted_entry_holds_runs_statistics_and_summary(board):
     assert loaded.runs[0].curve == runs[0].curve  # full records, curve included
     st = loaded.statistics
     assert st["n"] == 3 and not st["provisional"] and st["p"] < 0.01 and st["mean_final_loss"] < 3.5
-    flops = loaded.summary["flops"]
-    assert flops["low"] < flops["value"] < flops["high"]
-    assert flops["value"] == pytest.approx(sum(r.to_target.flops for r in runs) / 3)
+    flops, crossing = loaded.summary["flops"], loaded.summary["crossing"]["flops"]
+    assert flops["value"] == pytest.approx(1e15)  # the declared run's cost: every seed ran the full grid
+    assert crossing["low"] < crossing["value"] < crossing["high"]
+    assert crossing["value"] == pytest.approx(sum(r.to_target.flops for r in runs) / 3)
+    assert loaded.rule == "declared-length" and loaded.reference["seconds"] == [1e6]
     assert loaded.commit == "0000000" and entry.config_hash == loaded.config_hash
     assert "fast-1" in (board / "README.md").read_text()
 
@@ -58,13 +66,25 @@ def test_fewer_seeds_than_the_minimum_is_provisional(board):
     assert entry.provisional and entry.statistics["p"] is None
 
 
+def cut_short(runs):
+    """The last seed stops halfway through its declared length (e.g. a time budget ran out)."""
+    last = runs[-1]
+    last.curve = last.curve[:8]
+    last.final = last.curve[-1]
+    return runs
+
+
 REJECTIONS = {
     "unknown track": (lambda: synthetic_seeds("a"), {"track": "nope"}, "Unknown track 'nope'"),
     "uncalibrated track": (lambda: synthetic_seeds("a"), {"track": "closed"}, "not calibrated yet"),
     "fingerprint mismatch": (
         lambda: (
             synthetic_seeds("a")[:2]
-            + [synthetic_record("x", recipe="a", seed=9, target_loss=3.5, val_fingerprint="other")]
+            + [
+                synthetic_record(
+                    "x", recipe="a", seed=9, target_loss=3.5, val_fingerprint="other", full_run=True
+                )
+            ]
         ),
         {},
         "different validation set",
@@ -72,7 +92,11 @@ REJECTIONS = {
     "hardware mismatch": (
         lambda: (
             synthetic_seeds("a")[:2]
-            + [synthetic_record("x", recipe="a", seed=9, target_loss=3.5, hardware_class="8xH100")]
+            + [
+                synthetic_record(
+                    "x", recipe="a", seed=9, target_loss=3.5, hardware_class="8xH100", full_run=True
+                )
+            ]
         ),
         {},
         "is for '2-core CPU' only",
@@ -100,14 +124,23 @@ REJECTIONS = {
         "mix recipes",
     ),
     "repeated seed": (
-        lambda: synthetic_seeds("a") + [synthetic_record("dup", recipe="a", seed=0, target_loss=3.5)],
+        lambda: (
+            synthetic_seeds("a")
+            + [synthetic_record("dup", recipe="a", seed=0, target_loss=3.5, full_run=True)]
+        ),
         {},
         "repeated seed",
     ),
     "t-test failure": (
         lambda: [
             synthetic_record(
-                f"n{s}", recipe="a", seed=s, target_loss=3.5, flops=[1e12, 2e12], losses=[4.0, v]
+                f"n{s}",
+                recipe="a",
+                seed=s,
+                target_loss=3.5,
+                flops=[1e12, 2e12],
+                losses=[4.0, v],
+                full_run=True,
             )
             for s, v in enumerate((3.49, 3.52, 3.47))
         ],
@@ -116,10 +149,30 @@ REJECTIONS = {
     ),
     "provisional above target": (
         lambda: [
-            synthetic_record("n0", recipe="a", seed=0, target_loss=3.5, flops=[1e12, 2e12], losses=[4.0, 3.6])
+            synthetic_record(
+                "n0",
+                recipe="a",
+                seed=0,
+                target_loss=3.5,
+                flops=[1e12, 2e12],
+                losses=[4.0, 3.6],
+                full_run=True,
+            )
         ],
         {},
         "not below the target",
+    ),
+    "stopped at the target": (
+        lambda: synthetic_seeds("a", full_run=False, stop_at_target=True),
+        {},
+        "stopped at the target",
+    ),
+    "cut short": (lambda: cut_short(synthetic_seeds("a")), {}, "did not run its declared length"),
+    "no reference": (lambda: synthetic_seeds("a"), {"reference": None}, "same machine"),
+    "reference from another host": (
+        lambda: synthetic_seeds("a"),
+        {"reference": {**synthetic_reference(1e6), "host": {"cpu_model": "Other CPU"}}},
+        "only comparable on one host",
     ),
     "bad entry id": (lambda: synthetic_seeds("a"), {"name": "../evil"}, "not allowed"),
     "no contributors": (lambda: synthetic_seeds("a"), {"contributors": [" "]}, "contributor"),
@@ -154,6 +207,7 @@ def _submit_in_child(root: str, recipe: str, k: float, barrier) -> None:
         leaderboard_dir=root,
         plots=True,
         now=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        reference=synthetic_reference(1e6),
     )
 
 

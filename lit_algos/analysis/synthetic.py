@@ -16,6 +16,17 @@ import numpy as np
 from lit_algos.records import EvalPoint, RunRecord, interpolate_to_target
 
 BYTES_PER_TOKEN = 4.0  # for a plausible bits-per-byte column
+# the host fingerprint every synthetic run reports (lit_algos.hardware.host_fingerprint's fields)
+SYNTHETIC_HOST = {
+    "cpu_model": "Synthetic CPU",
+    "isa": ["avx2"],
+    "cores": 2,
+    "torch_threads": 2,
+    "accelerator": "cpu",
+    "accelerator_name": None,
+    "accelerator_count": 0,
+    "torch": "2.13.0",
+}
 
 
 def log_linear_loss(a: float = 10.0, b: float = 0.2, k: float = 1.0) -> Callable[[float], float]:
@@ -40,8 +51,13 @@ def synthetic_record(
     hardware_class: str = "2-core CPU",
     commit: str = "0000000",
     stop_at_target: bool = False,
+    full_run: bool = False,
+    host: dict | None = None,
 ) -> RunRecord:
-    """A complete run record whose curve is ``loss_fn`` (or ``losses``) on the ``flops`` grid."""
+    """A complete run record whose curve is ``loss_fn`` (or ``losses``) on the ``flops`` grid.
+
+    ``full_run``: a run of the speedrun rule, its declared length (the grid) run in full with
+    ``train.stop_at_target: false`` (status budget_exhausted, the crossing still recorded)."""
     grid = list(flops) if flops is not None else list(np.geomspace(1e12, 1e15, 16))
     values = list(losses) if losses is not None else [(loss_fn or log_linear_loss())(f) for f in grid]
     curve = []
@@ -60,9 +76,12 @@ def synthetic_record(
             break
     to_target = interpolate_to_target(curve, target_loss) if target_loss is not None else None
     if status is None:
-        status = "reached" if to_target is not None else "budget_exhausted"
+        status = "reached" if to_target is not None and not full_run else "budget_exhausted"
     cfg = config if config is not None else {"name": recipe, "model": {"n_layer": 2}, "train": {"seed": seed}}
     cfg = {**cfg, "train": {**cfg.get("train", {}), "seed": seed}}
+    if full_run:
+        declared = {"stop_at_target": False, "max_tokens": curve[-1].tokens, "batch_size": 1}
+        cfg = {**cfg, "train": {**cfg["train"], **declared}}
     return RunRecord(
         run_id=run_id,
         recipe=recipe,
@@ -71,7 +90,13 @@ def synthetic_record(
         seed=seed,
         status=status,
         code={"commit": commit, "dirty": False, "version": "0.1.0"},
-        hardware={"accelerator": "cpu", "device_name": "synthetic", "n_devices": 1, "class": hardware_class},
+        hardware={
+            "accelerator": "cpu",
+            "device_name": "synthetic",
+            "n_devices": 1,
+            "class": hardware_class,
+            "host": dict(host or SYNTHETIC_HOST),
+        },
         data={
             "corpus": "synthetic",
             "tokenizer": "bpe:4096",
@@ -106,6 +131,7 @@ tracks:
     min_seeds_for_significance: {min_seeds}
     alpha: 0.01
     baseline: {baseline or "null"}
+    baseline_recipe: base
     rules: [Synthetic runs only.]
   closed:
     description: Not calibrated yet.
@@ -119,11 +145,20 @@ tracks:
 
 
 def synthetic_seeds(
-    recipe: str, k: float = 1.0, seeds: Sequence[int] = (0, 1, 2), target_loss: float = 3.5, **kwargs
+    recipe: str,
+    k: float = 1.0,
+    seeds: Sequence[int] = (0, 1, 2),
+    target_loss: float = 3.5,
+    declare_shorter: bool = False,
+    **kwargs,
 ) -> list[RunRecord]:
-    """Seeds of one recipe evaluated for ``target_loss`` (reached mid-run, so the final losses sit
-    well below it); seed s shifts the loss by 0.01 * (s - 1) so the seeds differ. ``k`` is the
-    compute multiplier over ``k = 1``."""
+    """Full runs (the speedrun rule) of one recipe for ``target_loss`` (crossed mid-run, so the
+    final losses sit well below it); seed s shifts the loss by 0.01 * (s - 1) so the seeds differ.
+    ``k`` is the compute multiplier over ``k = 1``; ``declare_shorter``: the recipe declares a
+    length 1/k of the default grid, so it ends at the same loss as ``k = 1`` with 1/k the FLOPs."""
+    if declare_shorter:
+        kwargs.setdefault("flops", [f / k for f in np.geomspace(1e12, 1e15, 16)])
+    kwargs.setdefault("full_run", True)
     return [
         synthetic_record(
             f"{recipe}-s{s}",
@@ -135,3 +170,18 @@ def synthetic_seeds(
         )
         for s in seeds
     ]
+
+
+def synthetic_reference(seconds: float | Sequence[float], tokens_per_second: float = 1e3, **extra) -> dict:
+    """A same-machine reference (``speedrun.reference_from_benchmark``'s format) on SYNTHETIC_HOST:
+    the baseline's declared run takes ``seconds`` here."""
+    values = [float(seconds)] if isinstance(seconds, (int, float)) else [float(v) for v in seconds]
+    return {
+        "kind": "benchmark",
+        "recipe": "base",
+        "seconds": values,
+        "tokens_per_second": tokens_per_second,
+        "flops_per_token": 1e6,
+        "host": dict(SYNTHETIC_HOST),
+        **extra,
+    }

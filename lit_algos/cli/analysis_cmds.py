@@ -138,6 +138,24 @@ def register(subparsers) -> None:
         help="where recipe names are looked up (default: $LIT_ALGOS_RUNS or ./runs)",
     )
     s.add_argument("--no-plots", action="store_true", help="do not redraw the PNG plots")
+    s.add_argument(
+        "--reference-runs",
+        nargs="+",
+        default=None,
+        metavar="RUNS",
+        help="same-machine reference: full runs of the track's baseline recipe on this host (default: benchmark it here)",
+    )
+    s.add_argument(
+        "--reference-steps",
+        type=int,
+        default=30,
+        help="timed steps of the reference benchmark of the baseline recipe (default 30)",
+    )
+    s.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="measure no reference (only tracks with an exact hardware string accept that)",
+    )
     s.set_defaults(func=cmd_submit)
 
     b = subparsers.add_parser(
@@ -382,12 +400,25 @@ def _scaling(args, refs, news) -> int:
 # ---- submit / leaderboard ------------------------------------------------------------------
 def cmd_submit(args) -> int:
     from lit_algos.analysis.runs import resolve_runs
-    from lit_algos.leaderboard.entries import entry_path, submit
+    from lit_algos.leaderboard import speedrun
+    from lit_algos.leaderboard.entries import build_entry, entry_path, get_submission_track, submit
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
 
     runs = resolve_runs(args.runs, args.runs_dir, "submit")
     contributors = [c for item in args.contributors for c in item.split(",")]
     root = Path(args.leaderboard_dir) if args.leaderboard_dir else default_leaderboard_dir()
+    track = get_submission_track(args.track, root)
+    reference, reference_runs = None, None
+    if args.reference_runs:
+        reference_runs = resolve_runs(args.reference_runs, args.runs_dir, "--reference-runs")
+    elif not args.no_reference and not track.exact_hardware:
+        # validate first: a rejected entry must not cost a benchmark
+        build_entry(runs, track, args.description, contributors, args.name, require_reference=False)
+        _console().print(
+            f"Measuring the same-machine reference: {args.reference_steps} steps of {track.baseline_recipe}"
+        )
+        bench = speedrun.benchmark_reference(track, args.reference_steps)
+        reference = speedrun.reference_from_benchmark(bench, bench["declared_tokens"], runs)
     entry = submit(
         runs,
         args.track,
@@ -396,6 +427,8 @@ def cmd_submit(args) -> int:
         name=args.name,
         leaderboard_dir=root,
         plots=not args.no_plots,
+        reference=reference,
+        reference_runs=reference_runs,
     )
     st = entry.statistics
     status = (
@@ -412,9 +445,15 @@ def cmd_submit(args) -> int:
         f"t={_fmt(st['t'])}, p={_fmt(st['p'])}, alpha={st['alpha']}"
     )
     for unit in ("train_seconds", "flops", "tokens"):
-        s = entry.summary[unit]
+        s, c = entry.summary[unit], entry.summary["crossing"][unit]
         console.print(
-            f"  {UNIT_NAMES[unit]} to target: {_fmt(s['value'])} [{_fmt(s['low'])}, {_fmt(s['high'])}]"
+            f"  {UNIT_NAMES[unit]} of the declared run: {_fmt(s['value'])} [{_fmt(s['low'])}, {_fmt(s['high'])}]; "
+            f"target crossed at {_fmt(c['value'])}"
+        )
+    if entry.reference:
+        ref = entry.reference
+        console.print(
+            f"  same-machine reference ({ref['kind']} of {ref['recipe']}): {_fmt(sum(ref['seconds']) / len(ref['seconds']))} s"
         )
     console.print(f"Board regenerated: {root / 'README.md'}")
     return 0

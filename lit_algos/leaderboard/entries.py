@@ -7,9 +7,14 @@ full run records of all its seeds plus who, what, when and the statistics. Submi
 2. every run is complete (``reached`` or ``budget_exhausted`` with a curve), was evaluated
    on the track's validation set (data.val_fingerprint) and trained for the track's target
    (record.target_loss), and all runs are distinct seeds of one recipe (one recipe hash);
-3. a one-sided t-test that the mean final validation loss is below the target: with at
+3. the speedrun rule (``lit_algos.leaderboard.speedrun``): every seed ran its declared length
+   in full (``train.stop_at_target: false``), and a same-machine reference (or, on a track with
+   ``exact_hardware``, exactly that hardware) makes its seconds comparable;
+4. a one-sided t-test that the mean final validation loss is below the target: with at
    least ``min_seeds_for_significance`` seeds it must give p < alpha; with fewer seeds the
    entry is *provisional* and only its mean must be below the target.
+
+Entries made before the rule (``rule: stop-at-target``) still load and are shown, unranked.
 
 Any failure raises ``SubmissionError`` before anything is written. The entry file is written
 atomically and the board regenerated while holding an exclusive ``fcntl.flock`` on
@@ -32,6 +37,7 @@ from lit_algos.analysis.curves import UNITS, final_bpb, final_loss
 from lit_algos.analysis.runs import recipe_hash
 from lit_algos.analysis.stats import mean_interval, ttest_below
 from lit_algos.errors import LitAlgosError, SubmissionError
+from lit_algos.leaderboard import speedrun
 from lit_algos.leaderboard.tracks import Track, default_leaderboard_dir, load_tracks
 from lit_algos.records import RunRecord, interpolate_to_target
 from lit_algos.utils.io import atomic_write_json, read_json
@@ -56,6 +62,8 @@ class Entry:
     summary: dict  # unit -> {value, low, high, n, values}: cost to target over seeds
     runs: list[RunRecord] = field(default_factory=list)
     entry_version: int = ENTRY_VERSION
+    rule: str = "stop-at-target"  # absent in entries made before the declared-length rule
+    reference: dict | None = None  # same-machine reference (lit_algos.leaderboard.speedrun)
 
     @property
     def provisional(self) -> bool:
@@ -104,8 +112,9 @@ def summarize_costs(runs: list[RunRecord], target: float, confidence: float = 0.
 
 
 # ---- validation ----------------------------------------------------------------------------
-def validate_runs(runs: list[RunRecord], track: Track) -> dict:
-    """Checks a submission against its track; returns its statistics or raises SubmissionError."""
+def validate_runs(runs: list[RunRecord], track: Track, rule: str | None = None) -> dict:
+    """Checks a submission against its track; returns its statistics or raises SubmissionError.
+    ``rule`` "declared-length" (what ``submit`` uses) also checks the speedrun rule."""
     if not track.calibrated:
         raise SubmissionError(
             f"Track {track.name!r} is not calibrated yet (val_fingerprint={track.val_fingerprint!r}, "
@@ -151,7 +160,12 @@ def validate_runs(runs: list[RunRecord], track: Track) -> dict:
         dupes = sorted({str(v) for v in values if values.count(v) > 1})
         if dupes:
             raise SubmissionError(f"Each run must be a distinct seed; repeated {what}: {', '.join(dupes)}.")
-    return significance([final_loss(r) for r in runs], track)
+    extra = {}
+    if rule == speedrun.RULE:
+        extra["declared_tokens"] = speedrun.check_declared_runs(runs)
+        if track.exact_hardware:
+            speedrun.check_exact_hardware(runs, track.exact_hardware)
+    return {**significance([final_loss(r) for r in runs], track), **extra}
 
 
 def significance(finals: list[float], track: Track) -> dict:
@@ -239,8 +253,13 @@ def build_entry(
     contributors: list[str],
     name: str | None = None,
     now: datetime | None = None,
+    reference: dict | None = None,
+    reference_runs: list[RunRecord] | None = None,
+    require_reference: bool = True,
 ) -> Entry:
-    """Validate a submission and build its entry without writing anything (SubmissionError if rejected)."""
+    """Validate a submission under the declared-length rule and build its entry without writing
+    anything (SubmissionError if rejected). A CPU track needs a same-machine ``reference``
+    (``speedrun.reference_from_benchmark``) or ``reference_runs`` (baseline seeds run beside)."""
     if not description or not description.strip():
         raise SubmissionError("A submission needs a --description of what the entry changes.")
     contributors = [c.strip() for c in contributors if c and c.strip()]
@@ -250,7 +269,18 @@ def build_entry(
         raise SubmissionError(
             f"Entry id {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
-    stats = validate_runs(runs, track)
+    stats = validate_runs(runs, track, rule=speedrun.RULE)
+    if reference_runs:
+        reference = speedrun.reference_from_runs(reference_runs, runs, track.baseline_recipe)
+    elif reference is not None:
+        speedrun.check_reference_host(reference, runs)
+    elif require_reference and not track.exact_hardware:
+        raise SubmissionError(
+            f"Track {track.name!r} ranks time by the speedup over its baseline measured on the same machine, and "
+            "this submission has no such reference. `lit-algos submit` measures one (a short benchmark of the "
+            f"baseline recipe {track.baseline_recipe!r}) unless --no-reference is given; or pass --reference-runs "
+            "with baseline seeds run on this host."
+        )
     now = now or datetime.now(timezone.utc)
     commits = sorted({str(r.code.get("commit")) for r in runs if r.code.get("commit")})
     hardware = sorted(
@@ -269,11 +299,13 @@ def build_entry(
         hardware=" / ".join(hardware),
         statistics=stats,
         summary={
-            **summarize_costs(runs, track.target_loss),
+            **speedrun.run_costs(runs, track.target_loss),
             "final_loss": mean_interval([final_loss(r) for r in runs]).to_dict(),
             "final_bpb": mean_interval([final_bpb(r) for r in runs]).to_dict(),
         },
         runs=sorted(runs, key=lambda r: r.seed),
+        rule=speedrun.RULE,
+        reference=reference,
     )
 
 
@@ -286,13 +318,24 @@ def submit(
     leaderboard_dir: str | Path | None = None,
     plots: bool = True,
     now: datetime | None = None,
+    reference: dict | None = None,
+    reference_runs: list[RunRecord] | None = None,
 ) -> Entry:
     """Validate, write the entry and regenerate the board; raises SubmissionError and writes
     nothing when the submission is rejected."""
     from lit_algos.leaderboard.render import regenerate_board
 
     root = Path(leaderboard_dir) if leaderboard_dir else default_leaderboard_dir()
-    entry = build_entry(runs, get_submission_track(track, root), description, contributors, name, now)
+    entry = build_entry(
+        runs,
+        get_submission_track(track, root),
+        description,
+        contributors,
+        name,
+        now,
+        reference,
+        reference_runs,
+    )
     with board_lock(root):
         path = entry_path(root, track, entry.id)
         if path.exists():

@@ -1,11 +1,12 @@
 """Rendering the board: ranked rows, the Markdown README, the terminal table and the plots.
 
-Ranking: entries that passed the t-test are ranked by mean time to target (and, in a second
-table, by mean FLOPs to target); provisional entries (too few seeds) are listed after them,
-unranked. The baseline of a track is the entry named by its ``baseline`` field; when that is
-null (or names no entry) it is the earliest entry by submission date. CEG over the baseline
-is the ratio of mean FLOPs to target; the speedup is the ratio of mean time to target, and
-speedup = CEG x throughput ratio splits it into its algorithmic and systems parts.
+Ranking (issue 14): only entries made under the declared-length rule that passed the t-test
+are ranked. Time rank: by the speedup of the declared run over the same-machine reference
+(``speedrun.entry_figures``; raw seconds are shown beside it, never compared across hosts);
+FLOPs rank: by the declared run's FLOPs. Provisional entries (too few seeds) and entries made
+under the old stop-at-target rule are listed after them, unranked. CEG at the target over the
+baseline entry and the measured throughput ratio come from ``lit_algos.analysis.ceg``, with
+intervals, and speedup = CEG x throughput is checked (not assumed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lit_algos.analysis.stats import Estimate
+from lit_algos.leaderboard import speedrun
 from lit_algos.leaderboard.entries import Entry, board_lock, load_entries
 from lit_algos.leaderboard.tracks import Track, load_tracks
 from lit_algos.utils.io import atomic_write_bytes, atomic_write_text
@@ -29,31 +31,52 @@ TOP_PLOTTED = 5
 @dataclass
 class BoardRow:
     entry: Entry
-    rank_time: int | None  # None: provisional, unranked
+    rank_time: int | None  # None: unranked (provisional, old rule, or no same-machine reference)
     rank_flops: int | None
-    time: Estimate
+    time: Estimate  # seconds of the declared run (old-rule entries: to the target)
     flops: Estimate
     tokens: Estimate
     loss: float
     bpb: float | None
-    ceg: float | None  # baseline FLOPs to target / this entry's
-    speedup: float | None  # baseline time to target / this entry's
-    throughput: float | None  # speedup / ceg: the systems part
+    figures: speedrun.EntryFigures
+    crossing: dict  # unit -> Estimate at the interpolated target crossing
     is_baseline: bool
 
+    @property
+    def ceg(self) -> float | None:
+        return self.figures.ceg.value
+
+    @property
+    def speedup(self) -> float | None:
+        return self.figures.time_speedup.value
+
+    @property
+    def throughput(self) -> float | None:
+        return self.figures.throughput.value
+
+    @property
+    def legacy(self) -> bool:
+        return self.entry.rule != speedrun.RULE
+
     def to_dict(self) -> dict:
+        f = self.figures
         return {
             "entry": self.entry.id,
+            "rule": self.entry.rule,
             "rank_time": self.rank_time,
             "rank_flops": self.rank_flops,
             "time": self.time.to_dict(),
             "flops": self.flops.to_dict(),
             "tokens": self.tokens.to_dict(),
+            "crossing": {u: e.to_dict() for u, e in self.crossing.items()},
             "val_loss": self.loss,
             "val_bpb": self.bpb,
-            "ceg": self.ceg,
-            "speedup": self.speedup,
-            "throughput_ratio": self.throughput,
+            "n_seeds": self.entry.statistics.get("n"),
+            "p_value": self.entry.statistics.get("p"),
+            "speedup": f.time_speedup.to_dict(),
+            "ceg": f.ceg.to_dict(),
+            "throughput_ratio": f.throughput.to_dict(),
+            "identity": f.identity,
             "baseline": self.is_baseline,
             "provisional": self.entry.provisional,
             "hardware": self.entry.hardware,
@@ -77,48 +100,40 @@ def baseline_entry(track: Track, entries: list[Entry]) -> Entry | None:
     return min(entries, key=lambda e: (e.date, e.id)) if entries else None
 
 
-def _ratio(num: float | None, den: float | None) -> float | None:
-    return num / den if num and den else None
-
-
 def board_rows(track: Track, entries: list[Entry]) -> list[BoardRow]:
-    """Rows ordered by time rank (ranked entries first, then provisional ones)."""
+    """Rows ordered by time rank (ranked entries first, then unranked ones)."""
     base = baseline_entry(track, entries)
-    base_time = _estimate(base.summary, "train_seconds").value if base else None
-    base_flops = _estimate(base.summary, "flops").value if base else None
     rows = []
     for e in entries:
-        time, flops = _estimate(e.summary, "train_seconds"), _estimate(e.summary, "flops")
-        ceg, speedup = _ratio(base_flops, flops.value), _ratio(base_time, time.value)
+        legacy = e.rule != speedrun.RULE
+        crossing_summary = e.summary if legacy else (e.summary.get("crossing") or {})
         rows.append(
             BoardRow(
                 entry=e,
                 rank_time=None,
                 rank_flops=None,
-                time=time,
-                flops=flops,
+                time=_estimate(e.summary, "train_seconds"),
+                flops=_estimate(e.summary, "flops"),
                 tokens=_estimate(e.summary, "tokens"),
                 loss=e.statistics.get("mean_final_loss"),
                 bpb=(e.summary.get("final_bpb") or {}).get("value"),
-                ceg=ceg,
-                speedup=speedup,
-                throughput=_ratio(speedup, ceg),
+                figures=speedrun.entry_figures(e, base, track),
+                crossing={u: _estimate(crossing_summary, u) for u in ("train_seconds", "flops", "tokens")},
                 is_baseline=base is e,
             )
         )
-
-    def key(unit: str):
-        return lambda r: (
-            getattr(r, unit).value if getattr(r, unit).value is not None else float("inf"),
-            r.entry.date,
-        )
-
-    ranked = [r for r in rows if not r.entry.provisional]
-    for rank, row in enumerate(sorted(ranked, key=key("flops")), start=1):
+    eligible = [r for r in rows if not r.entry.provisional and not r.legacy]
+    by_flops = sorted(eligible, key=lambda r: (r.flops.value or float("inf"), r.entry.date))
+    for rank, row in enumerate(by_flops, start=1):
         row.rank_flops = rank
-    for rank, row in enumerate(sorted(ranked, key=key("time")), start=1):
+    timed = [r for r in eligible if r.speedup is not None]
+    for rank, row in enumerate(sorted(timed, key=lambda r: (-r.speedup, r.entry.date)), start=1):
         row.rank_time = rank
-    return sorted(ranked, key=key("time")) + sorted([r for r in rows if r.entry.provisional], key=key("time"))
+    ranked = sorted(timed, key=lambda r: r.rank_time)
+    rest = sorted(
+        (r for r in rows if r.rank_time is None), key=lambda r: (r.rank_flops or 10**9, r.entry.date)
+    )
+    return ranked + rest
 
 
 # ---- formatting ----------------------------------------------------------------------------
@@ -145,26 +160,54 @@ def fmt_estimate(est: Estimate, unit: str = "") -> str:
     return text
 
 
-def fmt_speedup(row: BoardRow) -> str:
-    if row.speedup is None or row.ceg is None:
+def fmt_check(row: BoardRow) -> str:
+    ident = row.figures.identity
+    if not ident:
         return "–"
-    return f"{row.speedup:.3g}× = {row.ceg:.3g} × {row.throughput:.3g}"
+    mark = "ok" if abs(ident["relative_gap"]) <= 0.1 else "MISMATCH"
+    return f"{ident['speedup']:.3g}× vs {ident['ceg_x_throughput']:.3g}× ({mark})"
+
+
+def fmt_stats(entry: Entry) -> str:
+    st = entry.statistics
+    p = st.get("p")
+    return f"n={st.get('n')}, p={p:.2g}" if p is not None else f"n={st.get('n')}"
+
+
+def row_tags(row: BoardRow) -> str:
+    tags = " (baseline)" if row.is_baseline else ""
+    if row.legacy:
+        tags += " (old stop-at-target rule: unranked)"
+    elif row.entry.provisional:
+        tags += " (provisional)"
+    return tags
 
 
 def row_cells(row: BoardRow, rank: int | None) -> list[str]:
-    e = row.entry
-    tags = (" (baseline)" if row.is_baseline else "") + (" (provisional)" if e.provisional else "")
+    e, f = row.entry, row.figures
+    cross = row.crossing
+    time = fmt_estimate(row.time, "seconds") + (
+        f" (crossing {fmt_num(cross['train_seconds'].value, 'seconds')})"
+        if not row.legacy
+        else " (to target)"
+    )
+    flops = fmt_estimate(row.flops, "flops") + (
+        f" (crossing {fmt_num(cross['flops'].value, 'flops')})" if not row.legacy else " (to target)"
+    )
     return [
         str(rank) if rank is not None else "–",
-        fmt_estimate(row.time, "seconds"),
-        fmt_estimate(row.flops, "flops"),
+        f.time_speedup.text(suffix="×") if f.time_speedup.value is not None else (f.time_speedup.note or "–"),
+        time,
+        flops,
         fmt_estimate(row.tokens, "tokens"),
         f"{row.loss:.4f}" if row.loss is not None else "–",
         f"{row.bpb:.4f}" if row.bpb is not None else "–",
-        f"{row.ceg:.3g}×" if row.ceg is not None else "–",
-        fmt_speedup(row),
+        fmt_stats(e),
+        f.ceg.text(suffix="×"),
+        f.throughput.text(suffix="×"),
+        fmt_check(row),
         e.hardware,
-        e.description + tags,
+        e.description + row_tags(row),
         e.date[:10],
         (e.commit or "–")[:10] + (" (dirty)" if e.dirty else ""),
         ", ".join(e.contributors),
@@ -174,13 +217,16 @@ def row_cells(row: BoardRow, rank: int | None) -> list[str]:
 
 HEADERS = [
     "#",
-    "Time to target (s) [95% CI]",
-    "FLOPs to target",
-    "Tokens to target",
+    "Speedup, same machine [95% CI]",
+    "Time (s), declared run [95% CI]",
+    "FLOPs, declared run",
+    "Tokens",
     "Val loss",
     "BPB",
-    "CEG vs baseline",
-    "Speedup = CEG × throughput",
+    "Seeds, p",
+    "CEG at target vs baseline [95% CI]",
+    "Throughput ratio, measured",
+    "Speedup at target vs CEG × throughput",
     "Hardware",
     "Description",
     "Date",
@@ -211,21 +257,29 @@ def _md_table(rows: list[BoardRow], by: str) -> list[str]:
 
 
 RULES_TEXT = """\
-How the board works:
+How the board works (the speedrun rule of issue 14):
 
-- An entry is the run records of all its seeds, submitted with `lit-algos submit RUNS... --track TRACK
-  --description ... --contributors ...`; it lives in `entries/<track>/<entry-id>.json`.
-- A submission is accepted only if every run is complete, was evaluated on the track's validation set
-  (same `val_fingerprint`) and trained for the track's target loss, and all runs are distinct seeds of one
-  recipe. A one-sided t-test must show the mean final validation loss below the target with p < alpha when
-  there are at least the track's minimum number of seeds; with fewer seeds the entry is *provisional*
-  (unranked, listed last) and its mean must be below the target.
-- Time, FLOPs and tokens to target are means over seeds with 95% t-intervals; a run's cost is interpolated
-  at the target (a run that never reached it counts with its whole spend). Time is the training clock
-  (steps and data loading; compilation and evaluation excluded).
-- The baseline is the entry named by the track's `baseline` field, or the earliest entry when it is null.
-  CEG = baseline FLOPs to target / entry FLOPs to target; speedup = baseline time / entry time, split as
-  speedup = CEG × throughput ratio (algorithmic × systems).
+- An entry is a recipe with a declared training length (`train.max_tokens`) and the run records of all its
+  seeds; every seed runs the declared length in full (`train.stop_at_target: false`, which `lit-algos speedrun`
+  sets). It is submitted with `lit-algos submit RUNS... --track TRACK --description ... --contributors ...`.
+- A submission is accepted only if every run is complete and ran its declared length, was evaluated on the
+  track's validation set (same `val_fingerprint`) for the track's target, and all runs are distinct seeds of
+  one recipe. A one-sided t-test on the final validation losses of the full runs must show their mean below the
+  target with p < alpha when there are at least the track's minimum number of seeds; with fewer seeds the entry
+  is *provisional* (unranked) and its mean must be below the target. Seeds and p are shown per entry.
+- Time, FLOPs and tokens are the cost of the declared run (means over seeds with 95% Student-t intervals); the
+  interpolated crossing of the target is shown beside them. Time is the training clock (steps and data loading;
+  compilation and evaluation excluded).
+- Seconds from different machines are never compared. A CPU entry carries a same-machine reference (the track's
+  baseline recipe benchmarked, or its seeds run, on the submitter's host) and is ranked by its speedup over it:
+  reference seconds / entry seconds, with a 95% t interval on log seconds. A track with an exact hardware string
+  compares raw seconds between runs on exactly that hardware.
+- CEG at the target = baseline FLOPs to the target / entry FLOPs to the target (geometric means over seeds,
+  95% Student-t interval on log costs; `lit-algos ceg --target` computes the same). The throughput ratio is
+  measured (FLOP/s of the entry over the reference's); the last column checks speedup at the target against
+  CEG × throughput instead of assuming it.
+- Entries made under the old stop-at-target rule are listed, marked and unranked: their final losses sit at or
+  below the target by construction, so their t-test says nothing.
 """
 
 
@@ -248,7 +302,12 @@ def render_markdown(
             f"- Target: validation loss ≤ {target}{status}",
             f"- Data: corpus `{track.corpus}`, tokenizer `{track.tokenizer}`, {track.val_tokens:,} validation tokens, "
             f"fingerprint `{track.val_fingerprint or 'not set'}`",
-            f"- Hardware class: {track.hardware_class}",
+            f"- Hardware class: {track.hardware_class}"
+            + (
+                f"; seconds compared only on exactly `{track.exact_hardware}`"
+                if track.exact_hardware
+                else f"; time ranked by the speedup over `{track.baseline_recipe or 'the baseline'}` on the same machine"
+            ),
             f"- Significance: one-sided t-test, p < {track.alpha} with at least {track.min_seeds_for_significance} seeds",
             f"- Baseline: {track.baseline or 'the earliest entry'}",
         ]
@@ -258,8 +317,13 @@ def render_markdown(
             lines += ["No entries yet.", ""]
             continue
         rows = board_rows(track, track_entries)
-        lines += ["### Ranked by time to target", "", *_md_table(rows, "time"), ""]
-        lines += ["### Ranked by FLOPs to target", "", *_md_table(rows, "flops"), ""]
+        lines += [
+            "### Ranked by time (speedup over the same-machine reference)",
+            "",
+            *_md_table(rows, "time"),
+            "",
+        ]
+        lines += ["### Ranked by FLOPs of the declared run", "", *_md_table(rows, "flops"), ""]
         if plots_dir is not None:
             for stem, label in PLOT_KINDS.values():
                 png = plots_dir / f"{name}-{stem}.png"
@@ -340,30 +404,26 @@ def rich_table(track: Track, rows: list[BoardRow]):
 
     target = track.target_loss if track.target_loss is not None else "not set"
     table = Table(title=f"{track.name}: reach val loss ≤ {target} on {track.hardware_class}", show_lines=True)
-    for header in ("#", "#F", "time (s)", "FLOPs", "tokens", "loss\nbpb", "CEG", "speedup\n= CEG × thr."):
+    for header in (
+        "#",
+        "#F",
+        "speedup\n(same host)",
+        "time (s)\nFLOPs",
+        "loss · bpb\nseeds, p",
+        "CEG at target\nthroughput",
+    ):
         table.add_column(header)
     table.add_column("entry\nhardware · date · commit · by", overflow="fold")
     for row in rows:
         c = row_cells(row, row.rank_time)
         e = row.entry
-
-        def two_lines(est: Estimate, unit: str = "") -> str:
-            return fmt_num(est.value, unit) + (
-                f"\n[{fmt_num(est.low, unit)}, {fmt_num(est.high, unit)}]" if est.low is not None else ""
-            )
-
-        speedup = (
-            f"{row.speedup:.3g}×\n= {row.ceg:.3g} × {row.throughput:.3g}" if row.speedup and row.ceg else "–"
-        )
         table.add_row(
             c[0],
             str(row.rank_flops) if row.rank_flops is not None else "–",
-            two_lines(row.time, "seconds"),
-            two_lines(row.flops, "flops"),
-            two_lines(row.tokens, "tokens"),
-            f"{c[4]}\n{c[5]}",
-            c[6],
-            speedup,
-            f"[bold]{e.id}[/]: {c[9]}\n{c[8]} · {c[10]} · {c[11]} · {c[12]}",
+            c[1],
+            f"{c[2]}\n{c[3]}",
+            f"{c[5]} · {c[6]}\n{c[7]}",
+            f"{c[8]}\n{c[9]}\ncheck: {c[10]}",
+            f"[bold]{e.id}[/]: {c[12]}\n{c[11]} · {c[13]} · {c[14]} · {c[15]}",
         )
     return table

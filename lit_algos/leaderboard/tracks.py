@@ -34,6 +34,10 @@ class Track:
     alpha: float = 0.01
     baseline: str | None = None  # an entry id; null: the earliest entry
     enforce_hardware: bool = True  # runs must report hardware.class == hardware_class
+    # seconds are compared raw only between runs on exactly this hardware string (GPU tracks,
+    # lit_algos.hardware.host_string); null: each entry carries a same-machine reference instead
+    exact_hardware: str | None = None
+    baseline_recipe: str | None = None  # the recipe a same-machine reference measures
     rules: list[str] = field(default_factory=list)
 
     @property
