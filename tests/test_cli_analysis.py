@@ -125,9 +125,12 @@ def test_submit_and_leaderboard(runs_dir, board, capsys):
         "--leaderboard-dir",
         str(board),
         "--no-plots",
+        "--reference-runs",
+        "retro",  # the track's baseline recipe, run on the same (synthetic) host
     ]
     assert main(argv) == 0
-    assert "accepted" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "accepted" in out and "same-machine reference (runs of retro)" in out
     (entry_file,) = (board / "entries" / "toy").glob("*.json")
     assert json.loads(entry_file.read_text())["contributors"] == ["ada", "bob"]
     rows = run_json(capsys, ["leaderboard", "--leaderboard-dir", str(board), "--json"])

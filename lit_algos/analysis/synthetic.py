@@ -131,7 +131,7 @@ tracks:
     min_seeds_for_significance: {min_seeds}
     alpha: 0.01
     baseline: {baseline or "null"}
-    baseline_recipe: base
+    baseline_recipe: retro
     rules: [Synthetic runs only.]
   closed:
     description: Not calibrated yet.
