@@ -99,6 +99,7 @@ def test_ceg_scaling_ladder(tmp_path, capsys):
             rec = synthetic_record(
                 f"{side}{i}",
                 recipe=f"{side}-{i}",
+                config={"model": {"n_layer": i + 1}},  # one model size per budget
                 flops=[budget / 10, budget],
                 losses=[9.0, (40.0 if side == "ref" else 30.0) * budget**-alpha * (1 + 1e-3 * i)],
             )
@@ -108,7 +109,7 @@ def test_ceg_scaling_ladder(tmp_path, capsys):
         ["ceg", "--ref", *paths["ref"], "--new", *paths["new"], "--scaling", "final", "--no-fit-E", "--json"],
     )
     assert out["new_fit"]["alpha"] == pytest.approx(0.05, rel=0.05)
-    assert out["compute_dependence"]["label"] == "compute-independent"  # same alpha: a constant multiplier
+    assert out["compute_dependence"]["label"] == "gain flat"  # same alpha: a constant multiplier
     assert out["compute_dependence"]["slope"] == pytest.approx(0.0, abs=0.05)
 
 

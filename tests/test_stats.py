@@ -120,10 +120,10 @@ def test_compute_dependence_classification():
 
     ref = fit(40.0, 0.05)
     dependent = compute_dependence(ref, fit(40.0, 0.07), 1e15, 1e19)
-    assert dependent.label == "compute-dependent"
+    assert dependent.label == "gain grows"
     assert dependent.slope == pytest.approx(0.07 / 0.05 - 1, abs=0.05)
     independent = compute_dependence(ref, fit(30.0, 0.05), 1e15, 1e19)
-    assert independent.label == "compute-independent" and abs(independent.slope) < 0.05
+    assert independent.label == "gain flat" and abs(independent.slope) < 0.05
     three_points = fit_scaling_law(COMPUTE[:3], 1.5 + 40.0 * COMPUTE[:3] ** -0.1, fit_E=True)
     assert three_points.cov is None
     assert compute_dependence(three_points, three_points, 1e15, 1e16).label == "inconclusive"

@@ -1,7 +1,14 @@
 """Scaling laws L(C) = E + A * C^(-alpha) and the scale-dependent multiplier of Gundlach et al. 2025.
 
 Fits work in x = ln C with a = ln A, which keeps A (often 1e10 or more) well conditioned.
-With ``fit_E=False`` the law is a power law (E = 0), fitted by least squares on ln L.
+``E`` may be fixed (``E=1.9`` as Gundlach et al. fit L - 1.9; ``fit_E=False`` is E = 0): the law
+is then a power law in L - E, fitted by least squares on ln(L - E). Fixing E wrongly biases
+the slope (a true +0.2 came back negative with E = 0 on a loss with a floor), so it is a choice
+to state, not a default.
+
+Verdicts (``compute_dependence``): the slope of ln M against ln C with its interval gives one of
+four labels: "gain grows" (interval above 0), "gain shrinks" (below 0), "gain flat" (inside
++-margin), "inconclusive" (anything else, or a degenerate input, with the reason).
 
 ``M(C) = C_ref(L_new(C)) / C`` is the compute the reference needs to match the new recipe
 at compute C; its log-log slope says whether the gain grows with scale. For E = 0 the slope
@@ -23,7 +30,25 @@ from lit_algos.analysis.curves import running_min
 from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
 
-LABELS = ("compute-dependent", "compute-independent", "inconclusive")
+LABELS = ("gain grows", "gain flat", "gain shrinks", "inconclusive")
+
+
+def degenerate_reasons(records: list[RunRecord], mode: str, n_params: int) -> list[str]:
+    """Why a fit over these runs cannot support a verdict (empty when it can)."""
+    sizes = {
+        (r.params or {}).get("total") or repr(sorted(((r.config or {}).get("model") or {}).items()))
+        for r in records
+    }
+    reasons = []
+    if len(sizes) < 2:
+        what = "a frontier built from one size's checkpoints" if mode == "frontier" else "one model size"
+        reasons.append(f"{what}: a scaling law needs at least two model sizes")
+    n_points = scaling_points(records, mode)[0].size
+    if n_points < n_params + 1:
+        reasons.append(
+            f"{n_points} point(s) for a {n_params}-parameter fit: an interval needs more points than parameters"
+        )
+    return reasons
 
 
 def scaling_points(records: list[RunRecord], mode: str = "final") -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +82,7 @@ class ScalingFit:
     alpha: float
     n: int
     fit_E: bool
-    cov: np.ndarray | None = None  # covariance of (E, ln A, alpha), or of (ln A, alpha) when E = 0
+    cov: np.ndarray | None = None  # covariance of (E, ln A, alpha), or of (ln A, alpha) when E is fixed
     intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)
 
     @property
@@ -86,15 +111,25 @@ class ScalingFit:
         }
 
 
-def _from_params(params: np.ndarray, fit_E: bool) -> tuple[float, float, float]:
+def _from_params(params: np.ndarray, fit_E: bool, fixed_E: float = 0.0) -> tuple[float, float, float]:
     if fit_E:
         return float(params[0]), float(params[1]), float(params[2])
-    return 0.0, float(params[0]), float(params[1])
+    return fixed_E, float(params[0]), float(params[1])
 
 
-def fit_scaling_law(compute, loss, fit_E: bool = True, confidence: float = 0.95) -> ScalingFit:
-    """Least-squares fit of L = E + A C^-alpha; intervals are Student-t over the fit's covariance."""
+def fit_scaling_law(
+    compute, loss, fit_E: bool = True, confidence: float = 0.95, E: float | None = None
+) -> ScalingFit:
+    """Least-squares fit of L = E + A C^-alpha; intervals are Student-t over the fit's covariance.
+    ``E`` given: fixed at that value (``fit_E=False`` without ``E``: fixed at 0)."""
     c, y = np.asarray(compute, dtype=float), np.asarray(loss, dtype=float)
+    if E is not None:
+        fit_E = False
+        if y.size and not np.all(y > E):
+            raise LitAlgosError(
+                f"--E {E}: every loss must lie above the fixed irreducible loss, but the lowest is {float(y.min()):.4g}."
+            )
+    fixed_E = float(E) if E is not None else 0.0
     n_params = 3 if fit_E else 2
     if c.size < n_params:
         raise LitAlgosError(
@@ -116,14 +151,14 @@ def fit_scaling_law(compute, loss, fit_E: bool = True, confidence: float = 0.95)
             )  # no covariance: reported as no interval
             params, cov = optimize.curve_fit(model, x, y, p0=p0, bounds=bounds, maxfev=20_000)
         dof = c.size - 3
-    else:  # ordinary least squares on ln L = a - alpha x
+    else:  # ordinary least squares on ln(L - E) = a - alpha x
         design = np.stack([np.ones_like(x), -x], axis=1)  # (n, 2)
-        params, *_ = np.linalg.lstsq(design, np.log(y), rcond=None)
+        params, *_ = np.linalg.lstsq(design, np.log(y - fixed_E), rcond=None)
         dof = c.size - 2
-        resid = np.log(y) - design @ params
+        resid = np.log(y - fixed_E) - design @ params
         cov = (resid @ resid / dof) * np.linalg.inv(design.T @ design) if dof > 0 else None
     cov = cov if cov is not None and dof > 0 and np.all(np.isfinite(cov)) else None
-    E, a, alpha = _from_params(params, fit_E)
+    E, a, alpha = _from_params(params, fit_E, fixed_E)
     fit = ScalingFit(E=E, A=math.exp(a), alpha=alpha, n=int(c.size), fit_E=fit_E, cov=cov)
     names = ["E", "lnA", "alpha"] if fit_E else ["lnA", "alpha"]
     tq = stats.t.ppf(0.5 + confidence / 2, dof) if dof > 0 else math.nan
@@ -162,9 +197,14 @@ class ComputeDependence:
     m_lo: float
     m_hi: float
     note: str = ""
+    m_lo_interval: tuple[float, float] | None = None  # interval of M(c_lo)
+    m_hi_interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__, interval=list(self.interval) if self.interval else None)
+        out = dict(self.__dict__)
+        for k in ("interval", "m_lo_interval", "m_hi_interval"):
+            out[k] = list(out[k]) if out[k] else None
+        return out
 
 
 def compute_dependence(
@@ -176,14 +216,13 @@ def compute_dependence(
     confidence: float = 0.95,
     n_samples: int = 4000,
     seed: int = 0,
+    reasons: list[str] | None = None,
 ) -> ComputeDependence:
-    """Classify the new recipe's gain over [c_lo, c_hi]:
-
-    - compute-dependent: the slope of ln M against ln C is positive and its interval excludes 0;
-    - compute-independent: the interval lies within +-``margin`` (M changes by less than
-      10^margin per decade of compute), or it is entirely negative (the gain shrinks with scale);
-    - inconclusive: no interval (too few points to fit) or one too wide to tell.
-    """
+    """The new recipe's gain over [c_lo, c_hi], labelled from the slope of ln M against ln C:
+    "gain grows" (interval > 0), "gain shrinks" (interval < 0), "gain flat" (interval within
+    +-``margin``: M changes by less than 10^margin per decade), else "inconclusive". Intervals
+    (slope and M at both ends) come from seeded draws of the fits' parameters. ``reasons``:
+    why the input is degenerate (``degenerate_reasons``); any reason makes it inconclusive."""
     slope = _log_slope(ref, new, c_lo, c_hi)
     out = ComputeDependence(
         slope=slope,
@@ -194,31 +233,42 @@ def compute_dependence(
         m_lo=float(multiplier(ref, new, c_lo)),
         m_hi=float(multiplier(ref, new, c_hi)),
     )
+    if reasons:
+        out.note = "; ".join(reasons)
+        return out
     if ref.cov is None or new.cov is None:
         out.note = "no interval: each fit needs more points than parameters"
         return out
     rng = np.random.default_rng(seed)
     draws_ref = rng.multivariate_normal(ref.params, ref.cov, size=n_samples)
     draws_new = rng.multivariate_normal(new.params, new.cov, size=n_samples)
-    slopes = np.array(
-        [_log_slope(_refit(ref, pr), _refit(new, pn), c_lo, c_hi) for pr, pn in zip(draws_ref, draws_new)]
-    )
-    slopes = slopes[np.isfinite(slopes)]
-    if slopes.size < n_samples // 2:
+    pairs = [(_refit(ref, pr), _refit(new, pn)) for pr, pn in zip(draws_ref, draws_new)]
+    slopes = np.array([_log_slope(r, n, c_lo, c_hi) for r, n in pairs])
+    ok = np.isfinite(slopes)
+    if ok.sum() < n_samples // 2:
         out.note = "no interval: most parameter draws put the loss below the reference's floor E"
         return out
     tail = 100 * (1 - confidence) / 2
-    low, high = (float(v) for v in np.percentile(slopes, [tail, 100 - tail]))
+
+    def interval(values: np.ndarray) -> tuple[float, float]:
+        lo, hi = np.percentile(values[np.isfinite(values)], [tail, 100 - tail])
+        return float(lo), float(hi)
+
+    low, high = interval(slopes)
     out.interval = (low, high)
+    m_draws = np.array([[float(multiplier(r, n, c)) for c in (c_lo, c_hi)] for r, n in pairs])  # (draws, 2)
+    out.m_lo_interval, out.m_hi_interval = interval(m_draws[:, 0]), interval(m_draws[:, 1])
     if low > 0:
-        out.label = "compute-dependent"
+        out.label = "gain grows"
     elif high < 0:
-        out.label, out.note = "compute-independent", "the gain shrinks as compute grows"
+        out.label = "gain shrinks"
     elif -margin <= low and high <= margin:
-        out.label = "compute-independent"
+        out.label = "gain flat"
+    else:
+        out.note = f"the slope interval straddles 0 and is wider than +-{margin}"
     return out
 
 
 def _refit(fit: ScalingFit, params: np.ndarray) -> ScalingFit:
-    E, a, alpha = _from_params(params, fit.fit_E)
+    E, a, alpha = _from_params(params, fit.fit_E, fit.E)
     return ScalingFit(E=E, A=math.exp(min(a, 700.0)), alpha=max(alpha, 1e-9), n=fit.n, fit_E=fit.fit_E)

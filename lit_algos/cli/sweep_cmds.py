@@ -26,6 +26,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "optimizer": ("optim",),
 }
 CPU_LADDER = ("scales/mini", "scales/tiny", "scales/small")
+SCALING_SEEDS = 2
 
 
 def register(sub) -> None:
@@ -51,7 +52,9 @@ def register(sub) -> None:
         "--scales", nargs="+", default=list(CPU_LADDER), help=f"size ladder (default {' '.join(CPU_LADDER)})"
     )
     _common(s)
-    s.set_defaults(func=cmd_scaling)
+    # 2 seeds x 3 sizes = 6 points per fit: at least the 3 parameters of L = E + A C^-alpha plus 2,
+    # so the fit has an interval (1 seed x 3 sizes left none and always ended "inconclusive")
+    s.set_defaults(func=cmd_scaling, seeds=SCALING_SEEDS)
 
 
 def _common(p) -> None:
