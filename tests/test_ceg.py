@@ -209,6 +209,6 @@ def test_attribution_of_independent_components_has_no_interaction():
     by_name = {c.component: c for c in attr.components}
     assert by_name["rope"].add_one.value == pytest.approx(2.0)
     assert by_name["rope"].remove_one.value == pytest.approx(2.0)
-    assert by_name["swiglu"].add_share == pytest.approx(math.log(3) / math.log(6))
-    assert attr.product_add_one == pytest.approx(6.0) and attr.interaction_add == pytest.approx(1.0)
-    assert attr.interaction_remove == pytest.approx(1.0)
+    assert by_name["swiglu"].add_share.value == pytest.approx(math.log(3) / math.log(6))
+    assert attr.product_add_one == pytest.approx(6.0) and attr.interaction_add.value == pytest.approx(1.0)
+    assert attr.interaction_remove.value == pytest.approx(1.0)

@@ -7,8 +7,9 @@ and tokens. Two rules for C(L*):
   linearly in (log C, loss) between the two evaluations that bracket L*.
 - ``paper``: the rule of the paper's own analysis notebook (see ``paper_pair``).
 
-Curves are first smoothed by a local linear fit in (ln FLOPs, loss) (``--smooth``, default a
-fifth of the curve; 1 = raw evaluations), so eval noise biases neither L* nor C(L*).
+Curves are first smoothed by a local quadratic fit in (ln FLOPs, loss) over a window chosen by
+leave-one-out cross-validation (``--smooth N`` fixes it; 1 = raw evaluations), so eval noise
+biases neither L* nor C(L*), and a noise-free curve is left (almost) as it is.
 
 One common L* for every seed (``summarize``): with a ``target``, that loss; else the *primary*
 L* = the highest of the reference seeds' (smoothed) final losses, which every reference seed
@@ -245,7 +246,7 @@ def pair_up(refs: list[RunRecord], news: list[RunRecord]) -> tuple[bool, list[tu
 
 
 def smoothed(record: RunRecord, smooth: int | None):
-    window = auto_window(len(record.curve)) if smooth is None else max(1, int(smooth))
+    window = auto_window(record.curve) if smooth is None else max(1, int(smooth))
     return local_linear_curve(record.curve, window)
 
 

@@ -87,40 +87,71 @@ def first_index_at_or_below(values: np.ndarray, loss: float) -> int | None:
     return int(np.argmax(mask)) if mask.any() else None
 
 
-def auto_window(n_evals: int) -> int:
-    """Default local-linear window (in evaluations) for a curve of ``n_evals`` points: about a
-    fifth of the curve, odd, at least 1 (1 = the raw curve)."""
-    return 2 * (n_evals // 10) + 1
+def _xy(curve: list[EvalPoint]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.array([math.log(p.flops) if p.flops > 0 else math.nan for p in curve])
+    y = np.array([p.val_loss for p in curve], dtype=float)
+    return x, y, np.isfinite(x) & np.isfinite(y)
+
+
+def _window_bounds(i: int, n: int, window: int) -> tuple[int, int]:
+    """The ``window`` evaluations around i, shifted (not shrunk) at the ends."""
+    lo = min(max(0, i - window // 2), max(0, n - window))
+    return lo, min(n, lo + window)
+
+
+def auto_window(curve: list[EvalPoint]) -> int:
+    """The smoothing window chosen by leave-one-out cross-validation: the odd window (5 up to
+    two thirds of the curve) whose local quadratic fits predict each held-out evaluation best.
+    A noise-free curve keeps the smallest window (no bias from smoothing); a noisy one gets a
+    wide window. Fewer than 7 evaluations: 1 (the raw curve)."""
+    n = len(curve)
+    if n < 7:
+        return 1
+    x, y, ok = _xy(curve)
+    best, best_err = 1, math.inf
+    top = max(5, 2 * n // 3)
+    candidates = sorted({w | 1 for w in np.geomspace(5, top, 8).astype(int)})  # about 8 odd windows
+    for window in candidates:
+        errs = []
+        for i in np.flatnonzero(ok):
+            lo, hi = _window_bounds(i, n, window + 1)  # one more, so the fit has `window` points without i
+            sel = np.array([j for j in range(lo, hi) if j != i and ok[j]])
+            if sel.size < DEGREE + 2:
+                continue
+            coef = np.polyfit(x[sel] - x[i], y[sel], DEGREE)
+            errs.append((coef[-1] - y[i]) ** 2)
+        err = float(np.mean(errs)) if errs else math.inf
+        if err < best_err * (1 - 1e-9):  # ties (e.g. an exactly quadratic curve) keep the smaller window
+            best, best_err = window, err
+    return best
+
+
+DEGREE = 2  # local quadratic: follows a curve's bend in ln C, so a noise-free curve keeps its values
 
 
 def local_linear_curve(curve: list[EvalPoint], window: int) -> list[EvalPoint]:
-    """The curve with each loss replaced by a local linear fit in (ln FLOPs, loss) over the
-    ``window`` evaluations centred on it (one-sided at the ends).
+    """The curve with each loss replaced by a local quadratic fit in (ln FLOPs, loss) over the
+    ``window`` evaluations centred on it (shifted inwards at the ends).
 
     Why: the minimum of a noisy curve is biased low and a running minimum crosses a loss early
     on a lucky evaluation, so L* and C(L*) read off raw evaluations are biased (truth 2.0 came
-    back 1.908 at eval noise sd 0.01). A curve that is linear in ln C is returned unchanged, so
-    exact synthetic answers stay exact. Non-finite losses and zero-cost points are left as they
+    back 1.908 at eval noise sd 0.01). A curve that is quadratic in ln C is returned unchanged,
+    so exact synthetic answers stay exact. Non-finite losses and zero-cost points are left as they
     are and kept out of every fit.
     """
-    half = window // 2
-    if half < 1 or len(curve) < 3:
+    if window < 3 or len(curve) < 3:
         return curve
-    x = np.array([math.log(p.flops) if p.flops > 0 else math.nan for p in curve])
-    y = np.array([p.val_loss for p in curve], dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
+    x, y, ok = _xy(curve)
     out = []
     for i, p in enumerate(curve):
         if not ok[i]:
             out.append(p)
             continue
-        lo, hi = max(0, i - half), min(len(curve), i + half + 1)
-        # keep the window full at the ends (shifted, not shrunk) so the end points are not noisier
-        lo, hi = max(0, min(lo, len(curve) - window)), min(len(curve), max(hi, window))
+        lo, hi = _window_bounds(i, len(curve), window)  # full at the ends, so end points are not noisier
         sel = np.arange(lo, hi)[ok[lo:hi]]
-        if sel.size < 3:
+        if sel.size < DEGREE + 2:
             out.append(p)
             continue
-        slope, intercept = np.polyfit(x[sel], y[sel], 1)
-        out.append(dataclasses.replace(p, val_loss=float(intercept + slope * x[i])))
+        coef = np.polyfit(x[sel] - x[i], y[sel], DEGREE)  # centred: the value at x[i] is the constant
+        out.append(dataclasses.replace(p, val_loss=float(coef[-1])))
     return out

@@ -77,7 +77,13 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME=RUNS",
-        help="attribution: runs of ref + component NAME (comma-separated specs; repeatable)",
+        help="attribution: runs of ref + component NAME (comma-separated specs; repeatable); NAME a+b: ref plus "
+        "several components (for --shapley)",
+    )
+    p.add_argument(
+        "--shapley",
+        action="store_true",
+        help="attribution: Shapley shares (sum to 1); needs runs for every subset of the components",
     )
     p.add_argument(
         "--remove",
@@ -246,12 +252,15 @@ def cmd_ceg(args) -> int:
     if args.add or args.remove:
         from lit_algos.analysis.attribution import attribute
 
+        added = _named_groups(args.add, args.runs_dir, "--add")
         attribution = attribute(
             refs,
             news,
-            _named_groups(args.add, args.runs_dir, "--add"),
+            {k: v for k, v in added.items() if "+" not in k},
             _named_groups(args.remove, args.runs_dir, "--remove"),
             unit=args.unit,
+            subsets={k: v for k, v in added.items() if "+" in k},
+            shapley=args.shapley,
             **kwargs,
         )
     if args.json:
@@ -346,22 +355,27 @@ def _pair_table(summary):
 def _attribution_table(attr):
     from rich.table import Table
 
-    table = Table(title=f"attribution in {UNIT_NAMES[attr.unit]} — whole stack CEG {_fmt(attr.whole.value)}×")
-    for col in ("component", "add-one CEG", "log-share", "remove-one CEG", "log-share"):
+    def est(e) -> str:
+        return e.text() if e is not None else "–"
+
+    title = f"attribution in {UNIT_NAMES[attr.unit]} at one L*={_fmt(attr.loss, 5)} — whole stack CEG {est(attr.whole)}×"
+    table = Table(title=title)
+    shapley = any(c.shapley_share for c in attr.components)
+    cols = ["component", "add-one CEG", "log-share", "remove-one CEG", "log-share"] + (
+        ["Shapley share"] if shapley else []
+    )
+    for col in cols:
         table.add_column(col)
     for c in attr.components:
-        table.add_row(
-            c.component,
-            _fmt(c.add_one.value if c.add_one else None),
-            _fmt(c.add_share),
-            _fmt(c.remove_one.value if c.remove_one else None),
-            _fmt(c.remove_share),
-        )
+        row = [c.component, est(c.add_one), est(c.add_share), est(c.remove_one), est(c.remove_share)]
+        table.add_row(*row, *([est(c.shapley_share)] if shapley else []))
     table.add_section()
     table.add_row("product of parts", _fmt(attr.product_add_one), "", _fmt(attr.product_remove_one), "")
     table.add_row(
-        "interaction = whole / product", _fmt(attr.interaction_add), "", _fmt(attr.interaction_remove), ""
+        "interaction = whole / product", est(attr.interaction_add), "", est(attr.interaction_remove), ""
     )
+    if attr.note:
+        table.caption = attr.note + ": " + "; ".join(attr.censored)
     return table
 
 

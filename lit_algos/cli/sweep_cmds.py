@@ -43,6 +43,11 @@ def register(sub) -> None:
         default=",".join(COMPONENTS),
         help=f"comma-separated subset of: {', '.join(COMPONENTS)} (default all)",
     )
+    a.add_argument(
+        "--shapley",
+        action="store_true",
+        help="also train every other subset of the components (2^k runs in all) for Shapley shares",
+    )
     _common(a)
     a.set_defaults(func=cmd_ablation)
 
@@ -114,7 +119,45 @@ def _train_all(jobs: list[tuple[str, str, list[str]]], args) -> dict[str, list[P
     return out
 
 
+def ablation_jobs(
+    ref_name: str, new_name: str, names: list[str], ref: dict, new: dict, shapley: bool = False
+):
+    """(name, recipe, overrides) for the endpoints, add-one, remove-one (and, for Shapley, every
+    other subset: ref plus components "a+b"), in that order."""
+    jobs = [(ref_name, ref_name, []), (new_name, new_name, [])]
+    for comp in names:
+        jobs.append((f"{ref_name}+{comp}", ref_name, swap_overrides(new, COMPONENTS[comp])))
+        jobs.append((f"{new_name}-{comp}", new_name, swap_overrides(ref, COMPONENTS[comp])))
+    if shapley:
+        import itertools
+
+        for k in range(2, len(names) - 1):
+            for subset in itertools.combinations(names, k):
+                paths = tuple(p for c in subset for p in COMPONENTS[c])
+                jobs.append((f"{ref_name}+{'+'.join(subset)}", ref_name, swap_overrides(new, paths)))
+    return jobs
+
+
+def dedupe_jobs(jobs, overrides: list[str]) -> tuple[list, dict[str, str]]:
+    """Jobs with distinct config hashes, and name -> the earlier job it duplicates (e.g. retro+bias
+    when retro and modern agree on bias: the same config as retro, so it is not trained again)."""
+    from lit_algos.config.recipes import load_config
+
+    seen: dict[str, str] = {}
+    kept, same_as = [], {}
+    for name, recipe, extra in jobs:
+        digest = load_config(recipe, [*extra, *overrides]).config_hash()
+        if digest in seen:
+            same_as[name] = seen[digest]
+        else:
+            seen[digest] = name
+            kept.append((name, recipe, extra))
+    return kept, same_as
+
+
 def cmd_ablation(args) -> int:
+    from rich.console import Console
+
     from lit_algos.cli import main
     from lit_algos.config.recipes import load_config
 
@@ -126,18 +169,25 @@ def cmd_ablation(args) -> int:
         )
     ref = load_config(args.ref, args.overrides).to_dict()
     new = load_config(args.new, args.overrides).to_dict()
-    jobs = [(args.ref, args.ref, []), (args.new, args.new, [])]
-    for comp in names:
-        jobs.append((f"{args.ref}+{comp}", args.ref, swap_overrides(new, COMPONENTS[comp])))
-        jobs.append((f"{args.new}-{comp}", args.new, swap_overrides(ref, COMPONENTS[comp])))
+    jobs, same_as = dedupe_jobs(
+        ablation_jobs(args.ref, args.new, names, ref, new, args.shapley), args.overrides
+    )
+    for name, other in same_as.items():
+        Console().print(f"skipped {name}: its config hash equals {other}'s, so {other}'s runs stand for it")
     runs = _train_all(jobs, args)
     if not runs:
         return 0
+    for name, other in same_as.items():
+        runs[name] = runs[other]
     ceg = ["ceg", "--ref", *map(str, runs[args.ref]), "--new", *map(str, runs[args.new])]
     for comp in names:
         ceg += ["--add", f"{comp}={','.join(map(str, runs[f'{args.ref}+{comp}']))}"]
         ceg += ["--remove", f"{comp}={','.join(map(str, runs[f'{args.new}-{comp}']))}"]
-    return main(ceg)
+    prefix = f"{args.ref}+"
+    for name in runs:
+        if name.startswith(prefix) and "+" in name[len(prefix) :]:
+            ceg += ["--add", f"{name[len(prefix) :]}={','.join(map(str, runs[name]))}"]
+    return main([*ceg, "--shapley"] if args.shapley else ceg)
 
 
 def cmd_scaling(args) -> int:
