@@ -139,7 +139,7 @@ def noisy_pair(seed: int, sd: float, slope: float = 0.1):
 
 def test_l_star_is_robust_to_eval_noise():
     def mean_ceg(smooth):
-        vals = [pair_ceg(*noisy_pair(s, 0.01), smooth=smooth).ceg["flops"] for s in range(30)]
+        vals = [pair_ceg(*noisy_pair(s, 0.01), smooth=smooth).ceg["flops"] for s in range(60)]
         return math.exp(np.mean(np.log(vals)))
 
     assert mean_ceg(None) == pytest.approx(2.0, rel=0.02)  # the default, local-linear smoothing

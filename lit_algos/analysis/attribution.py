@@ -160,6 +160,18 @@ def attribute(
         if not key <= full:
             raise LitAlgosError(f"Subset {name!r} names components outside {sorted(full)}.")
         groups[key] = runs
+    if shapley:  # refuse before any work
+        missing = [
+            "+".join(sorted(s)) or "retro"
+            for k in range(len(components) + 1)
+            for s in map(frozenset, itertools.combinations(components, k))
+            if s not in groups
+        ]
+        if missing:
+            raise LitAlgosError(
+                f"Shapley shares need runs for every subset of {', '.join(components)}; missing: {', '.join(missing)}. "
+                "Pass them as --add NAME=RUNS with NAME like a+b (lit-algos sweep ablation --shapley trains them)."
+            )
     _, loss = common_loss([smoothed(r, smooth) for r in retro], [], None)
     if loss is None:
         raise LitAlgosError("Attribution needs retro runs with a finite final loss to fix the common L*.")
@@ -215,17 +227,6 @@ def attribute(
             combo((1.0, whole_w), (-1.0, parts)), None, log_costs, confidence, math.exp
         )
     if shapley:
-        missing = [
-            "+".join(sorted(s)) or "retro"
-            for k in range(len(components) + 1)
-            for s in map(frozenset, itertools.combinations(components, k))
-            if s not in groups
-        ]
-        if missing:
-            raise LitAlgosError(
-                f"Shapley shares need runs for every subset of {', '.join(components)}; missing: {', '.join(missing)}. "
-                "Pass them as --add NAME=RUNS with NAME like a+b (lit-algos sweep ablation --shapley trains them)."
-            )
         # Shapley values are linear in v, so each is a weighted sum of group means: compute the
         # weights by running the formula on one indicator vector per group
         keys = list(groups)

@@ -28,6 +28,7 @@ Time decomposition: ``time speedup = FLOP CEG x throughput ratio``. The throughp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -246,8 +247,19 @@ def pair_up(refs: list[RunRecord], news: list[RunRecord]) -> tuple[bool, list[tu
 
 
 def smoothed(record: RunRecord, smooth: int | None):
-    window = auto_window(record.curve) if smooth is None else max(1, int(smooth))
-    return local_linear_curve(record.curve, window)
+    """The record's curve as CEG reads it (smoothed; cached, as attribution reads a run many times)."""
+    key = (tuple(dataclasses.astuple(p) for p in record.curve), smooth)
+    hit = _SMOOTH_CACHE.get(key)
+    if hit is None:
+        window = auto_window(record.curve) if smooth is None else max(1, int(smooth))
+        hit = local_linear_curve(record.curve, window)
+        if len(_SMOOTH_CACHE) > 4096:
+            _SMOOTH_CACHE.clear()
+        _SMOOTH_CACHE[key] = hit
+    return list(hit)
+
+
+_SMOOTH_CACHE: dict = {}
 
 
 def final_smoothed_loss(curve) -> float:

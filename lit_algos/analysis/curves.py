@@ -87,6 +87,9 @@ def first_index_at_or_below(values: np.ndarray, loss: float) -> int | None:
     return int(np.argmax(mask)) if mask.any() else None
 
 
+DEGREE = 2  # local quadratic: follows a curve's bend in ln C, so a noise-free curve keeps its values
+
+
 def _xy(curve: list[EvalPoint]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.array([math.log(p.flops) if p.flops > 0 else math.nan for p in curve])
     y = np.array([p.val_loss for p in curve], dtype=float)
@@ -97,6 +100,30 @@ def _window_bounds(i: int, n: int, window: int) -> tuple[int, int]:
     """The ``window`` evaluations around i, shifted (not shrunk) at the ends."""
     lo = min(max(0, i - window // 2), max(0, n - window))
     return lo, min(n, lo + window)
+
+
+def _local_quadratic(
+    x: np.ndarray, y: np.ndarray, ok: np.ndarray, window: int, leave_out: bool
+) -> np.ndarray:
+    """Value at each x[i] of a quadratic fitted to the ``window`` evaluations around i (shifted
+    at the ends); ``leave_out``: without point i itself (its leave-one-out prediction). NaN
+    where fewer than 4 usable points. Batched normal equations, one 3x3 system per point."""
+    n = x.size
+    idx = np.array([np.arange(*_window_bounds(i, n, window)) for i in range(n)])  # (n, window)
+    w = ok[idx].astype(float)
+    if leave_out:
+        w[idx == np.arange(n)[:, None]] = 0.0
+    dx = np.where(w > 0, x[idx] - np.where(ok, x, 0.0)[:, None], 0.0)  # centred at x[i]
+    design = np.stack([np.ones_like(dx), dx, dx**2], axis=2) * w[..., None]  # (n, window, 3)
+    yy = np.where(w > 0, y[idx], 0.0)
+    gram = np.einsum("nwi,nwj->nij", design, design)
+    rhs = np.einsum("nwi,nw->ni", design, yy)
+    enough = (w.sum(axis=1) >= DEGREE + 2) & ok
+    out = np.full(n, np.nan)
+    if enough.any():
+        gram_ok = gram[enough] + 1e-12 * np.eye(3)
+        out[enough] = np.linalg.solve(gram_ok, rhs[enough][..., None])[:, 0, 0]
+    return out
 
 
 def auto_window(curve: list[EvalPoint]) -> int:
@@ -110,23 +137,13 @@ def auto_window(curve: list[EvalPoint]) -> int:
     x, y, ok = _xy(curve)
     best, best_err = 1, math.inf
     top = max(5, 2 * n // 3)
-    candidates = sorted({w | 1 for w in np.geomspace(5, top, 8).astype(int)})  # about 8 odd windows
-    for window in candidates:
-        errs = []
-        for i in np.flatnonzero(ok):
-            lo, hi = _window_bounds(i, n, window + 1)  # one more, so the fit has `window` points without i
-            sel = np.array([j for j in range(lo, hi) if j != i and ok[j]])
-            if sel.size < DEGREE + 2:
-                continue
-            coef = np.polyfit(x[sel] - x[i], y[sel], DEGREE)
-            errs.append((coef[-1] - y[i]) ** 2)
-        err = float(np.mean(errs)) if errs else math.inf
+    for window in sorted({w | 1 for w in np.geomspace(5, top, 10).astype(int)}):
+        pred = _local_quadratic(x, y, ok, min(window + 1, n), leave_out=True)
+        good = np.isfinite(pred)
+        err = float(np.mean((pred[good] - y[good]) ** 2)) if good.any() else math.inf
         if err < best_err * (1 - 1e-9):  # ties (e.g. an exactly quadratic curve) keep the smaller window
             best, best_err = window, err
     return best
-
-
-DEGREE = 2  # local quadratic: follows a curve's bend in ln C, so a noise-free curve keeps its values
 
 
 def local_linear_curve(curve: list[EvalPoint], window: int) -> list[EvalPoint]:
@@ -142,16 +159,5 @@ def local_linear_curve(curve: list[EvalPoint], window: int) -> list[EvalPoint]:
     if window < 3 or len(curve) < 3:
         return curve
     x, y, ok = _xy(curve)
-    out = []
-    for i, p in enumerate(curve):
-        if not ok[i]:
-            out.append(p)
-            continue
-        lo, hi = _window_bounds(i, len(curve), window)  # full at the ends, so end points are not noisier
-        sel = np.arange(lo, hi)[ok[lo:hi]]
-        if sel.size < DEGREE + 2:
-            out.append(p)
-            continue
-        coef = np.polyfit(x[sel] - x[i], y[sel], DEGREE)  # centred: the value at x[i] is the constant
-        out.append(dataclasses.replace(p, val_loss=float(coef[-1])))
-    return out
+    fitted = _local_quadratic(x, y, ok, min(window, len(curve)), leave_out=False)
+    return [dataclasses.replace(p, val_loss=float(v)) if np.isfinite(v) else p for p, v in zip(curve, fitted)]
