@@ -3,7 +3,8 @@
 Every function here reads ``RunRecord`` objects (``lit_algos.records``); nothing is hard-coded.
 """
 
-from lit_algos.analysis.attribution import Attribution, ComponentShare, attribute
+from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier, fit_hoffmann
+from lit_algos.analysis.attribution import Attribution, ComponentShare, attribute, shapley_values
 from lit_algos.analysis.ceg import CEGReport, CEGSummary, PairCEG, ceg_value, compare, pair_ceg
 from lit_algos.analysis.curves import UNITS, cost_at_loss
 from lit_algos.analysis.runs import check_comparable, recipe_hash, resolve_runs
@@ -11,11 +12,18 @@ from lit_algos.analysis.scaling import (
     ComputeDependence,
     ScalingFit,
     compute_dependence,
+    degenerate_reasons,
     fit_scaling_law,
     multiplier,
     scaling_points,
 )
-from lit_algos.analysis.stats import Estimate, bootstrap_geomean, mean_interval, ttest_below
+from lit_algos.analysis.stats import (
+    Estimate,
+    bootstrap_geomean,
+    log_ratio_interval,
+    mean_interval,
+    ttest_below,
+)
 
 __all__ = [
     "UNITS",
@@ -23,23 +31,29 @@ __all__ = [
     "CEGReport",
     "CEGSummary",
     "ComponentShare",
+    "HoffmannFit",
     "ComputeDependence",
     "Estimate",
     "PairCEG",
     "ScalingFit",
+    "allocation_multiplier",
     "attribute",
     "bootstrap_geomean",
     "ceg_value",
     "check_comparable",
     "compare",
     "compute_dependence",
+    "degenerate_reasons",
     "cost_at_loss",
+    "fit_hoffmann",
     "fit_scaling_law",
+    "log_ratio_interval",
     "mean_interval",
     "multiplier",
     "pair_ceg",
     "recipe_hash",
     "resolve_runs",
     "scaling_points",
+    "shapley_values",
     "ttest_below",
 ]

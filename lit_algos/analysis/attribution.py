@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from lit_algos.analysis.ceg import common_loss, run_cost, smoothed, summarize
+from lit_algos.analysis.ceg import common_loss, smoothed, summarize
+from lit_algos.analysis.censoring import run_cost
 from lit_algos.analysis.stats import Estimate
 from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lit_algos.analysis.censoring import RATIO_BOUND, RunCost, describe_censor, pair_bound, run_cost
 from lit_algos.analysis.curves import (
     UNITS,
     auto_window,
@@ -149,59 +150,6 @@ def pair_ceg(
 
 
 @dataclass
-class RunCost:
-    """One run's cost at the common L*; ``censor`` says what the grid could not resolve."""
-
-    run_id: str
-    seed: int
-    status: str
-    cost: dict[str, float | None]
-    censor: str | None = None  # None | "above" (never reached: cost > value) | "below" (cost <= value)
-    flop_per_s: float | None = None  # measured training throughput of the whole run
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def _measured_flop_per_s(record: RunRecord) -> float | None:
-    fpt = (record.flops_per_token or {}).get("analytic")
-    tps = record.tokens_per_second
-    return float(tps * fpt) if tps and fpt and tps > 0 and fpt > 0 else None
-
-
-def run_cost(record: RunRecord, curve, loss: float) -> RunCost:
-    """Cost of one (smoothed) curve at ``loss``, with its censoring."""
-    out = RunCost(record.run_id, record.seed, record.status, {u: None for u in UNITS})
-    out.flop_per_s = _measured_flop_per_s(record)
-    hit = cost_at_loss(curve, loss)
-    if hit is None:
-        last = curve[-1]
-        out.cost, out.censor = {u: float(getattr(last, u)) for u in UNITS}, "above"
-    elif curve[0].val_loss <= loss:
-        out.cost, out.censor = hit, "below"
-    else:
-        out.cost = hit
-    return out
-
-
-# ratio = C_ref / C_new: a censored cost turns the ratio into a bound in this direction
-_RATIO_BOUND = {
-    ("ref", "above"): ">=",
-    ("ref", "below"): "<=",
-    ("new", "above"): "<=",
-    ("new", "below"): ">=",
-}
-
-
-def _pair_bound(ref: RunCost, new: RunCost) -> tuple[str | None, bool]:
-    """(bound, ok): the direction of the pair's bound; ok=False when the two sides disagree."""
-    dirs = {_RATIO_BOUND[(side, c.censor)] for side, c in (("ref", ref), ("new", new)) if c.censor}
-    if len(dirs) > 1:
-        return None, False
-    return (dirs.pop() if dirs else None), True
-
-
-@dataclass
 class CEGSummary:
     """The CEG over seeds at one common L*, in every unit."""
 
@@ -287,15 +235,6 @@ def common_loss(
     return ("auxiliary", max(new_finals)) if new_finals else ("undefined", None)
 
 
-def _describe_censor(c: RunCost, side: str, loss: float) -> str:
-    what = (
-        f"never reached L*={loss:.4f} (status {c.status})"
-        if c.censor == "above"
-        else f"already at or below L*={loss:.4f} at its first evaluation"
-    )
-    return f"{side} {c.run_id}: {what}"
-
-
 def _estimate(
     ref_costs: list[RunCost],
     new_costs: list[RunCost],
@@ -309,7 +248,7 @@ def _estimate(
     ln = np.array([math.log(v) if (v := value_of(c)) and v > 0 else np.nan for c in new_costs])
     bounds = set()
     for side, costs in (("ref", ref_costs), ("new", new_costs)):
-        bounds |= {_RATIO_BOUND[(side, c.censor)] for c in costs if c.censor}
+        bounds |= {RATIO_BOUND[(side, c.censor)] for c in costs if c.censor}
     if len(bounds) > 1:
         return Estimate(None, n=len(index_pairs), note="censored in both directions: no bound either")
     if paired:
@@ -377,17 +316,17 @@ def summarize(
     for i, j in index_pairs:
         r, n = ref_costs[i], new_costs[j]
         pair = PairCEG(r.run_id, n.run_id, r.seed, n.seed, kind, loss, cost_ref=r.cost, cost_new=n.cost)
-        pair.bound, ok = _pair_bound(r, n)
+        pair.bound, ok = pair_bound(r, n)
         pair.ceg = _ratios(r.cost, n.cost)
         if r.flop_per_s and n.flop_per_s:
             pair.ceg["throughput"] = n.flop_per_s / r.flop_per_s
-        notes = [_describe_censor(c, side, loss) for side, c in (("reference", r), ("new", n)) if c.censor]
+        notes = [describe_censor(c, side, loss) for side, c in (("reference", r), ("new", n)) if c.censor]
         pair.note = "; ".join(notes) + ("" if ok else " (no bound: censored both ways)")
         if not ok:
             pair.ceg = {u: None for u in pair.ceg}
         pairs.append(pair)
     censored = [
-        _describe_censor(c, side, loss)
+        describe_censor(c, side, loss)
         for side, costs in (("ref", ref_costs), ("new", new_costs))
         for c in costs
         if c.censor
