@@ -92,6 +92,12 @@ def test_speedrun_runs_seeds_and_previews_the_rank(tiny_track, tmp_path, capsys)
     records = [json.loads(p.read_text()) for p in runs.glob("*/record.json")]
     assert sorted(r["seed"] for r in records) == [0, 1]
     assert all(r["target_loss"] == 5.9 for r in records)
+    # the speedrun rule: the declared length in full, the crossing recorded on the way
+    assert all(r["config"]["train"]["stop_at_target"] is False for r in records)
+    assert all(
+        r["status"] == "budget_exhausted" and r["final"]["tokens"] >= r["config"]["train"]["max_tokens"]
+        for r in records
+    )
     assert "make submit TRACK=tiny" in out
     assert "provisional" in out  # 2 seeds < the track's 3
 

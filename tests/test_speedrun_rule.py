@@ -144,3 +144,19 @@ def test_host_fingerprint_and_comparison():
     assert same_host(host, dict(host)) and not same_host(host, other) and not same_host(host, None)
     gpu = {**host, "accelerator_name": "NVIDIA H100 80GB HBM3", "accelerator_count": 8}
     assert host_string(gpu) == "8x NVIDIA H100 80GB HBM3"
+
+
+def test_an_exact_hardware_track_needs_that_hardware_and_no_reference(track):
+    import dataclasses
+
+    from lit_algos.analysis.synthetic import SYNTHETIC_HOST
+
+    gpu_track = dataclasses.replace(track, exact_hardware="8x NVIDIA H100 80GB HBM3")
+    with pytest.raises(SubmissionError, match="only on exactly '8x NVIDIA H100 80GB HBM3'"):
+        build_entry(recipe_runs(5, floor=3.9), gpu_track, "candidate", ["ada"])
+    h100 = {**SYNTHETIC_HOST, "accelerator_name": "NVIDIA H100 80GB HBM3", "accelerator_count": 8}
+    runs = recipe_runs(5, floor=3.9)
+    for r in runs:
+        r.hardware["host"] = dict(h100)
+    entry = build_entry(runs, gpu_track, "candidate", ["ada"])  # raw seconds compare on one exact host
+    assert entry.reference is None and not entry.statistics["provisional"]

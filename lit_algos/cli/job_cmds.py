@@ -197,11 +197,12 @@ def preview(records: list, track, description: str, root: Path, console) -> None
         return
     row = preview_row(entry, root)
     console.print(rich_table(track, [row]))
-    where = (
-        "provisional (unranked: too few seeds)"
-        if row.rank_time is None
-        else f"rank {row.rank_time} by time, {row.rank_flops} by FLOPs"
-    )
+    if entry.provisional:
+        where = "provisional (unranked: too few seeds)"
+    elif row.rank_time is None:  # submit measures the same-machine reference that ranks time
+        where = f"rank {row.rank_flops} by FLOPs; its time rank comes with the same-machine reference `submit` measures"
+    else:
+        where = f"rank {row.rank_time} by time, {row.rank_flops} by FLOPs"
     console.print(f"Would place: {where}.")
 
 
