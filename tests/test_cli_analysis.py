@@ -164,3 +164,28 @@ def test_help(command, capsys):
         main([command, "--help"])
     assert exc.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+def test_submit_measures_a_same_machine_reference_by_default(runs_dir, board, capsys, monkeypatch):
+    from lit_algos.analysis.synthetic import SYNTHETIC_HOST
+    from lit_algos.leaderboard import speedrun
+
+    calls = []
+
+    def fake_benchmark(track, steps, overrides=()):  # the real one trains the baseline recipe here
+        calls.append((track.baseline_recipe, steps))
+        return {
+            "recipe": "retro",
+            "tokens_per_second": 1e3,
+            "flops_per_token": 1e6,
+            "host": dict(SYNTHETIC_HOST),
+            "declared_tokens": 10**9,
+        }
+
+    monkeypatch.setattr(speedrun, "benchmark_reference", fake_benchmark)
+    argv = ["submit", "modern", "--track", "toy", "--description", "m", "--contributors", "ada"]
+    assert main([*argv, "--leaderboard-dir", str(board), "--no-plots", "--reference-steps", "7"]) == 0
+    assert calls == [("retro", 7)]
+    (entry_file,) = (board / "entries" / "toy").glob("*.json")
+    ref = json.loads(entry_file.read_text())["reference"]
+    assert ref["kind"] == "benchmark" and ref["seconds"] == [1e6]  # 1e9 declared tokens at 1e3 tokens/s
