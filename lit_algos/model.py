@@ -5,7 +5,7 @@ Every swappable piece comes from a registry (``lit_algos.components``) by the na
 parameters. No training machinery lives here (no optimizer, precision or compile).
 
     model = build_model(cfg, device="cuda")    # meta-device construction, then init on device
-    logits, loss = model(idx, targets)         # (B, T) -> (B, T, V), mean cross-entropy
+    logits, loss = model(idx, targets)         # (B, T) -> (B, T, V), mean cross-entropy (-100 ignored)
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import lit_algos.components  # noqa: F401  (fills the registries)
 from lit_algos.components.norm import LayerNorm, NoNorm, RMSNorm, build_norm
 from lit_algos.config.model import ModelConfig
 from lit_algos.registry import registry
+
+IGNORE_INDEX = -100  # targets to skip in the loss: PyTorch's default, used by the data and every evaluation
 
 
 class Block(nn.Module):
@@ -64,7 +66,11 @@ class GPT(nn.Module):
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx: (B, T) token ids; targets: (B, T) ids or None (-1 = ignore). Returns (logits (B, T, V), loss)."""
+        """idx: (B, T) token ids; targets: (B, T) ids or None (IGNORE_INDEX = -100: no loss there).
+
+        Returns (logits (B, T, V), loss): the mean cross-entropy over the targets that are not ignored
+        (NaN when every target is ignored).
+        """
         B, T = idx.size()
         if T > self.cfg.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.cfg.block_size}")
@@ -80,7 +86,9 @@ class GPT(nn.Module):
         loss = None
         if targets is not None:
             # The loss in float32 whatever the compute dtype: log-softmax over V is precision-sensitive.
-            loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T), ignore_index=-1)
+            loss = F.cross_entropy(
+                logits.view(B * T, -1).float(), targets.reshape(B * T), ignore_index=IGNORE_INDEX
+            )
         return logits, loss
 
     def reset_buffers(self) -> None:

@@ -17,7 +17,13 @@ from lit_algos.utils.io import atomic_write_json, read_json
 
 SCHEMA_VERSION = 1
 RUNS_DIR_ENV = "LIT_ALGOS_RUNS"
-STATUSES = ("running", "reached", "budget_exhausted", "diverged", "failed")
+# running: in progress, or killed without a chance to write (kill -9, power loss): the curve is
+#   complete up to the last evaluation and --resume continues it;
+# interrupted: stopped by Ctrl-C / SIGTERM; failed: stopped by an error (both resumable);
+# reached / budget_exhausted / diverged: finished, never resumed.
+STATUSES = ("running", "interrupted", "reached", "budget_exhausted", "diverged", "failed")
+FINISHED_STATUSES = ("reached", "budget_exhausted", "diverged")
+RESUMABLE_STATUSES = ("running", "interrupted", "failed")
 
 
 def default_runs_dir() -> Path:
@@ -52,7 +58,7 @@ class RunRecord:
     config: dict[str, Any]  # the fully resolved config
     config_hash: str
     seed: int
-    status: str = "running"
+    status: str = "running"  # one of STATUSES
     schema_version: int = SCHEMA_VERSION
     code: dict[str, Any] = field(default_factory=dict)  # {commit, dirty, version}
     hardware: dict[str, Any] = field(

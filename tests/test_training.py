@@ -154,31 +154,48 @@ def test_bad_override_fails_before_any_work(tmp_path, capsys):
 def test_resume_refuses_another_batch_layout(data_cache, tmp_path):
     from lit_algos.errors import LitAlgosError
 
-    record = run_debug(
-        tmp_path, "train.max_tokens=65536", "train.max_seconds=0.3", "optim.schedule.kind=constant"
-    )
+    # No time budget: whether a checkpoint exists must not depend on how fast the machine is.
+    record = run_debug(tmp_path, "train.max_tokens=8192")
     assert record.status == "budget_exhausted"
     (tmp_path / "runs" / record.run_id / "record.json").write_text(
         json.dumps({**record.to_dict(), "status": "failed"})  # pretend it crashed
     )
     with pytest.raises(LitAlgosError, match="train.micro_batch_size=2"):
-        run_debug(
-            tmp_path,
-            "train.max_tokens=65536",
-            "train.max_seconds=0.3",
-            "optim.schedule.kind=constant",
-            "train.micro_batch_size=2",
-            resume=True,
-        )
+        run_debug(tmp_path, "train.max_tokens=8192", "train.micro_batch_size=2", resume=True)
     with pytest.raises(LitAlgosError, match="Cannot resume .* with this config"):
-        run_debug(
-            tmp_path,
-            "train.max_tokens=65536",
-            "train.max_seconds=0.3",
-            "optim.schedule.kind=constant",
-            "model.n_layer=2",
-            resume=record.run_id,
-        )
+        run_debug(tmp_path, "train.max_tokens=8192", "model.n_layer=2", resume=record.run_id)
+
+
+def test_resume_refuses_a_finished_run_and_leaves_its_record(data_cache, tmp_path):
+    from lit_algos.errors import LitAlgosError
+
+    record = run_debug(tmp_path, "train.max_tokens=4096")
+    path = tmp_path / "runs" / record.run_id / "record.json"
+    before = path.read_bytes()
+    with pytest.raises(LitAlgosError, match="finished"):
+        run_debug(tmp_path, "train.max_tokens=4096", resume=record.run_id)
+    code = main(["train", "--resume", record.run_id, "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
+    assert code == 2
+    assert path.read_bytes() == before  # still 'budget_exhausted', still submittable
+
+
+def test_resume_by_run_id_takes_the_config_from_the_record(data_cache, tmp_path, capsys):
+    from lit_algos.training.run import resume
+
+    # Started with overrides the recipe does not have; resumed by id alone, without retyping them.
+    record = run_debug(tmp_path, "train.max_tokens=8192", "train.eval_every_tokens=2048", "optim.lr=1e-3")
+    run_dir = tmp_path / "runs" / record.run_id
+    (run_dir / "record.json").write_text(json.dumps({**record.to_dict(), "status": "interrupted"}))
+    resumed = resume(record.run_id, runs_dir=tmp_path / "runs", progress=False)
+    assert resumed.config == record.config and resumed.config_hash == record.config_hash
+    assert resumed.status == "budget_exhausted"
+    assert [p.step for p in resumed.curve] == [p.step for p in record.curve] == [8, 16, 24, 32]
+    # On the command line, --set cannot change a resumed run.
+    (run_dir / "record.json").write_text(json.dumps({**record.to_dict(), "status": "interrupted"}))
+    code = main(
+        ["train", "--resume", record.run_id, "--set", "optim.lr=1", "--runs-dir", str(tmp_path / "runs")]
+    )
+    assert code == 2 and "cannot change it" in capsys.readouterr().err
 
 
 def _curves(record: RunRecord):
@@ -235,7 +252,9 @@ def test_resume_after_kill_gives_the_same_record(data_cache, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     record_path = ckpt.parent.parent / "record.json"
-    assert RunRecord.load(record_path).status == "running"  # killed part-way: no final record
+    killed = RunRecord.load(record_path)
+    assert killed.status == "running"  # killed part-way: no final record ...
+    assert killed.curve and killed.curve[0].step == 16  # ... but its curve up to the last evaluation
 
     resumed = cli(
         *args,
@@ -258,7 +277,7 @@ def test_resume_after_kill_gives_the_same_record(data_cache, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_a_failed_record_and_a_usable_checkpoint(data_cache, tmp_path):
+def test_ctrl_c_leaves_an_interrupted_record_and_a_usable_checkpoint(data_cache, tmp_path):
     runs = tmp_path / "interrupted"
     proc = cli(
         "train",
@@ -279,12 +298,45 @@ def test_ctrl_c_leaves_a_failed_record_and_a_usable_checkpoint(data_cache, tmp_p
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 130
     (record_path,) = runs.glob("*/record.json")
     record = RunRecord.load(record_path)
-    assert record.status == "failed" and record.curve, out
+    assert record.status == "interrupted" and record.curve, out
+    assert f"--resume {record.run_id}" in out
     ckpt = torch.load(record_path.parent / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] > 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_first_evaluation_does_not_suggest_resume(data_cache, tmp_path):
+    runs = tmp_path / "early"
+    # The first evaluation is 10M tokens away: there is no checkpoint whenever the interrupt lands.
+    proc = cli(
+        "train",
+        "debug",
+        "--set",
+        "train.max_tokens=10000000",
+        "--set",
+        "train.eval_every_tokens=10000000",
+        "--set",
+        "optim.schedule.kind=constant",
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(runs.glob("*/record.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    (record_path,) = runs.glob("*/record.json")
+    assert RunRecord.load(record_path).status == "interrupted"
+    assert not (record_path.parent / "checkpoints" / "last.ckpt").exists()
+    assert "--resume" not in out and "no checkpoint" in out
 
 
 def test_wandb_offline_run_logs_without_blocking(data_cache, tmp_path, monkeypatch):

@@ -37,12 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def trainer_flags_as_overrides(argv: list[str]) -> list[str]:
+    """``--trainer.KEY=VALUE`` (a lightning.Trainer argument) is ``--set train.trainer.KEY=VALUE``."""
+    out = []
+    for item in argv:
+        if item.startswith("--trainer."):
+            out += ["--set", "train.trainer." + item[len("--trainer.") :]]
+        else:
+            out.append(item)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     if not sys.stdout.isatty():
         # rich falls back to 80 columns when piped (make, CI logs, tee); board tables need more.
         os.environ.setdefault("COLUMNS", "160")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(trainer_flags_as_overrides(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

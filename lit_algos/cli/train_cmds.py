@@ -13,13 +13,19 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any config field, e.g. --set model.attention.kind=mqa (repeatable)",
+        help="override any config field, e.g. --set model.attention.kind=mqa (repeatable); "
+        "--trainer.KEY=VALUE passes a lightning.Trainer argument (= --set train.trainer.KEY=VALUE)",
     )
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a recipe to its target loss and write a run record")
-    p.add_argument("recipe", help="recipe name under recipes/ (e.g. retro, modern, debug) or a YAML path")
+    p.add_argument(
+        "recipe",
+        nargs="?",
+        default=None,
+        help="recipe name under recipes/ (e.g. retro, modern, debug) or a YAML path (optional with --resume RUN)",
+    )
     add_config_args(p)
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides train.seed)")
     p.add_argument("--devices", type=int, default=None, help="devices per node (overrides train.devices)")
@@ -36,7 +42,8 @@ def register(sub) -> None:
         const=True,
         default=False,
         metavar="RUN",
-        help="continue the newest unfinished run of this recipe/config/seed from its checkpoint (or the RUN id given)",
+        help="continue an unfinished run from its checkpoint: RUN (id or path; its record holds the config, "
+        "so no recipe or --set is needed), or without RUN the newest unfinished run of this recipe/config/seed",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=cmd_train)
@@ -47,8 +54,23 @@ def register(sub) -> None:
 
 def resolve_train_config(args):
     from lit_algos.config.recipes import load_config
+    from lit_algos.errors import LitAlgosError
 
     overrides = list(args.overrides)
+    resume = getattr(args, "resume", False)
+    if args.recipe is None:
+        if not isinstance(resume, str):
+            raise LitAlgosError(
+                "Name a recipe to train (lit-algos train RECIPE), or the run to continue (lit-algos train --resume RUN)."
+            )
+        if overrides or args.seed is not None or args.devices is not None or args.wandb:
+            raise LitAlgosError(
+                f"--resume {resume} continues the run with the config stored in its record; --set, --seed, --devices "
+                "and --wandb cannot change it. Drop them, or give the recipe too to check that they match."
+            )
+        from lit_algos.training.run import resume_config
+
+        return resume_config(resume, args.runs_dir)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     if args.devices is not None:
@@ -61,6 +83,7 @@ def resolve_train_config(args):
 def cmd_train(args) -> int:
     from rich.console import Console
 
+    from lit_algos.training.distributed import is_rank_zero
     from lit_algos.training.run import train
     from lit_algos.training.summary import record_table
 
@@ -69,15 +92,9 @@ def cmd_train(args) -> int:
     record = train(
         cfg, runs_dir=args.runs_dir, resume=args.resume, console=console, progress=not args.no_progress
     )
-    if record.world_size == 1 or _is_rank_zero():
+    if record.world_size == 1 or is_rank_zero():
         console.print(record_table(record))
     return 0 if record.status in ("reached", "budget_exhausted") else 1
-
-
-def _is_rank_zero() -> bool:
-    import os
-
-    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
 
 
 def cmd_recipes(args) -> int:

@@ -27,7 +27,7 @@ HASH_EXCLUDED_TRAIN = (
     "checkpoint_every_tokens",
     "wandb",
     "stop_at_target",  # where a run stops, not what it trains: the per-token curve is the same
-)
+)  # train.trainer (profiler, anomaly detection, ...) stays in the hash: some options change the math
 HASH_EXCLUDED_DATA = ("cache_dir", "num_workers", "tiktoken_cache_dir")
 
 

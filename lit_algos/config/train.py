@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lit_algos.config.base import check_choice, check_positive
 from lit_algos.errors import ConfigError
@@ -19,6 +20,38 @@ class WandbConfig:
     def __post_init__(self):
         if self.mode is not None:
             check_choice("mode", self.mode, ("online", "offline", "disabled"))
+
+
+# Trainer arguments that lit_algos derives from the config, and where to change them instead.
+TRAINER_OWNED = {
+    "accelerator": "set train.accelerator",
+    "devices": "set train.devices",
+    "num_nodes": "set train.num_nodes",
+    "strategy": "set train.strategy",
+    "precision": "set train.precision",
+    "max_steps": "set train.max_tokens or train.max_flops",
+    "min_steps": "the budget decides when a run ends",
+    "max_epochs": "the budget decides when a run ends",
+    "min_epochs": "the budget decides when a run ends",
+    "max_time": "set train.max_seconds (the training clock, evaluation excluded)",
+    "accumulate_grad_batches": "set train.micro_batch_size; the global batch stays train.batch_size",
+    "gradient_clip_val": "set optim.grad_clip",
+    "val_check_interval": "set train.eval_every_tokens",
+    "check_val_every_n_epoch": "set train.eval_every_tokens",
+    "limit_val_batches": "the whole validation set is evaluated",
+    "limit_train_batches": "set a budget",
+    "num_sanity_val_steps": "every evaluation is on the curve",
+    "val_check_time_interval": "set train.eval_every_tokens",
+    "enable_checkpointing": "checkpoints follow the evaluations (train.checkpoint_every_tokens)",
+    "callbacks": "pass callbacks= to lit_algos.train()",
+    "logger": "pass loggers= to lit_algos.train(), or --wandb",
+    "default_root_dir": "the run directory is runs/<run_id>",
+    "use_distributed_sampler": "the datamodule splits data across ranks",
+    "reload_dataloaders_every_n_epochs": "the data order is a function of (seed, step)",
+    "fast_dev_run": "use a small budget (train.max_tokens)",
+    "overfit_batches": "use a small budget (train.max_tokens)",
+    "barebones": "lit_algos needs callbacks and logging",
+}
 
 
 @dataclass
@@ -43,6 +76,9 @@ class TrainConfig:
     checkpoint_every_tokens: int | None = None  # null: checkpoint at each evaluation
     seed: int = 0
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    # Extra lightning.Trainer arguments lit_algos does not own (profiler, detect_anomaly,
+    # log_every_n_steps, ...); `--trainer.KEY=VALUE` on the command line. Null: none.
+    trainer: dict[str, Any] | None = None
 
     def __post_init__(self):
         check_positive("batch_size", self.batch_size)
@@ -58,6 +94,13 @@ class TrainConfig:
         check_choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
         check_choice("accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
         check_choice("strategy", self.strategy, ("auto", "ddp", "fsdp"))
+        for key in self.trainer or {}:
+            if key in TRAINER_OWNED:
+                raise ConfigError(
+                    f"trainer.{key}",
+                    self.trainer[key],
+                    f"lit_algos sets the Trainer's {key!r} itself ({TRAINER_OWNED[key]}); it cannot be passed through.",
+                )
         if (
             self.max_tokens is None
             and self.max_flops is None

@@ -13,9 +13,9 @@ recipe sees the same data on 1 or 8 devices.
 Validation is the whole fixed validation set in order: windows at k*seq_len, the last one
 shorter when val_tokens is not a multiple of seq_len (its missing targets are IGNORE_INDEX).
 Ranks take contiguous blocks of windows and pad with all-ignored windows, so every window is
-evaluated exactly once and every rank runs the same number of batches. Sum the loss with
-``F.cross_entropy(..., reduction="sum")`` (which skips IGNORE_INDEX) and divide by the count of
-``y != IGNORE_INDEX`` over all ranks. The Trainer needs ``use_distributed_sampler=False``.
+evaluated exactly once and every rank runs the same number of batches. The model's forward skips
+IGNORE_INDEX; weight each batch's mean loss by its count of ``y != IGNORE_INDEX`` and reduce over
+all ranks (``LitGPT.validation_step``). The Trainer needs ``use_distributed_sampler=False``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from lit_algos.data.prepare import PreparedDataset
 from lit_algos.data.shards import TokenStream
 from lit_algos.errors import ConfigError, DataError, LitAlgosError
-
-IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index
+from lit_algos.model import IGNORE_INDEX  # noqa: F401  (re-exported: the one loss convention, -100)
 
 
 def batch_plan(batch_size: int, micro_batch_size: int | None, world_size: int) -> tuple[int, int]:

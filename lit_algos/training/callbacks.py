@@ -1,30 +1,49 @@
 """Callbacks that turn a Lightning fit into a train-to-target measurement.
 
+Lightning runs the loop: ``validation_step`` every ``eval_every_tokens`` (``val_check_interval``),
+``EarlyStopping`` stops at the target and on divergence, ``ModelCheckpoint`` writes ``last.ckpt``
+after every evaluation. What Lightning has no callback for lives here, one concern each:
+
 - ``TrainClock``: the speedrun clock. It runs over training steps and data loading; evaluation,
-  checkpointing and the first optimizer step (compilation / allocator warm-up) are excluded and
-  reported separately.
-- ``TargetTracker``: evaluates the whole validation set every N tokens, keeps the curve, stops at
-  the target, on a spent budget or on divergence, and checkpoints after each evaluation.
+  checkpointing and the first optimizer step of each session (compilation / allocator warm-up)
+  are excluded and reported separately.
+- ``BudgetStop``: stops when the step budget (tokens / FLOPs) or the seconds budget is spent,
+  through ``trainer.should_stop``, so that Lightning runs one closing evaluation at that step.
+- ``TargetStopping``: ``EarlyStopping`` at the target (``stopping_threshold``), on a non-finite
+  loss (``check_finite``) and on the relative divergence rule (loss > factor x the first one).
+- ``EvalCheckpoint``: ``ModelCheckpoint`` writing ``last.ckpt`` atomically after evaluations.
 - ``BudgetProgress``: a rich progress line with tokens/s, loss and the share of the budget spent.
 
-Both stateful callbacks save their state in checkpoints so ``--resume`` continues the same curve.
+The stateful ones save their state in checkpoints so ``--resume`` continues the same run.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
-from dataclasses import asdict
-from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
-from lit_algos.records import EvalPoint, ToTarget, interpolate_to_target
+
+def _step_boundary(trainer, last_seen: int) -> bool:
+    """Whether the batch that just ended completed an optimizer step (not a micro-batch inside accumulation)."""
+    return trainer.global_step != last_seen
 
 
 class TrainClock(L.Callback):
+    """Training seconds: paused during validation and checkpointing, warm-up steps kept apart.
+
+    The clock runs from the start of fit, pauses when validation starts and restarts at the next
+    training batch, so data loading and the optimizer steps are timed and evaluation and the
+    checkpoint written after it are not. The first ``warmup_steps`` optimizer steps of each fit
+    (compilation, allocator warm-up) go to ``warmup_seconds``; their tokens still count.
+    """
+
     def __init__(self, warmup_steps: int = 1):
         self.warmup_steps = warmup_steps
         self.train_seconds = 0.0
@@ -33,6 +52,7 @@ class TrainClock(L.Callback):
         self._session_start_step = 0  # warm-up is the first step(s) of each fit, resumed ones included
         self.excluded_steps = 0  # optimizer steps whose time went to warm-up (their tokens still count)
         self._last_warm_step = 0
+        self._last_step_seen = -1
 
     @staticmethod
     def _sync() -> None:
@@ -62,9 +82,26 @@ class TrainClock(L.Callback):
 
     def on_train_start(self, trainer, pl_module):
         self._session_start_step = trainer.global_step
+        self._last_step_seen = trainer.global_step
         self.start()
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.start()  # after an evaluation; a no-op while the clock runs
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if _step_boundary(trainer, self._last_step_seen):
+            # Split the time at each step so that the warm-up steps can be told apart.
+            self._last_step_seen = trainer.global_step
+            self.pause(trainer)
+            self.start()
+
+    def on_validation_start(self, trainer, pl_module):
+        self.pause(trainer)
+
     def on_train_end(self, trainer, pl_module):
+        self.pause(trainer)
+
+    def on_exception(self, trainer, pl_module, exception):
         self.pause(trainer)
 
     def state_dict(self):
@@ -82,168 +119,174 @@ class TrainClock(L.Callback):
         self._last_warm_step = int(state.get("last_warm_step", 0))
 
 
-class TargetTracker(L.Callback):
-    """Evaluate at fixed token counts, stop at the target/budget/divergence, checkpoint after each eval."""
+class BudgetStop(L.Callback):
+    """Stop when ``max_steps`` (from max_tokens / max_flops) or ``max_seconds`` of training clock is spent.
 
-    def __init__(
-        self,
-        *,
-        clock: TrainClock,
-        val_loader_fn,
-        tokens_per_step: int,
-        flops_per_token: float,
-        eval_every_steps: int,
-        target_loss: float | None,
-        max_seconds: float | None,
-        divergence_factor: float,
-        bytes_per_token: float,
-        checkpoint_path: Path | None,
-        checkpoint_every_steps: int | None = None,
-        on_eval=None,
-        on_step=None,
-        log_every_steps: int = 10,
-        stop_at_target: bool = True,
-    ):
+    Setting ``trainer.should_stop`` at an optimizer step makes Lightning run the validation loop at
+    that step before leaving, so every run ends with an evaluation of its final weights even when
+    the budget ends between two scheduled evaluations.
+    """
+
+    def __init__(self, clock: TrainClock, max_steps: int | None, max_seconds: float | None):
         self.clock = clock
-        self.val_loader_fn = val_loader_fn
-        self.tokens_per_step = tokens_per_step
-        self.flops_per_token = flops_per_token
-        self.eval_every_steps = eval_every_steps
-        self.target_loss = target_loss
+        self.max_steps = max_steps
         self.max_seconds = max_seconds
-        self.divergence_factor = divergence_factor
-        self.bytes_per_token = bytes_per_token  # val bytes / val tokens, for bits per byte
-        self.checkpoint_path = checkpoint_path
-        self.checkpoint_every_steps = checkpoint_every_steps or eval_every_steps
-        self.on_eval = on_eval  # callable(point, trainer) for loggers / progress
-        self.on_step = on_step  # callable(metrics, step, trainer): train loss for loggers
-        self.log_every_steps = log_every_steps
-        self.stop_at_target = stop_at_target  # false: the crossing is recorded, the run goes on
-        self.curve: list[dict] = []
-        self.train_curve: list[list[float]] = []  # [step, train loss] per optimizer step
-        self.status: str = "running"
-        self.eval_seconds = 0.0
+        self.spent = False
         self._last_step_seen = -1
 
-    # ---- helpers ---------------------------------------------------------------------------
-    def point(self, trainer, val_loss: float) -> EvalPoint:
-        step = trainer.global_step
-        tokens = step * self.tokens_per_step
-        bpb = val_loss / (math.log(2) * self.bytes_per_token) if math.isfinite(val_loss) else math.nan
-        return EvalPoint(step, tokens, tokens * self.flops_per_token, self.clock.train_seconds, val_loss, bpb)
-
-    def to_target(self) -> ToTarget | None:
-        if self.target_loss is None:
-            return None
-        return interpolate_to_target([EvalPoint(**p) for p in self.curve], self.target_loss)
-
-    def evaluate(self, trainer, pl_module) -> EvalPoint:
-        start = time.perf_counter()
-        val_loss, _ = pl_module.evaluate(self.val_loader_fn())
-        self.eval_seconds += time.perf_counter() - start
-        point = self.point(trainer, val_loss)
-        self.curve.append(asdict(point))
-        if self.on_eval is not None:
-            self.on_eval(point, trainer)
-        return point
-
-    def judge(self, point: EvalPoint) -> str:
-        if not math.isfinite(point.val_loss):
-            return "diverged"
-        first = self.curve[0]["val_loss"]
-        if point.val_loss > self.divergence_factor * first:
-            return "diverged"
-        if self.stop_at_target and self.target_loss is not None and point.val_loss <= self.target_loss:
-            return "reached"
-        return "running"
-
-    def save_checkpoint(self, trainer) -> None:
-        if self.checkpoint_path is None:
-            return
-        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)
-        trainer.strategy.barrier()
-        if trainer.is_global_zero:
-            os.replace(tmp, self.checkpoint_path)  # atomic: a crash never leaves half a checkpoint
-
-    # ---- hooks -----------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module):
-        self._last_step_seen = trainer.global_step  # the first step boundary is one optimizer step away
+        self._last_step_seen = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if step == self._last_step_seen:  # a micro-batch inside gradient accumulation
+        if not _step_boundary(trainer, self._last_step_seen):
             return
-        self._last_step_seen = step
-        self.clock.pause(trainer)  # stop the clock while we evaluate / checkpoint
-        loss = pl_module.pop_step_loss()
-        self.train_curve.append([step, loss])
-        if self.on_step is not None and step % self.log_every_steps == 0:
-            tokens = step * self.tokens_per_step
-            metrics = {
-                "train/loss": loss,
-                "tokens": tokens,
-                "flops": tokens * self.flops_per_token,
-                "train_seconds": self.clock.train_seconds,
-            }
-            self.on_step(metrics, step, trainer)
-        if not math.isfinite(loss):
-            self.evaluate(trainer, pl_module)
-            self.status = "diverged"
+        self._last_step_seen = trainer.global_step
+        steps_spent = self.max_steps is not None and trainer.global_step >= self.max_steps
+        if steps_spent or self.seconds_spent(trainer):
+            self.spent = True
             trainer.should_stop = True
-            return
-        last_step = (
-            trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else math.inf
-        )  # -1: unbounded
-        if step % self.eval_every_steps == 0 or step >= last_step:
-            status = self.judge(self.evaluate(trainer, pl_module))
-            if status != "running":
-                self.status = status
-                trainer.should_stop = True
-        if self.status == "running" and self.seconds_spent(trainer):
-            if not self.curve or self.curve[-1]["step"] != step:
-                self.status = self.judge(self.evaluate(trainer, pl_module))
-            if self.status == "running":
-                self.status = "budget_exhausted"
-            trainer.should_stop = True
-        if not trainer.should_stop and step % self.checkpoint_every_steps == 0:
-            self.save_checkpoint(trainer)
-        self.clock.start()
 
     def seconds_spent(self, trainer) -> bool:
         """Whether the time budget is spent, agreed by all ranks: each rank has its own clock, and a
-        rank that stopped (and evaluated) alone would leave the others waiting in a collective."""
+        rank that stopped alone would leave the others waiting in a collective."""
         if self.max_seconds is None:
             return False
         spent = self.clock.train_seconds >= self.max_seconds
         return bool(trainer.strategy.reduce_boolean_decision(spent, all=False))
 
-    def on_train_end(self, trainer, pl_module):
-        self.finish(trainer, pl_module)
-
-    def finish(self, trainer, pl_module) -> None:
-        """When fit ends normally: a last evaluation if the budget ended between evaluations."""
-        if self.status == "running":
-            if not self.curve or self.curve[-1]["step"] != trainer.global_step:
-                self.status = self.judge(self.evaluate(trainer, pl_module))
-            if self.status == "running":
-                self.status = "budget_exhausted"
-
     def state_dict(self):
-        return {
-            "curve": self.curve,
-            "train_curve": self.train_curve,
-            "eval_seconds": self.eval_seconds,
-            "status": self.status,
-            "last_step_seen": self._last_step_seen,
-        }
+        return {"spent": self.spent}
 
     def load_state_dict(self, state):
-        self.curve = list(state["curve"])
-        self.train_curve = [list(x) for x in state["train_curve"]]
-        self.eval_seconds = float(state["eval_seconds"])
-        self.status = state["status"]
-        self._last_step_seen = int(state["last_step_seen"])
+        self.spent = bool(state.get("spent", False))
+
+
+class TargetStopping(EarlyStopping):
+    """``EarlyStopping`` on ``val/loss``: at the target, on a non-finite loss, and on divergence.
+
+    Lightning's ``divergence_threshold`` is absolute; lit_algos's rule is relative (the loss rose
+    above ``divergence_factor`` x the first evaluation), so the threshold is set from the first
+    evaluation. A non-finite *training* loss also stops the run at once (the closing evaluation
+    then records the diverged weights). There is no patience: a run is never stopped for not improving.
+    ``target=None`` (or ``train.stop_at_target: false``) keeps only the divergence rules.
+    """
+
+    def __init__(self, target: float | None, divergence_factor: float, monitor: str = "val/loss"):
+        super().__init__(
+            monitor=monitor,
+            mode="min",
+            stopping_threshold=target,
+            check_finite=True,
+            patience=sys.maxsize,
+            check_on_train_epoch_end=False,
+            verbose=False,
+        )
+        self.divergence_factor = divergence_factor
+        self.first_score: float | None = None
+        self.train_loss_diverged = False
+        self._last_step_seen = -1
+        self._nan_seen = False
+
+    def _evaluate_stopping_criteria(self, current):
+        value = float(current)
+        if self.first_score is None and math.isfinite(value):
+            self.first_score = value
+            self.divergence_threshold = self.divergence_factor * value
+        # "Reached" is loss <= target (DESIGN §6); Lightning's stopping_threshold is strict (<).
+        if self.stopping_threshold is not None and math.isfinite(value) and value <= self.stopping_threshold:
+            self.stopping_reason = EarlyStoppingReason.STOPPING_THRESHOLD
+            return True, f"{self.monitor} = {value} <= target {self.stopping_threshold}."
+        return super()._evaluate_stopping_criteria(current)
+
+    def on_train_start(self, trainer, pl_module):
+        self._last_step_seen = trainer.global_step
+        self._nan_seen = False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not bool(torch.isfinite(loss.detach()).all()):
+            self._nan_seen = True
+        # Stop at the optimizer step's end, never inside accumulation: the closing evaluation is at a step.
+        if _step_boundary(trainer, self._last_step_seen):
+            self._last_step_seen = trainer.global_step
+            # Agreed by all ranks: one rank leaving the loop alone would hang the others in a collective.
+            if trainer.strategy.reduce_boolean_decision(self._nan_seen, all=False):
+                self.train_loss_diverged = True
+                self.stopping_reason = EarlyStoppingReason.NON_FINITE_METRIC
+                trainer.should_stop = True
+
+    @property
+    def status(self) -> str | None:
+        """'reached', 'diverged', or None while neither rule has stopped the run."""
+        if self.stopping_reason == EarlyStoppingReason.STOPPING_THRESHOLD:
+            return "reached"
+        if self.train_loss_diverged or self.stopping_reason in (
+            EarlyStoppingReason.NON_FINITE_METRIC,
+            EarlyStoppingReason.DIVERGENCE_THRESHOLD,
+        ):
+            return "diverged"
+        return None
+
+    def state_dict(self):
+        state = super().state_dict()
+        state.update(first_score=self.first_score, train_loss_diverged=self.train_loss_diverged)
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.first_score = state.get("first_score")
+        self.train_loss_diverged = bool(state.get("train_loss_diverged", False))
+        if self.first_score is not None:
+            self.divergence_threshold = self.divergence_factor * self.first_score
+
+
+class EvalCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` after every ``every_n_evals``-th evaluation and after the closing one, written atomically.
+
+    Lightning's ``save_last`` only follows a top-k save; lit_algos keeps no top-k (the curve is in the
+    record), so the last checkpoint is saved directly. The file is written beside the target and
+    renamed over it, so a crash never leaves half a checkpoint.
+    """
+
+    def __init__(self, dirpath, every_n_evals: int = 1):
+        super().__init__(
+            dirpath=dirpath,
+            save_last=True,
+            save_top_k=0,
+            monitor=None,
+            save_on_train_epoch_end=False,
+            enable_version_counter=False,
+        )
+        self.every_n_evals = max(1, every_n_evals)
+        self._evals = 0
+
+    def on_validation_end(self, trainer, pl_module):
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        self._evals += 1
+        if self._evals % self.every_n_evals == 0 or trainer.should_stop:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        tmp = filepath + ".tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)  # atomic on POSIX: readers see the old or the new file, never half
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(self)
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["evals"] = self._evals
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._evals = int(state.get("evals", 0))
 
 
 class BudgetProgress(L.Callback):
@@ -275,21 +318,23 @@ class BudgetProgress(L.Callback):
         self.progress.start()
         self.task = self.progress.add_task("train", total=1.0, info="")
 
-    def on_eval(self, point, trainer) -> None:
-        self.val_loss = point.val_loss
+    def on_validation_end(self, trainer, pl_module):
+        value = trainer.callback_metrics.get("val/loss")
+        if value is not None:
+            self.val_loss = float(value)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.progress is None:
             return
         step = trainer.global_step
+        if step == self._last_step:  # update once per optimizer step, not per micro-batch
+            return
+        self._last_step = step
         done = step / self.max_steps if self.max_steps else 0.0
         if self.max_seconds:
             done = max(done, self.clock.train_seconds / self.max_seconds)
         timed_tokens = (step - self.clock.excluded_steps) * self.tokens_per_step
         tps = timed_tokens / self.clock.train_seconds if self.clock.train_seconds > 0 else 0.0
-        if trainer.global_step == self._last_step:  # update once per optimizer step, not per micro-batch
-            return
-        self._last_step = trainer.global_step
         # Lightning's outputs["loss"] is divided by the accumulation count; undo that for display.
         loss = (
             outputs["loss"].item() * trainer.accumulate_grad_batches

@@ -1,22 +1,22 @@
-"""The LightningModule: a GPT, its optimizer and schedule, and a full-validation-set evaluator.
+"""The LightningModule: a GPT, its optimizer and schedule, and Lightning's validation loop.
 
-Evaluation is not Lightning's validation loop: the target tracker calls ``evaluate`` at exact
-token counts (between optimizer steps), so each evaluation sees the whole fixed validation set
-in a fixed order and checkpoints taken right after it hold a consistent curve.
+Training and evaluation share one loss: the model's forward, mean cross-entropy over the
+targets that are not ``IGNORE_INDEX`` (-100, PyTorch's convention). ``validation_step`` runs
+over the whole fixed validation set in a fixed order (the datamodule pads every rank to the
+same number of windows with all-ignored ones); each batch's mean is weighted by its count of
+real targets in a torchmetrics ``MeanMetric``, which sums across ranks when Lightning computes
+it, so the logged ``val/loss`` is the mean over every validation token whatever the device count.
 """
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
-import torch.nn.functional as F
-from torchmetrics import SumMetric
+from lightning.pytorch.utilities import grad_norm
+from torchmetrics import MeanMetric
 
 from lit_algos.config import Config
-from lit_algos.data.datamodule import IGNORE_INDEX
-from lit_algos.model import build_model
+from lit_algos.model import IGNORE_INDEX, build_model
 from lit_algos.optim import build_optimizer, build_scheduler
 
 
@@ -28,9 +28,12 @@ class LitGPT(L.LightningModule):
         self.total_steps = total_steps
         self.model = build_model(self.cfg.model)
         self._compiled = None  # torch.compile'd forward, kept out of the module tree and the state dict
-        # Metric objects sum across DDP ranks when computed: each rank evaluates its own slice.
-        self.val_loss_sum = SumMetric(nan_strategy="disable")  # a NaN loss must stay NaN (divergence)
-        self.val_token_count = SumMetric()
+        # A NaN loss must stay non-finite so that divergence is seen, not averaged away: NaN -> +inf.
+        # (Not nan_strategy="disable": torchmetrics 1.9 then drops the weights, giving a mean of batch means.)
+        self.val_loss = MeanMetric(nan_strategy=float("inf"))
+        self.val_loss.set_dtype(
+            torch.float64
+        )  # sums over ~1e7 tokens: keep float32 rounding out of the curve
         self.step_losses: list[torch.Tensor] = []  # micro-batch losses of the current optimizer step
 
     def compile_model(self) -> None:
@@ -43,12 +46,38 @@ class LitGPT(L.LightningModule):
         model = self._compiled if self._compiled is not None else self.model
         return model(idx, targets)
 
+    def auxiliary_losses(self) -> dict[str, torch.Tensor]:
+        """Extra loss terms the model produced in its last forward (e.g. an MoE load-balance loss).
+
+        A model that has such terms exposes ``aux_losses() -> {name: scalar tensor}``; they are added
+        to the training loss and logged as ``train/aux/<name>``. Dense models have none.
+        """
+        getter = getattr(self.model, "aux_losses", None)
+        return dict(getter()) if callable(getter) else {}
+
     def training_step(self, batch, batch_idx):
         x, y = batch  # (B, T), (B, T)
         _, loss = self(x, y)
-        self.step_losses.append(loss.detach())
-        self.log("train/loss", loss, prog_bar=False, logger=False)
-        return loss
+        self.step_losses.append(loss.detach())  # the LM loss: the curve is comparable across models
+        total = loss
+        for name, term in self.auxiliary_losses().items():
+            total = total + term
+            self.log(f"train/aux/{name}", term.detach(), on_step=True, on_epoch=False)
+        return total
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch  # (B, T), (B, T); rows of IGNORE_INDEX pad the last window and even out ranks
+        _, loss = self(x, y)
+        count = (y != IGNORE_INDEX).sum()
+        # An all-padding batch has a NaN mean and weight 0; it must add nothing (NaN * 0 is NaN).
+        self.val_loss.update(torch.where(count > 0, loss, torch.zeros_like(loss)), weight=count)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=False)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # The gradient norm before clipping (what clipping sees), logged with the other step metrics.
+        if self.trainer.loggers:
+            norms = grad_norm(self.model, norm_type=2)
+            self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=False)
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.model, self.cfg.optim)
@@ -62,26 +91,3 @@ class LitGPT(L.LightningModule):
         local = torch.stack(self.step_losses).float().mean()
         self.step_losses.clear()
         return float(self.trainer.strategy.reduce(local, reduce_op="mean"))
-
-    @torch.no_grad()
-    def evaluate(self, loader) -> tuple[float, int]:
-        """Mean cross-entropy (nats/token) over every sequence of ``loader`` on all ranks, and the token count."""
-        was_training = self.model.training
-        self.model.eval()
-        self.val_loss_sum.reset()
-        self.val_token_count.reset()
-        context = self.trainer.precision_plugin.forward_context() if self._trainer else torch.no_grad()
-        with context:
-            for x, y in loader:
-                x, y = x.to(self.device), y.to(self.device)
-                logits, _ = self.model(x)  # (B, T, V)
-                # Padding targets (IGNORE_INDEX) fill the last window and even out ranks; they count for nothing.
-                loss = F.cross_entropy(
-                    logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-                )
-                self.val_loss_sum.update(loss)
-                self.val_token_count.update((y != IGNORE_INDEX).sum().float())
-        total = float(self.val_loss_sum.compute())
-        count = int(self.val_token_count.compute())
-        self.model.train(was_training)
-        return (total / count if count else math.nan), count

@@ -1,0 +1,165 @@
+"""``RunRecorder``: the callback that keeps the curve and writes the run record.
+
+After every evaluation it appends an ``EvalPoint`` (step, tokens, FLOPs, training seconds,
+validation loss and bits per byte) and rewrites ``record.json`` atomically, so a run killed at
+any moment leaves a readable record with its curve up to the last evaluation (status
+``running`` after ``kill -9``; ``interrupted`` after Ctrl-C / SIGTERM, ``failed`` after an error).
+At every optimizer step it keeps the mean training loss (all micro-batches, all ranks) and sends
+step metrics to the loggers. Its state travels in checkpoints, so a resumed run continues the
+same curve.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lightning as L
+
+from lit_algos.records import EvalPoint, RunRecord, interpolate_to_target
+from lit_algos.training.callbacks import TrainClock
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunRecorder(L.Callback):
+    def __init__(
+        self,
+        record: RunRecord,
+        path: Path,
+        *,
+        clock: TrainClock,
+        tokens_per_step: int,
+        flops_per_token: float,
+        bytes_per_token: float,
+        log_every_steps: int = 10,
+    ):
+        self.record = record  # the static part (config, fingerprints, counts); the curve is added here
+        self.path = Path(path)
+        self.clock = clock
+        self.tokens_per_step = tokens_per_step
+        self.flops_per_token = flops_per_token
+        self.bytes_per_token = bytes_per_token  # val bytes / val tokens, for bits per byte
+        self.log_every_steps = log_every_steps
+        self.curve: list[EvalPoint] = []
+        self.train_curve: list[list[float]] = []  # [step, mean train loss] per optimizer step
+        self.eval_seconds = 0.0
+        self._eval_start: float | None = None
+        self._last_step_seen = -1
+
+    # ---- the record ----------------------------------------------------------------------------
+    def point(self, step: int, val_loss: float) -> EvalPoint:
+        tokens = step * self.tokens_per_step
+        bpb = val_loss / (math.log(2) * self.bytes_per_token) if math.isfinite(val_loss) else math.nan
+        return EvalPoint(step, tokens, tokens * self.flops_per_token, self.clock.train_seconds, val_loss, bpb)
+
+    def snapshot(self, status: str, *, error: str | None = None, finished: bool = False) -> RunRecord:
+        """The record as of now: the static part plus the curve, to-target figures and throughput."""
+        from lit_algos.flops import peak_flops
+
+        final = self.curve[-1] if self.curve else None
+        tokens_per_second = mfu = None
+        if final is not None and final.train_seconds > 0:
+            # Throughput over the timed steps only: the warm-up steps' tokens are not in train_seconds.
+            timed = max(0.0, 1.0 - self.clock.excluded_steps / final.step) if final.step else 0.0
+            tokens_per_second = final.tokens * timed / final.train_seconds
+            hw = self.record.hardware
+            peak = peak_flops(hw.get("device_name", ""), self.record.config["train"]["precision"])
+            if peak:
+                devices = hw.get("n_devices", 1) * hw.get("num_nodes", 1)
+                mfu = final.flops * timed / final.train_seconds / (peak * devices)
+        target = self.record.target_loss
+        to_target = interpolate_to_target(self.curve, target) if target is not None else None
+        return replace(
+            self.record,
+            status=status,
+            curve=list(self.curve),
+            final=final,
+            train_curve=[list(x) for x in self.train_curve],
+            reached=to_target is not None,
+            to_target=to_target,
+            tokens_per_second=tokens_per_second,
+            mfu=mfu,
+            eval_seconds=self.eval_seconds,
+            warmup_seconds=self.clock.warmup_seconds,
+            warmup_steps=self.clock.excluded_steps,
+            finished_at=now_iso() if finished else "",
+            error=error,
+        )
+
+    def write(self, trainer: L.Trainer | None, status: str, **kwargs) -> RunRecord:
+        record = self.snapshot(status, **kwargs)
+        if trainer is None or trainer.is_global_zero:
+            record.save(self.path)  # atomic: a kill leaves the previous or this version
+        return record
+
+    # ---- loggers -------------------------------------------------------------------------------
+    @staticmethod
+    def send_to_loggers(trainer: L.Trainer, metrics: dict, step: int) -> None:
+        for logger in trainer.loggers:
+            try:
+                logger.log_metrics(metrics, step=step)
+            except Exception as err:  # a logger failure is a warning, never a stopped run
+                warnings.warn(f"logger {type(logger).__name__} failed: {err}", stacklevel=1)
+
+    def cost_metrics(self, step: int) -> dict:
+        tokens = step * self.tokens_per_step
+        return {
+            "tokens": tokens,
+            "flops": tokens * self.flops_per_token,
+            "train_seconds": self.clock.train_seconds,
+        }
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    def on_train_start(self, trainer, pl_module):
+        self._last_step_seen = trainer.global_step
+        self.write(trainer, "running")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step == self._last_step_seen:  # a micro-batch inside gradient accumulation
+            return
+        self._last_step_seen = step
+        loss = pl_module.pop_step_loss()  # a collective in DDP: every rank calls it at every step
+        self.train_curve.append([step, loss])
+        if trainer.loggers and step % self.log_every_steps == 0:
+            self.send_to_loggers(trainer, {"train/loss": loss, **self.cost_metrics(step)}, step)
+
+    def on_validation_start(self, trainer, pl_module):
+        self._eval_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or self._eval_start is None:
+            return
+        self.eval_seconds += time.perf_counter() - self._eval_start
+        self._eval_start = None
+        value = trainer.callback_metrics.get("val/loss")
+        val_loss = float(value) if value is not None else math.nan
+        point = self.point(trainer.global_step, val_loss)
+        if self.curve and self.curve[-1].step == point.step:  # never two points at one step
+            self.curve[-1] = point
+        else:
+            self.curve.append(point)
+        if trainer.loggers:
+            self.send_to_loggers(
+                trainer, {"val/bpb": point.val_bpb, **self.cost_metrics(point.step)}, point.step
+            )
+        self.write(trainer, "running")
+
+    def state_dict(self):
+        return {
+            "curve": [asdict(p) for p in self.curve],
+            "train_curve": self.train_curve,
+            "eval_seconds": self.eval_seconds,
+        }
+
+    def load_state_dict(self, state):
+        self.curve = [EvalPoint(**p) for p in state["curve"]]
+        self.train_curve = [list(x) for x in state["train_curve"]]
+        self.eval_seconds = float(state["eval_seconds"])
