@@ -87,7 +87,7 @@ def test_forward_shapes_and_loss():
     assert logits.shape == (3, 10, cfg.vocab_size)
     torch.testing.assert_close(loss, F.cross_entropy(logits.reshape(-1, cfg.vocab_size), targets.reshape(-1)))
     assert model(idx)[1] is None
-    targets[:, :5] = -1  # ignored positions
+    targets[:, :5] = -100  # ignored positions (IGNORE_INDEX, PyTorch's convention)
     _, masked = model(idx, targets)
     torch.testing.assert_close(
         masked, F.cross_entropy(logits[:, 5:].reshape(-1, cfg.vocab_size), targets[:, 5:].reshape(-1))

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "lit_algos.cli.analysis_cmds",  # ceg, submit, leaderboard
     "lit_algos.cli.job_cmds",  # benchmark, speedrun, main
     "lit_algos.cli.sweep_cmds",  # sweep ablation, sweep scaling
+    "lit_algos.cli.use_cmds",  # sample, export
 )
 
 

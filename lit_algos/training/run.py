@@ -138,7 +138,8 @@ def _new_record(cfg: Config, run_id: str, plan: RunPlan, prepared, model) -> Run
         hardware=hardware_fingerprint(plan.accelerator, t.devices, t.num_nodes),
         software=software_fingerprint(),
         world_size=plan.world_size,
-        data=prepared.record_dict(),
+        # root: where the shards and (for a trained BPE) tokenizer.json are, for `sample` and `export`.
+        data={**prepared.record_dict(), "root": str(Path(prepared.root).resolve())},
         params=param_counts(model),
         flops_per_token={"analytic": plan.flops_per_token, "measured": measure_flops(cfg.model)},
         target_loss=t.target_loss,
