@@ -334,9 +334,10 @@ def test_ctrl_c_before_the_first_evaluation_does_not_suggest_resume(data_cache, 
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130
     (record_path,) = runs.glob("*/record.json")
-    assert RunRecord.load(record_path).status == "interrupted"
+    record = RunRecord.load(record_path)
+    assert record.status == "interrupted"
     assert not (record_path.parent / "checkpoints" / "last.ckpt").exists()
-    assert "--resume" not in out and "no checkpoint" in out
+    assert f"--resume {record.run_id}" not in out and "no checkpoint" in out
 
 
 def test_wandb_offline_run_logs_without_blocking(data_cache, tmp_path, monkeypatch):

@@ -71,5 +71,6 @@ def test_train_with_extra_callbacks_loggers_and_trainer_options(data_cache, tmp_
     columns = set(rows[0])
     assert {"val/loss", "val/bpb", "train/loss", "train/grad_norm", "tokens", "train_seconds"} <= columns
     assert any(c.startswith("lr-") for c in columns)  # LearningRateMonitor
+    assert {"train/device/items_per_sec", "train/device/flops_per_sec"} <= columns  # ThroughputMonitor
     val = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
     assert val == pytest.approx([p.val_loss for p in record.curve])

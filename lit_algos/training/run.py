@@ -243,7 +243,19 @@ def train(
     all_loggers = _wandb_loggers(cfg, run_id, run_dir) + list(loggers)
     own = [clock, budget, stopping, recorder]
     if all_loggers:
+        from lightning.pytorch.callbacks import ThroughputMonitor
+
         own.append(LearningRateMonitor(logging_interval="step"))
+        # Per-step throughput (and MFU where Lightning knows the device's peak) from the analytic FLOPs.
+        module.flops_per_batch = plan.flops_per_token * plan.micro_batch_size * cfg.model.block_size
+        window = max(2, min(50, plan.val_check_interval))  # micro-batches; evaluations are excluded
+        own.append(
+            ThroughputMonitor(
+                batch_size_fn=lambda batch: batch[0].size(0),
+                length_fn=lambda batch: batch[0].numel(),
+                window_size=window,
+            )
+        )
     if progress:
         own.append(BudgetProgress(clock, plan.tokens_per_step, plan.max_steps or 0, plan.max_seconds))
     own.append(EvalCheckpoint(run_dir / "checkpoints", every_n_evals=plan.checkpoint_every_evals))
