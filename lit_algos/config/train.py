@@ -73,7 +73,7 @@ class TrainConfig:
     accelerator: str = "auto"  # auto | cpu | gpu
     strategy: str = "auto"  # auto | ddp | fsdp (ddp_spawn cannot return the curve to the launching process)
     num_nodes: int = 1
-    checkpoint_every_tokens: int | None = None  # null: checkpoint at each evaluation
+    checkpoint_every_tokens: int | None = None  # null: every evaluation; else ~N tokens apart
     seed: int = 0
     wandb: WandbConfig = field(default_factory=WandbConfig)
     # Extra lightning.Trainer arguments lit_algos does not own (profiler, detect_anomaly,
