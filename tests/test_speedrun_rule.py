@@ -76,32 +76,29 @@ def test_stop_at_target_runs_are_refused(track):
         submit_runs(runs, track)
 
 
-def test_target_tracker_runs_on_when_stop_at_target_is_false():
-    from lit_algos.records import EvalPoint
-    from lit_algos.training.callbacks import TargetTracker, TrainClock
+def test_target_stopping_runs_on_when_stop_at_target_is_false():
+    from types import SimpleNamespace
 
-    def tracker(stop: bool) -> TargetTracker:
-        t = TargetTracker(
-            clock=TrainClock(),
-            val_loader_fn=None,
-            tokens_per_step=1,
-            flops_per_token=1.0,
-            eval_every_steps=1,
-            target_loss=4.0,
-            max_seconds=None,
-            divergence_factor=4.0,
-            bytes_per_token=4.0,
-            checkpoint_path=None,
-            stop_at_target=stop,
+    import torch
+
+    from lit_algos.training.callbacks import TargetStopping
+
+    def decisions(target) -> list[bool]:
+        # train() passes the target only when train.stop_at_target is true.
+        stopper = TargetStopping(target, divergence_factor=4.0)
+        strategy = SimpleNamespace(reduce_boolean_decision=lambda d, all=True: d)
+        trainer = SimpleNamespace(
+            callback_metrics={}, fast_dev_run=False, strategy=strategy, should_stop=False, current_epoch=0
         )
-        t.curve = [
-            {"step": 1, "tokens": 1, "flops": 1.0, "train_seconds": 1.0, "val_loss": 5.0, "val_bpb": 1.0}
-        ]
-        return t
+        out = []
+        for loss in (5.0, 3.9):
+            trainer.callback_metrics["val/loss"] = torch.tensor(loss)
+            stopper._run_early_stopping_check(trainer)
+            out.append(trainer.should_stop)
+        return out
 
-    below = EvalPoint(2, 2, 2.0, 2.0, 3.9, 1.0)
-    assert tracker(True).judge(below) == "reached"
-    assert tracker(False).judge(below) == "running"  # the crossing is in the curve; the run goes on
+    assert decisions(4.0) == [False, True]  # stop_at_target: true
+    assert decisions(None) == [False, False]  # false: the crossing is in the curve; the run goes on
 
 
 def test_speedrun_trains_full_runs(monkeypatch, track):
