@@ -26,6 +26,33 @@ from lit_algos.config.model import ModelConfig
 from lit_algos.registry import registry
 
 
+def _register_grouped_mm_formula() -> None:
+    """Teach FlopCounterMode ``aten._grouped_mm`` (MoE experts): 2 x rows x inner x cols, as for mm.
+
+    The shapes (offsets split one operand into groups; the sum over groups is the plain product):
+    (M, K) x (E, K, N) -> (M, N); (K, M) x (M, N) -> (E, K, N), the weight gradient; (E, M, K) x
+    (K, N) -> (M, N); (E, M, K) x (E, K, N) -> (E, M, N), batched.
+    """
+    from torch.utils.flop_counter import flop_registry, register_flop_formula
+
+    op = getattr(torch.ops.aten, "_grouped_mm", None)
+    if op is None or op.default in flop_registry or op in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def grouped_mm_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+        if len(a_shape) == 2 and len(b_shape) == 3:
+            return 2 * a_shape[0] * a_shape[1] * b_shape[2]
+        if len(a_shape) == 2 and len(b_shape) == 2:
+            return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+        if len(a_shape) == 3 and len(b_shape) == 2:
+            return 2 * a_shape[1] * a_shape[2] * b_shape[1]
+        return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
+
+
+_register_grouped_mm_formula()
+
+
 @dataclass
 class FlopsReport:
     per_token_forward: float  # forward matmul FLOPs per token
@@ -41,9 +68,11 @@ class FlopsReport:
 def estimate_flops(cfg: ModelConfig) -> FlopsReport:
     """Analytic forward and training FLOPs per token of ``cfg`` at sequence length ``block_size``.
 
-    Each component reports its own matmul FLOPs (``flops_per_token(cfg)``), so a new registry
-    entry carries its own accounting. Breakdown keys: attn_qkv, attn_scores, attn_out, mlp
-    (summed over layers), position (if any), lm_head.
+    Each component reports its own matmul FLOPs (``flops_per_token(cfg, layer_idx)`` for the
+    per-layer axes, ``flops_per_token(cfg)`` for position), so a new registry entry carries its
+    own accounting. For sparse entries (MoE) these are the *active* FLOPs: what one token goes
+    through. Breakdown keys: attn_qkv, attn_scores, attn_out, mlp (summed over layers), those of
+    other entries (e.g. router), position (if any), lm_head.
     """
     import lit_algos.components  # noqa: F401  (fills the registries)
 
@@ -51,11 +80,16 @@ def estimate_flops(cfg: ModelConfig) -> FlopsReport:
     mlp = registry("mlp").get(cfg.mlp.kind)
     pos = registry("position").get(cfg.position.kind)
     breakdown: dict[str, float] = {}
-    for per_layer in (attn.flops_per_token(cfg), mlp.flops_per_token(cfg)):
-        for key, value in per_layer.items():
-            breakdown[key] = breakdown.get(key, 0.0) + float(value) * cfg.n_layer
-    for key, value in pos.flops_per_token(cfg).items():
-        breakdown[key] = breakdown.get(key, 0.0) + float(value)
+
+    def add(counts: dict[str, float]) -> None:
+        for key, value in counts.items():
+            breakdown[key] = breakdown.get(key, 0.0) + float(value)
+
+    # Per layer, because a layer's entry may depend on its index (MoE with the first layers dense).
+    for layer in range(cfg.n_layer):
+        add(attn.flops_per_token(cfg, layer))
+        add(mlp.flops_per_token(cfg, layer))
+    add(pos.flops_per_token(cfg))
     breakdown["lm_head"] = 2.0 * cfg.n_embd * cfg.vocab_size
     forward = sum(breakdown.values())
     return FlopsReport(
@@ -68,17 +102,26 @@ def measure_flops(cfg: ModelConfig, batch_size: int = 1) -> float:
 
     Nothing is allocated or computed: the meta device only propagates shapes, so this is cheap
     even for large configs. Dropout is switched off (eval mode) as it adds no matmuls anyway.
+    Models with a data-dependent component (``data_dependent_flops``, e.g. MoE routing) run on
+    the CPU instead, with real weights and tokens.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lit_algos.model import GPT
+    from lit_algos.model import GPT, build_model
 
     with torch.device("meta"):
         model = GPT(cfg)
+    device = "meta"
+    if any(getattr(m, "data_dependent_flops", False) for m in model.modules()):
+        # Routing needs real scores to count tokens per expert: a small real model on the CPU
+        # (seeded, so the measurement is reproducible), with random tokens rather than zeros.
+        torch.manual_seed(0)
+        model, device = build_model(cfg, device="cpu"), "cpu"
     model.eval()
     T = cfg.block_size
-    idx = torch.zeros(batch_size, T, dtype=torch.long, device="meta")
+    idx = torch.randint(0, cfg.vocab_size, (batch_size, T), generator=torch.Generator().manual_seed(0))
+    idx = idx.to(device)
     # The math backend decomposes attention into matmuls that FlopCounterMode sees, with a
     # backward of exactly 2x forward (no recomputation; see the module docstring).
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:

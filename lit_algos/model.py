@@ -25,24 +25,42 @@ IGNORE_INDEX = -100  # targets to skip in the loss: PyTorch's default, used by t
 
 
 class Block(nn.Module):
-    """One transformer block. ``pre``: x + f(norm(x)) (GPT-2 onwards); ``post``: norm(x + f(x)) (Vaswani)."""
+    """One transformer block. ``pre``: x + f(norm(x)) (GPT-2 onwards); ``post``: norm(x + f(x)) (Vaswani).
 
-    def __init__(self, cfg: ModelConfig):
+    A sub-layer (attention or mlp entry) returns either its output or ``(output, aux_loss)``; the
+    block adds up the auxiliary losses (e.g. an MoE load-balancing loss) and returns them beside x.
+    """
+
+    def __init__(self, cfg: ModelConfig, layer_idx: int = 0):
         super().__init__()
         self.pre_norm = cfg.norm.placement == "pre"
         self.norm_1 = build_norm(cfg)
-        self.attn = registry("attention").get(cfg.attention.kind)(cfg)
+        self.attn = registry("attention").get(cfg.attention.kind)(cfg, layer_idx)
         self.norm_2 = build_norm(cfg)
-        self.mlp = registry("mlp").get(cfg.mlp.kind)(cfg)
+        self.mlp = registry("mlp").get(cfg.mlp.kind)(cfg, layer_idx)
 
-    def forward(self, x: torch.Tensor, pos: nn.Module) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        aux = None
         if self.pre_norm:
-            x = x + self.attn(self.norm_1(x), pos)
-            x = x + self.mlp(self.norm_2(x))
+            y, aux = _split_aux(self.attn(self.norm_1(x), pos), aux)
+            x = x + y
+            y, aux = _split_aux(self.mlp(self.norm_2(x)), aux)
+            x = x + y
         else:
-            x = self.norm_1(x + self.attn(x, pos))
-            x = self.norm_2(x + self.mlp(x))
-        return x  # (B, T, C)
+            y, aux = _split_aux(self.attn(x, pos), aux)
+            x = self.norm_1(x + y)
+            y, aux = _split_aux(self.mlp(x), aux)
+            x = self.norm_2(x + y)
+        return x, aux  # (B, T, C), scalar or None
+
+
+def _split_aux(out, aux: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A sub-layer's output and the running auxiliary loss plus the sub-layer's own (if any)."""
+    if isinstance(out, tuple):
+        out, extra = out
+        if extra is not None:
+            aux = extra if aux is None else aux + extra
+    return out, aux
 
 
 class GPT(nn.Module):
@@ -53,7 +71,7 @@ class GPT(nn.Module):
         # One position module for the whole model; blocks receive it in forward (see position.py).
         self.pos = registry("position").get(cfg.position.kind)(cfg)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.norm_f = build_norm(cfg) if cfg.final_norm else NoNorm(cfg.n_embd)
         # Tied: the head reuses wte.weight through F.linear, so there is no second parameter to
         # keep tied (to_empty would silently untie a shared nn.Parameter). The head has no bias.
@@ -64,20 +82,25 @@ class GPT(nn.Module):
         return self.wte.weight if self.lm_head is None else self.lm_head.weight  # (V, C)
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, return_aux: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """idx: (B, T) token ids; targets: (B, T) ids or None (IGNORE_INDEX = -100: no loss there).
 
-        Returns (logits (B, T, V), loss): the mean cross-entropy over the targets that are not ignored
-        (NaN when every target is ignored).
+        Returns (logits (B, T, V), loss): the mean language-model cross-entropy over the targets that
+        are not ignored (NaN when every target is ignored). With ``return_aux=True`` also the sum of
+        the blocks' auxiliary losses (a scalar, 0 when no component has one): the training step adds
+        it to the loss and logs it separately.
         """
         B, T = idx.size()
         if T > self.cfg.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.cfg.block_size}")
         x = self.pos.embed(self.wte(idx))  # (B, T, C)
         x = self.drop(x)
+        aux_total = None
         for block in self.blocks:
-            x = block(x, self.pos)
+            x, aux = block(x, self.pos)
+            if aux is not None:
+                aux_total = aux if aux_total is None else aux_total + aux
         x = self.norm_f(x)
         logits = F.linear(x, self.head_weight)  # (B, T, V)
         if self.cfg.logit_softcap is not None:
@@ -88,6 +111,12 @@ class GPT(nn.Module):
             # The loss in float32 whatever the compute dtype: log-softmax over V is precision-sensitive.
             loss = F.cross_entropy(
                 logits.view(B * T, -1).float(), targets.reshape(B * T), ignore_index=IGNORE_INDEX
+            )
+        if return_aux:
+            return (
+                logits,
+                loss,
+                aux_total if aux_total is not None else logits.new_zeros((), dtype=torch.float32),
             )
         return logits, loss
 
@@ -176,7 +205,9 @@ def param_counts(model_or_cfg: GPT | ModelConfig) -> dict[str, int]:
     """Parameter counts: total, embedding (lookup tables), non_embedding, active.
 
     A tied head is wte, counted once (as embedding); an untied head is non-embedding because it
-    does a matmul per token. ``active`` equals ``total`` for dense models (MoE would differ).
+    does a matmul per token. ``active`` = total minus what a token does not use: a module that
+    holds parameters only some tokens pass through (MoE experts) says how many a token skips
+    with ``inactive_param_count()``; for dense models active == total.
     """
     if isinstance(model_or_cfg, ModelConfig):
         with torch.device("meta"):
@@ -187,4 +218,10 @@ def param_counts(model_or_cfg: GPT | ModelConfig) -> dict[str, int]:
     params = dict(model.named_parameters())  # de-duplicates shared parameters
     total = sum(p.numel() for p in params.values())
     embedding = sum(p.numel() for n, p in params.items() if tags[n] == "embedding")
-    return {"total": total, "embedding": embedding, "non_embedding": total - embedding, "active": total}
+    inactive = sum(m.inactive_param_count() for m in model.modules() if hasattr(m, "inactive_param_count"))
+    return {
+        "total": total,
+        "embedding": embedding,
+        "non_embedding": total - embedding,
+        "active": total - inactive,
+    }

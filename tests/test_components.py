@@ -1,7 +1,14 @@
-"""Components: every registry entry trains, the attention invariants hold, positions behave."""
+"""Components: invariants every registry entry must satisfy, then entry-specific behaviour.
+
+The invariant tests are parametrized over the registries' names, with each entry's ``example``
+options, so a new entry is covered without editing this file: forward/backward, meta-device
+build and init, causality, sdpa == manual where the entry has a ``backend`` option, and
+save/load. The FLOP invariant (analytic == FlopCounterMode) is in test_flops.py.
+"""
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -10,14 +17,14 @@ import torch
 import lit_algos.components  # noqa: F401
 from lit_algos.components.position import RotaryPosition, alibi_slopes
 from lit_algos.config.model import MLPConfig, ModelConfig
-from lit_algos.model import build_model
+from lit_algos.model import GPT, build_model
 from lit_algos.registry import registry
 
-from .model_configs import tiny_config
+from .model_configs import axis_entries, entry_names, has_option, tiny_config
 
-ATTENTIONS = ("mha", "gqa", "mqa", "sliding")
-POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
-
+ATTENTIONS = tuple(entry_names("attention"))
+POSITIONS = tuple(entry_names("position"))
+BACKENDS = ("sdpa", "manual")
 
 tiny = tiny_config
 
@@ -32,29 +39,96 @@ def tokens(cfg: ModelConfig, B: int = 2, seed: int = 1) -> torch.Tensor:
     return torch.randint(0, cfg.vocab_size, (B, cfg.block_size), generator=g)
 
 
-AXIS_ENTRIES = [
-    (axis, name) for axis in ("attention", "norm", "position", "mlp") for name in registry(axis).names()
-]
+AXIS_ENTRIES = axis_entries()
+ENTRY_IDS = [f"{a}-{n}" for a, n in AXIS_ENTRIES]
+# Entries with a `backend` option must compute the same function with each backend.
+BACKEND_ENTRIES = [(a, n) for a, n in AXIS_ENTRIES if has_option(a, n, "backend")]
 
 
-@pytest.mark.parametrize("axis,name", AXIS_ENTRIES, ids=[f"{a}-{n}" for a, n in AXIS_ENTRIES])
+@pytest.mark.parametrize("axis,name", AXIS_ENTRIES, ids=ENTRY_IDS)
 def test_every_registry_entry_trains(axis, name):
     cfg = tiny(**{axis: name})
     model = seeded(cfg)
     idx = tokens(cfg)
-    logits, loss = model(idx, idx.roll(-1, dims=1))
+    logits, loss, aux = model(idx, idx.roll(-1, dims=1), return_aux=True)
     assert logits.shape == (2, cfg.block_size, cfg.vocab_size)
-    assert torch.isfinite(loss)
-    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(aux) and aux.ndim == 0
+    (loss + aux).backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{pname} got no gradient"
         assert torch.isfinite(p.grad).all(), pname
 
 
+@pytest.mark.parametrize("axis,name", AXIS_ENTRIES, ids=ENTRY_IDS)
+def test_every_entry_builds_on_meta_and_initialises(axis, name):
+    cfg = tiny(**{axis: name})
+    with torch.device("meta"):
+        meta = GPT(cfg)
+    assert all(p.is_meta for p in meta.parameters())  # construction allocates nothing
+    a, b = seeded(cfg, seed=3), seeded(cfg, seed=3)  # meta build, to_empty, reset_buffers, init_weights
+    for (name_a, t_a), (_, t_b) in zip(
+        [*a.named_parameters(), *a.named_buffers()], [*b.named_parameters(), *b.named_buffers()], strict=True
+    ):
+        assert torch.isfinite(t_a).all(), name_a  # no to_empty garbage left behind
+        torch.testing.assert_close(t_a, t_b, rtol=0, atol=0, msg=name_a)  # the init is seeded
+
+
+@pytest.mark.parametrize("axis,name", AXIS_ENTRIES, ids=ENTRY_IDS)
+def test_every_entry_is_causal(axis, name):
+    """No entry may let a position see a later token (sequence mixers most of all)."""
+    for backend in BACKENDS:
+        model = seeded(tiny(**{axis: name}, backend=backend))
+        model.eval()
+        idx = tokens(model.cfg)
+        t = 9
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % model.cfg.vocab_size
+        before, after = model(idx)[0], model(changed)[0]
+        torch.testing.assert_close(before[:, :t], after[:, :t], rtol=0, atol=1e-6)
+        assert not torch.allclose(before[:, t], after[:, t])  # the change is seen from its own position on
+
+
+@pytest.mark.parametrize("axis,name", BACKEND_ENTRIES, ids=[f"{a}-{n}" for a, n in BACKEND_ENTRIES])
+@pytest.mark.parametrize("position", POSITIONS)
+def test_sdpa_equals_manual(axis, name, position):
+    kw = {axis: name, "position": position, "qk_norm": position == "rope"}
+    sdpa = seeded(tiny(**kw, backend="sdpa"))
+    manual = seeded(tiny(**kw, backend="manual"), seed=9)
+    manual.load_state_dict(sdpa.state_dict())
+    idx = tokens(sdpa.cfg)
+    logits_s, loss_s = sdpa(idx, idx)
+    logits_m, loss_m = manual(idx, idx)
+    torch.testing.assert_close(logits_s, logits_m, rtol=1e-5, atol=1e-5)
+    loss_s.backward()
+    loss_m.backward()
+    grads_m = dict(manual.named_parameters())
+    for pname, p in sdpa.named_parameters():
+        torch.testing.assert_close(p.grad, grads_m[pname].grad, rtol=1e-4, atol=1e-6, msg=pname)
+
+
+@pytest.mark.parametrize("axis,name", AXIS_ENTRIES, ids=ENTRY_IDS)
+def test_every_entry_saves_and_loads(axis, name):
+    cfg = tiny(**{axis: name})
+    model = seeded(cfg)
+    for buf in model.state_dict().values():  # persistent state must travel too (e.g. an MoE bias)
+        if buf.dtype.is_floating_point and buf.ndim == 1:
+            buf.add_(torch.linspace(0.0, 0.01, buf.numel()))
+    blob = io.BytesIO()
+    torch.save(model.state_dict(), blob)
+    blob.seek(0)
+    other = seeded(cfg, seed=11)
+    other.load_state_dict(torch.load(blob, weights_only=True))
+    idx = tokens(cfg)
+    model.eval(), other.eval()
+    torch.testing.assert_close(other(idx)[0], model(idx)[0], rtol=0, atol=0)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(other.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
 def test_each_axis_has_the_designed_entries():
-    assert set(registry("attention").names()) >= set(ATTENTIONS)
+    assert set(registry("attention").names()) >= {"mha", "gqa", "mqa", "sliding"}
     assert set(registry("norm").names()) >= {"none", "layernorm", "rmsnorm"}
-    assert set(registry("position").names()) >= set(POSITIONS)
+    assert set(registry("position").names()) >= {"learned", "sinusoidal", "rope", "alibi", "none"}
     assert set(registry("mlp").names()) >= {"gelu", "relu", "relu2", "swiglu"}
 
 
@@ -90,33 +164,16 @@ def test_shared_kv_heads_equal_mha_with_copied_kv_weights(kind, backend):
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
 @pytest.mark.parametrize("position", POSITIONS)
-def test_sdpa_equals_manual(attention, position):
-    sdpa = seeded(tiny(attention, position, backend="sdpa", qk_norm=position == "rope"))
-    manual = seeded(tiny(attention, position, backend="manual", qk_norm=position == "rope"), seed=9)
-    manual.load_state_dict(sdpa.state_dict())
-    idx = tokens(sdpa.cfg)
-    logits_s, loss_s = sdpa(idx, idx)
-    logits_m, loss_m = manual(idx, idx)
-    torch.testing.assert_close(logits_s, logits_m, rtol=1e-5, atol=1e-5)
-    loss_s.backward()
-    loss_m.backward()
-    grads_m = dict(manual.named_parameters())
-    for name, p in sdpa.named_parameters():
-        torch.testing.assert_close(p.grad, grads_m[name].grad, rtol=1e-4, atol=1e-6, msg=name)
-
-
-@pytest.mark.parametrize("backend", ("sdpa", "manual"))
-@pytest.mark.parametrize("attention", ATTENTIONS)
-@pytest.mark.parametrize("position", POSITIONS)
-def test_causality(attention, position, backend):
-    model = seeded(tiny(attention, position, backend=backend))
-    idx = tokens(model.cfg)
-    t = 9
-    changed = idx.clone()
-    changed[:, t] = (changed[:, t] + 1) % model.cfg.vocab_size
-    before, after = model(idx)[0], model(changed)[0]
-    torch.testing.assert_close(before[:, :t], after[:, :t], rtol=0, atol=1e-6)
-    assert not torch.allclose(before[:, t], after[:, t])  # the change is seen from its own position on
+def test_causality_of_every_attention_with_every_position(attention, position):
+    for backend in BACKENDS if has_option("attention", attention, "backend") else ("sdpa",):
+        model = seeded(tiny(attention, position, backend=backend))
+        idx = tokens(model.cfg)
+        t = 9
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % model.cfg.vocab_size
+        before, after = model(idx)[0], model(changed)[0]
+        torch.testing.assert_close(before[:, :t], after[:, :t], rtol=0, atol=1e-6)
+        assert not torch.allclose(before[:, t], after[:, t])
 
 
 @pytest.mark.parametrize("backend", ("sdpa", "manual"))

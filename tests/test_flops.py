@@ -9,12 +9,13 @@ import pytest
 from lit_algos.flops import PEAK_FLOPS, estimate_flops, measure_flops, peak_flops
 from lit_algos.model import GPT
 
-from .model_configs import tiny_config
+from .model_configs import axis_entries, entry_names, tiny_config
 
-ATTENTIONS = ("mha", "gqa", "mqa", "sliding")
+ATTENTIONS = tuple(entry_names("attention"))
 BACKENDS = ("sdpa", "manual")
-POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
-MLPS = ("gelu", "relu", "relu2", "swiglu")
+POSITIONS = tuple(entry_names("position"))
+MLPS = tuple(entry_names("mlp"))
+AXIS_ENTRIES = axis_entries()
 
 
 make = tiny_config
@@ -28,7 +29,7 @@ def _grid() -> list[tuple[str, dict]]:
             attention=att,
             backend=be,
             position=pos,
-            mlp=MLPS[i % 4],
+            mlp=MLPS[i % len(MLPS)],
             tie=i % 2 == 0,
             qk_norm=i % 3 == 0,
             bias=i % 5 != 0,
@@ -71,6 +72,15 @@ def _grid() -> list[tuple[str, dict]]:
 
 
 GRID = _grid()
+
+
+@pytest.mark.parametrize("axis,name", AXIS_ENTRIES, ids=[f"{a}-{n}" for a, n in AXIS_ENTRIES])
+def test_every_entry_counts_its_flops(axis, name):
+    """Analytic == FlopCounterMode for every registry entry (untied head so every matmul shows)."""
+    for n_layer in (1, 3):
+        cfg = make(**{axis: name}, tie=False, n_layer=n_layer)
+        analytic = estimate_flops(cfg).per_token_train
+        assert abs(analytic - measure_flops(cfg)) / analytic < 0.02
 
 
 @pytest.mark.parametrize("kw", [kw for _, kw in GRID], ids=[name for name, _ in GRID])

@@ -111,7 +111,8 @@ def test_post_norm_normalises_the_block_output():
     cfg = cfg_(norm=NormConfig(kind="rmsnorm", placement="post"), final_norm=False)
     model = build_model(cfg)
     x = torch.randn(2, 8, cfg.n_embd) * 3
-    y = model.blocks[0](x, model.pos)
+    y, aux = model.blocks[0](x, model.pos)
+    assert aux is None  # dense blocks have no auxiliary loss
     torch.testing.assert_close(y.pow(2).mean(-1), torch.ones(2, 8), rtol=1e-3, atol=1e-3)
 
 

@@ -31,7 +31,9 @@ def components_dict() -> dict[str, list[dict]]:
     from lit_algos.registry import load_all
 
     return {
-        axis: [{"name": e.name, "help": e.help, "options": list(e.options)} for e in reg.entries.values()]
+        axis: [
+            {"name": e.name, "help": e.help, "options": e.option_names(axis)} for e in reg.entries.values()
+        ]
         for axis, reg in sorted(load_all().items())
     }
 

@@ -1,15 +1,41 @@
 """Swappable model components (pure PyTorch, no Lightning).
 
 Importing this package registers every entry in the ``attention``, ``norm``, ``position`` and
-``mlp`` registries (see ``lit_algos.registry``). Construction conventions, used by
-``lit_algos.model``:
+``mlp`` registries (see ``lit_algos.registry``).
 
-- ``attention``: ``cls(cfg)``; ``forward(x (B,T,C), pos) -> (B,T,C)``; ``flops_per_token(cfg)``.
-- ``norm``: ``cls(dim, cfg)``; ``forward(x) -> x``.
-- ``position``: ``cls(cfg)``, a ``PositionEncoding`` with ``embed`` / ``rotate`` / ``score_bias``.
-- ``mlp``: ``cls(cfg)``; ``forward(x (B,T,C)) -> (B,T,C)``; ``flops_per_token(cfg)``.
+The extension contract: a new component is one file here plus one import line below.
+The file defines
 
-Every module's residual output projection is called ``c_proj`` (the weight init scales it).
+1. **Options**: a dataclass subclassing ``lit_algos.registry.ComponentOptions``. Its fields are
+   the recipe keys of the section (``model.mlp: {kind: moe, n_experts: 8}``) with defaults;
+   ``__post_init__`` checks each field alone (``ConfigError(field, value, allowed)``, field
+   relative to the section); ``validate(model)`` checks against the whole ``ModelConfig`` and
+   may resolve derived values in place. Config loading builds it from the entry named by
+   ``kind``; ``config/model.py`` never names a kind.
+2. **Module**: built as
+
+   - ``attention``: ``cls(cfg, layer_idx)``; ``forward(x (B,T,C), pos) -> (B,T,C)``;
+   - ``mlp``: ``cls(cfg, layer_idx)``; ``forward(x (B,T,C)) -> (B,T,C)``;
+   - ``norm``: ``cls(dim, cfg)``; ``forward(x) -> x``;
+   - ``position``: ``cls(cfg)``, a ``PositionEncoding`` with ``embed`` / ``rotate`` / ``score_bias``.
+
+   An attention or mlp module may return ``(y, aux_loss)`` instead of ``y``: the block sums
+   the auxiliary losses and the training step adds them to the loss, logged apart from it.
+3. **FLOPs**: a static ``flops_per_token(cfg, layer_idx) -> {name: forward matmul FLOPs}``
+   (``flops_per_token(cfg)`` for position) counting what *one token* goes through (active
+   FLOPs for sparse modules), in the conventions of ``lit_algos.flops``.
+4. **Optional hooks**: ``init_weights(cfg)`` for parameters that are not Linear/Embedding/norm
+   weights (every parameter must be initialised); ``reset_buffers()`` for non-persistent
+   buffers; ``inactive_param_count()`` for parameters a token does not use (active < total);
+   a class attribute ``data_dependent_flops = True`` when the work depends on the data (routing),
+   so the FLOP measurement runs on real tensors instead of the meta device.
+5. **Registration**: ``registry(axis).register(name, help=..., options=OptionsClass,
+   uses=(model-level fields read), example={options giving a small valid model})``.
+
+The test suite parametrizes over the registries (forward/backward, meta build and init,
+causality, sdpa == manual when the options have ``backend``, analytic == measured FLOPs,
+save/load), so a registered entry is tested without editing a test. Every module's residual
+output projection is called ``c_proj`` (the weight init scales it).
 """
 
 from lit_algos.components import attention, mlp, norm, position  # noqa: F401  (registration)

@@ -1,8 +1,8 @@
 """Causal self-attention (registry axis ``attention``): mha | gqa | mqa | sliding.
 
-The three names are one class. They differ only in the number of key/value heads, which
-``ModelConfig`` resolves into ``cfg.n_kv_head`` (mha: n_head, mqa: 1, gqa: a divisor of n_head);
-each KV head is shared by ``n_head / n_kv_head`` query heads.
+The names are one module class. They differ only in the number of key/value heads, which each
+entry's options resolve in ``validate`` (mha: n_head, mqa: 1, gqa: a divisor of n_head); each
+KV head is shared by ``n_head / n_kv_head`` query heads.
 
 ``sliding`` is the same class with a local causal mask: each query sees itself and the
 ``window - 1`` tokens before it (Child et al. / Longformer-style local attention). The masked
@@ -16,6 +16,7 @@ Tests check they agree for every position kind and KV-head count.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,7 +25,9 @@ from torch import nn
 
 from lit_algos.components.norm import RMSNorm
 from lit_algos.components.position import PositionEncoding
-from lit_algos.registry import registry
+from lit_algos.config.base import check_choice, check_positive
+from lit_algos.errors import ConfigError
+from lit_algos.registry import ComponentOptions, registry
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig
@@ -34,18 +37,92 @@ attentions = registry("attention")
 # F.scaled_dot_product_attention learned enable_gqa= in torch 2.5; before that we expand KV heads.
 _SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5)
 
-_OPTIONS = ("n_head", "attention.backend", "attention.qk_norm", "bias", "dropout")
+_USES = ("n_head", "bias", "dropout")
+
+
+@dataclass
+class AttentionOptions(ComponentOptions):
+    """mha: ``n_kv_head`` null or n_head (resolved to n_head)."""
+
+    n_kv_head: int | None = None
+    backend: str = "sdpa"  # sdpa (flash kernel when available) | manual (explicit masked softmax)
+    qk_norm: bool = False  # RMS-normalise queries and keys per head before the dot product
+
+    def __post_init__(self):
+        check_choice("backend", self.backend, ("sdpa", "manual"))
+        check_positive("n_kv_head", self.n_kv_head, allow_none=True)
+
+    def validate(self, model: ModelConfig) -> None:
+        if self.n_kv_head not in (None, model.n_head):
+            raise ConfigError(
+                "n_kv_head",
+                self.n_kv_head,
+                f"With attention.kind={self.kind} it must be null or n_head ({model.n_head}); use kind=gqa for fewer KV heads.",
+            )
+        self.n_kv_head = model.n_head
+
+
+@dataclass
+class GQAOptions(AttentionOptions):
+    """gqa: ``n_kv_head`` required, a divisor of n_head."""
+
+    def validate(self, model: ModelConfig) -> None:
+        if self.n_kv_head is None:
+            raise ConfigError(
+                "n_kv_head", None, f"With attention.kind=gqa set it to a divisor of n_head ({model.n_head})."
+            )
+        _check_divides(self.n_kv_head, model.n_head)
+
+
+@dataclass
+class MQAOptions(AttentionOptions):
+    """mqa: one KV head (``n_kv_head`` null or 1)."""
+
+    def validate(self, model: ModelConfig) -> None:
+        if self.n_kv_head not in (None, 1):
+            raise ConfigError("n_kv_head", self.n_kv_head, "With attention.kind=mqa it must be null or 1.")
+        self.n_kv_head = 1
+
+
+@dataclass
+class SlidingOptions(AttentionOptions):
+    """sliding: a ``window`` (required); ``n_kv_head`` defaults to n_head and may be a divisor."""
+
+    window: int | None = None  # each query sees itself and the window - 1 tokens before it
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive("window", self.window, allow_none=True)
+
+    def validate(self, model: ModelConfig) -> None:
+        if self.window is None:
+            raise ConfigError(
+                "window", None, "attention.kind=sliding needs a window (a positive number of tokens)."
+            )
+        if self.n_kv_head is None:
+            self.n_kv_head = model.n_head
+        _check_divides(self.n_kv_head, model.n_head)
+
+
+def _check_divides(n_kv_head: int, n_head: int) -> None:
+    if n_head % n_kv_head:
+        divisors = [d for d in range(1, n_head + 1) if n_head % d == 0]
+        raise ConfigError(
+            "n_kv_head",
+            n_kv_head,
+            f"It must divide n_head ({n_head}); allowed: {', '.join(map(str, divisors))}.",
+        )
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer_idx: int = 0):
         super().__init__()
         self.n_head = cfg.n_head
         self.n_kv_head = cfg.n_kv_head
         self.head_size = cfg.head_size
         self.backend = cfg.attention.backend
         self.dropout = cfg.dropout
-        self.window = cfg.attention.window  # None: plain causal
+        self.window = getattr(cfg.attention, "window", None)  # None: plain causal
         C, hs = cfg.n_embd, cfg.head_size
         # Separate q/k/v projections (not one fused c_attn) so that each is its own matrix for
         # Muon and the k/v width follows n_kv_head.
@@ -121,7 +198,7 @@ class CausalSelfAttention(nn.Module):
         return att @ v  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
 
     @staticmethod
-    def flops_per_token(cfg: ModelConfig) -> dict[str, float]:
+    def flops_per_token(cfg: ModelConfig, layer_idx: int = 0) -> dict[str, float]:
         """Forward matmul FLOPs per token of one layer (2*m*n*k; scores over the full T, see flops.py)."""
         C, hs, T = cfg.n_embd, cfg.head_size, cfg.block_size
         return {
@@ -131,19 +208,29 @@ class CausalSelfAttention(nn.Module):
         }
 
 
-attentions.register("mha", help="Multi-head attention: one key/value head per query head.", options=_OPTIONS)(
-    CausalSelfAttention
-)
+attentions.register(
+    "mha",
+    help="Multi-head attention: one key/value head per query head.",
+    options=AttentionOptions,
+    uses=_USES,
+)(CausalSelfAttention)
 attentions.register(
     "gqa",
     help="Grouped-query attention: n_kv_head key/value heads, each shared by a group of query heads.",
-    options=("attention.n_kv_head", *_OPTIONS),
+    options=GQAOptions,
+    uses=_USES,
+    example={"n_kv_head": 2},
 )(CausalSelfAttention)
 attentions.register(
-    "mqa", help="Multi-query attention: a single key/value head shared by all query heads.", options=_OPTIONS
+    "mqa",
+    help="Multi-query attention: a single key/value head shared by all query heads.",
+    options=MQAOptions,
+    uses=_USES,
 )(CausalSelfAttention)
 attentions.register(
     "sliding",
     help="Sliding-window causal attention: each query sees the last `window` tokens (itself included).",
-    options=("attention.window", "attention.n_kv_head", *_OPTIONS),
+    options=SlidingOptions,
+    uses=_USES,
+    example={"window": 4},
 )(CausalSelfAttention)

@@ -6,13 +6,15 @@ business, not the norm's; see ``lit_algos.model.Block``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lit_algos.registry import registry
+from lit_algos.config.base import check_choice, check_positive
+from lit_algos.registry import ComponentOptions, registry
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig
@@ -20,7 +22,19 @@ if TYPE_CHECKING:
 norms = registry("norm")
 
 
-@norms.register("none", help="No normalization (identity).")
+@dataclass
+class NormOptions(ComponentOptions):
+    """Shared by every norm entry. ``placement`` is read by the Block (where the norm sits)."""
+
+    placement: str = "pre"  # pre: x + f(norm(x)); post: norm(x + f(x))
+    eps: float = 1e-5
+
+    def __post_init__(self):
+        check_choice("placement", self.placement, ("pre", "post"))
+        check_positive("eps", self.eps)
+
+
+@norms.register("none", help="No normalization (identity).", options=NormOptions)
 class NoNorm(nn.Module):
     def __init__(self, dim: int, cfg: ModelConfig | None = None):
         super().__init__()
@@ -32,7 +46,8 @@ class NoNorm(nn.Module):
 @norms.register(
     "layernorm",
     help="LayerNorm: subtract the mean, divide by the std, gain and bias.",
-    options=("norm.eps", "bias"),
+    options=NormOptions,
+    uses=("bias",),
 )
 class LayerNorm(nn.Module):
     """LayerNorm whose bias follows ``cfg.bias`` (nn.LayerNorm grew ``bias=`` only in torch 2.1)."""
@@ -51,7 +66,7 @@ class LayerNorm(nn.Module):
 
 
 @norms.register(
-    "rmsnorm", help="RMSNorm: divide by the root mean square, learned gain, no bias.", options=("norm.eps",)
+    "rmsnorm", help="RMSNorm: divide by the root mean square, learned gain, no bias.", options=NormOptions
 )
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, cfg: ModelConfig | None = None, *, eps: float | None = None):

@@ -14,17 +14,40 @@ Buffers (cos/sin tables, slopes) are non-persistent and recomputed by ``reset_bu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from lit_algos.registry import registry
+from lit_algos.config.base import check_positive
+from lit_algos.errors import ConfigError
+from lit_algos.registry import ComponentOptions, registry
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig
 
 positions = registry("position")
+
+
+@dataclass
+class PositionOptions(ComponentOptions):
+    """Shared by every position entry. ``rope_base`` is read by rope only; the other entries keep
+    the field so that the config hashes of recipes written before per-entry options stay the same."""
+
+    rope_base: float = 10000.0
+
+    def __post_init__(self):
+        check_positive("rope_base", self.rope_base)
+
+
+@dataclass
+class RopeOptions(PositionOptions):
+    def validate(self, model: ModelConfig) -> None:
+        if model.head_size % 2:
+            raise ConfigError(
+                "kind", "rope", f"RoPE needs an even head size; n_embd / n_head = {model.head_size}."
+            )
 
 
 class PositionEncoding(nn.Module):
@@ -58,7 +81,9 @@ class PositionEncoding(nn.Module):
         return {}
 
 
-@positions.register("none", help="No position information (causal masking alone leaks some order).")
+@positions.register(
+    "none", help="No position information (causal masking alone leaks some order).", options=PositionOptions
+)
 class NoPosition(PositionEncoding):
     pass
 
@@ -66,7 +91,8 @@ class NoPosition(PositionEncoding):
 @positions.register(
     "learned",
     help="Learned absolute position embedding added to the tokens (GPT-2).",
-    options=("block_size",),
+    options=PositionOptions,
+    uses=("block_size",),
 )
 class LearnedPosition(PositionEncoding):
     def __init__(self, cfg: ModelConfig):
@@ -80,7 +106,9 @@ class LearnedPosition(PositionEncoding):
 
 
 @positions.register(
-    "sinusoidal", help="Fixed sine/cosine absolute positions added to the tokens (Vaswani et al. 2017)."
+    "sinusoidal",
+    help="Fixed sine/cosine absolute positions added to the tokens (Vaswani et al. 2017).",
+    options=PositionOptions,
 )
 class SinusoidalPosition(PositionEncoding):
     def __init__(self, cfg: ModelConfig):
@@ -104,7 +132,7 @@ class SinusoidalPosition(PositionEncoding):
 @positions.register(
     "rope",
     help="Rotary embeddings: rotate q and k by position-dependent angles (Su et al. 2021).",
-    options=("position.rope_base",),
+    options=RopeOptions,
 )
 class RotaryPosition(PositionEncoding):
     """Rotates the two halves of each head, (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos).
@@ -163,7 +191,9 @@ def alibi_slopes(n_head: int) -> torch.Tensor:
 
 
 @positions.register(
-    "alibi", help="ALiBi: a per-head linear penalty on attention scores by distance (Press et al. 2022)."
+    "alibi",
+    help="ALiBi: a per-head linear penalty on attention scores by distance (Press et al. 2022).",
+    options=PositionOptions,
 )
 class ALiBiPosition(PositionEncoding):
     def __init__(self, cfg: ModelConfig):

@@ -122,17 +122,38 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys and bad types raise ``ConfigError``."""
     hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = list(fields)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
             raise ConfigError(path, value, f"Unknown key; valid keys here: {', '.join(names)}.")
+        axis = fields[key].metadata.get("registry")
+        if axis is not None and isinstance(value, dict):
+            # A component section: its registry entry (chosen by `kind`) owns the options class.
+            from lit_algos.registry import registry
+
+            kwargs[key] = registry(axis).build_options(value, fields[key].metadata["default_kind"], path)
+            continue
         kwargs[key] = _coerce(path, value, hints[key])
     try:
         return cls(**kwargs)
     except ConfigError as err:
         raise err.under(prefix) from None
+
+
+def component_field(axis: str, default_kind: str) -> Any:
+    """A dataclass field holding the options of registry ``axis`` (default entry ``default_kind``)."""
+
+    def default():
+        from lit_algos.registry import registry
+
+        return registry(axis).options(default_kind)
+
+    return dataclasses.field(
+        default_factory=default, metadata={"registry": axis, "default_kind": default_kind}
+    )
 
 
 def to_dict(obj: Any) -> Any:
