@@ -71,6 +71,8 @@ class RunRecord:
     )  # {corpus, tokenizer, val_fingerprint, tokenizer_fingerprint, corpus_fingerprint, val_tokens, val_bytes}
     params: dict[str, int] = field(default_factory=dict)  # {total, active, embedding, non_embedding}
     flops_per_token: dict[str, float | None] = field(default_factory=dict)  # {analytic, measured}
+    # Component metrics, e.g. {"moe": {aux_loss, max_over_mean, layers: [{fraction, entropy, bias}]}}
+    component_metrics: dict[str, Any] = field(default_factory=dict)
     target_loss: float | None = None
     reached: bool = False
     to_target: ToTarget | None = None

@@ -143,3 +143,20 @@ def test_sweep_dry_run_lists_every_configuration(capsys):
     assert main(["sweep", "scaling", "--dry-run"]) == 0
     assert "retro@mini" in capsys.readouterr().out
     assert main(["sweep", "ablation", "--components", "wings", "--dry-run"]) == 2
+
+
+def test_moe_is_an_ablation_component():
+    from lit_algos.cli.sweep_cmds import default_components
+
+    moe = load_config("modern-moe").to_dict()
+    assert "moe" in default_components(moe) and "mlp" not in default_components(moe)
+    assert "mlp" in default_components(load_config("modern").to_dict())
+    cfg = load_config("retro", swap_overrides(moe, COMPONENTS["moe"]))
+    assert cfg.model.mlp.kind == "moe" and cfg.model.mlp.n_experts == 8
+    assert cfg.model.position.kind == "learned"
+
+
+def test_moe_ablation_dry_run(capsys):
+    assert main(["sweep", "ablation", "--new", "modern-moe", "--components", "moe", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "retro+moe seed 0" in out and "modern-moe-moe seed 0" in out

@@ -61,3 +61,12 @@ def test_describe_bad_override_is_a_user_error(capsys):
     assert main(["describe", "--set", "model.attention.kind=gqa"]) == 2
     err = capsys.readouterr().err
     assert "n_kv_head" in err
+
+
+def test_describe_moe_shows_active_and_total_params(capsys):
+    assert main(["describe", "modern-moe", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    params, derived = data["params"], data["derived"]
+    assert params["active"] < params["total"]
+    assert derived["expert_hidden"] == 113 and derived["moe_layers"] == "0,1,2,3"
+    assert abs(data["flops"]["relative_difference"]) < 0.02  # active FLOPs, measured on a routed pass

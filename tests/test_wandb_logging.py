@@ -234,3 +234,20 @@ def test_lightning_trainer_logs_through_the_scheme(wandb_env):
     assert summary["tokens"] == 96 and summary["flops"] == 3e6
     assert summary["train_by_flops/loss"] == summary["train_by_time/loss"] == summary["train/loss"]
     wl.finish_wandb(logger)
+
+
+def test_summary_of_carries_moe_load_statistics():
+    rec = record()
+    rec.component_metrics["moe"] = {
+        "window_steps": 50,
+        "aux_loss": 0.0,
+        "max_over_mean": 1.25,
+        "layers": [
+            {"layer": 0, "fraction": [0.6, 0.4], "max_over_mean": 1.2, "entropy": 0.5, "bias": [-0.1, 0.1]}
+        ],
+    }
+    summary = wl.summary_of(rec)
+    assert summary["moe/max_over_mean"] == 1.25
+    assert summary["moe/layer0/fraction/1"] == 0.4 and summary["moe/layer0/bias/0"] == -0.1
+    assert summary["moe/layer0/entropy"] == 0.5
+    assert not any(k.startswith("moe/") for k in wl.summary_of(record()))  # dense runs: none

@@ -95,6 +95,7 @@ def cmd_benchmark(args) -> int:
                     "mfu": record.mfu,
                     "warmup_s": record.warmup_seconds,
                     "params": record.params.get("total"),
+                    "active_params": record.params.get("active"),  # < params for MoE
                     "device": record.hardware.get("device_name"),
                 }
             )
@@ -107,6 +108,7 @@ def cmd_benchmark(args) -> int:
         "precision",
         "compile",
         "params",
+        "active",
         "steps",
         "tokens/s",
         "ms/step",
@@ -121,6 +123,7 @@ def cmd_benchmark(args) -> int:
             r["precision"],
             str(r["compile"]),
             f"{r['params']:,}",
+            f"{r['active_params']:,}" if r.get("active_params") is not None else "-",
             str(r["steps"]),
             f"{r['tokens_per_s']:,.0f}",
             f"{r['ms_per_step']:.1f}",

@@ -73,6 +73,7 @@ def describe_model(model_cfg) -> dict:
             "head_size": model_cfg.head_size,
             "n_kv_head": model_cfg.n_kv_head,
             "mlp_hidden": model_cfg.mlp_hidden,
+            **_moe_derived(model_cfg),
         },
         "params": param_counts(model_cfg),  # built on the meta device: no memory
         "flops": {
@@ -84,6 +85,15 @@ def describe_model(model_cfg) -> dict:
             "relative_difference": (report.per_token_train - measured) / measured if measured else None,
         },
     }
+
+
+def _moe_derived(model_cfg) -> dict:
+    """Expert width and MoE layers when the feed-forward entry has them."""
+    opt = model_cfg.mlp
+    if not hasattr(opt, "expert_width"):
+        return {}
+    layers = [i for i in range(model_cfg.n_layer) if opt.is_moe_layer(i)]
+    return {"expert_hidden": opt.expert_width(model_cfg), "moe_layers": ",".join(map(str, layers))}
 
 
 def cmd_describe(args: argparse.Namespace) -> int:

@@ -15,11 +15,13 @@ from pathlib import Path
 from lit_algos.cli.train_cmds import add_config_args
 from lit_algos.errors import LitAlgosError
 
-# Which config fields make up each component of the retro -> modern difference.
+# Which config fields make up each component of the retro -> modern difference. "mlp" and "moe"
+# name the same section; the default list keeps the one that describes the new recipe.
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "position": ("model.position",),
     "norm": ("model.norm",),
     "mlp": ("model.mlp",),
+    "moe": ("model.mlp",),  # the MoE feed-forward: the mlp section of a recipe with mlp.kind=moe
     "attention": ("model.attention",),
     "embeddings": ("model.tie_embeddings",),
     "bias": ("model.bias",),
@@ -40,8 +42,9 @@ def register(sub) -> None:
     a.add_argument("--new", default="modern", help="the new stack (default modern)")
     a.add_argument(
         "--components",
-        default=",".join(COMPONENTS),
-        help=f"comma-separated subset of: {', '.join(COMPONENTS)} (default all)",
+        default=None,
+        help=f"comma-separated subset of: {', '.join(COMPONENTS)} (default: all but one of mlp/moe, "
+        "moe when the new recipe's mlp.kind is moe)",
     )
     a.add_argument(
         "--shapley",
@@ -155,20 +158,29 @@ def dedupe_jobs(jobs, overrides: list[str]) -> tuple[list, dict[str, str]]:
     return kept, same_as
 
 
+def default_components(new: dict) -> list[str]:
+    """Every component, with "moe" in place of "mlp" when the new recipe's feed-forward is an MoE."""
+    drop = "mlp" if new.get("model", {}).get("mlp", {}).get("kind") == "moe" else "moe"
+    return [c for c in COMPONENTS if c != drop]
+
+
 def cmd_ablation(args) -> int:
     from rich.console import Console
 
     from lit_algos.cli import main
     from lit_algos.config.recipes import load_config
 
-    names = [c.strip() for c in args.components.split(",") if c.strip()]
+    ref = load_config(args.ref, args.overrides).to_dict()
+    new = load_config(args.new, args.overrides).to_dict()
+    if args.components is None:
+        names = default_components(new)
+    else:
+        names = [c.strip() for c in args.components.split(",") if c.strip()]
     unknown = [c for c in names if c not in COMPONENTS]
     if unknown:
         raise LitAlgosError(
             f"Unknown component(s) {', '.join(unknown)} in --components; allowed: {', '.join(COMPONENTS)}."
         )
-    ref = load_config(args.ref, args.overrides).to_dict()
-    new = load_config(args.new, args.overrides).to_dict()
     jobs, same_as = dedupe_jobs(
         ablation_jobs(args.ref, args.new, names, ref, new, args.shapley), args.overrides
     )

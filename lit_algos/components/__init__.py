@@ -38,14 +38,16 @@ save/load), so a registered entry is tested without editing a test. Every module
 output projection is called ``c_proj`` (the weight init scales it).
 """
 
-from lit_algos.components import attention, mlp, norm, position  # noqa: F401  (registration)
+from lit_algos.components import attention, mlp, moe, norm, position  # noqa: F401  (registration)
 from lit_algos.components.attention import CausalSelfAttention
 from lit_algos.components.mlp import MLP, SwiGLUMLP
+from lit_algos.components.moe import MoEFeedForward, moe_layers, update_balance
 from lit_algos.components.norm import LayerNorm, NoNorm, RMSNorm, build_norm
 from lit_algos.components.position import PositionEncoding, alibi_slopes
 
 __all__ = [
     "MLP",
+    "MoEFeedForward",
     "CausalSelfAttention",
     "LayerNorm",
     "NoNorm",
@@ -54,4 +56,6 @@ __all__ = [
     "SwiGLUMLP",
     "alibi_slopes",
     "build_norm",
+    "moe_layers",
+    "update_balance",
 ]

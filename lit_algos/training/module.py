@@ -35,6 +35,7 @@ class LitGPT(L.LightningModule):
             torch.float64
         )  # sums over ~1e7 tokens: keep float32 rounding out of the curve
         self.step_losses: list[torch.Tensor] = []  # micro-batch losses of the current optimizer step
+        self.step_aux_losses: list[torch.Tensor] = []  # their auxiliary losses (popped by moe_callbacks)
 
     def compile_model(self) -> None:
         """Compile the training forward (applied from outside the model file, torchtitan-style)."""
@@ -46,24 +47,15 @@ class LitGPT(L.LightningModule):
         model = self._compiled if self._compiled is not None else self.model
         return model(idx, targets)
 
-    def auxiliary_losses(self) -> dict[str, torch.Tensor]:
-        """Extra loss terms the model produced in its last forward (e.g. an MoE load-balance loss).
-
-        A model that has such terms exposes ``aux_losses() -> {name: scalar tensor}``; they are added
-        to the training loss and logged as ``train/aux/<name>``. Dense models have none.
-        """
-        getter = getattr(self.model, "aux_losses", None)
-        return dict(getter()) if callable(getter) else {}
-
     def training_step(self, batch, batch_idx):
         x, y = batch  # (B, T), (B, T)
-        _, loss = self(x, y)
-        self.step_losses.append(loss.detach())  # the LM loss: the curve is comparable across models
-        total = loss
-        for name, term in self.auxiliary_losses().items():
-            total = total + term
-            self.log(f"train/aux/{name}", term.detach(), on_step=True, on_epoch=False)
-        return total
+        model = self._compiled if self._compiled is not None else self.model
+        # aux: the blocks' auxiliary losses (MoE load balancing); a constant 0 for dense models.
+        _, loss, aux = model(x, y, return_aux=True)
+        self.step_losses.append(loss.detach())  # the language-model loss alone: curves and targets use it
+        if aux.requires_grad:  # only a real auxiliary loss is kept (MoEBalance pops and logs it per step)
+            self.step_aux_losses.append(aux.detach())
+        return loss + aux
 
     def validation_step(self, batch, batch_idx):
         x, y = batch  # (B, T), (B, T); rows of IGNORE_INDEX pad the last window and even out ranks

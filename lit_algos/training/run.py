@@ -242,6 +242,12 @@ def train(
     budget = BudgetStop(clock, plan.max_steps, plan.max_seconds)
     all_loggers = _wandb_loggers(cfg, run_id, run_dir) + list(loggers)
     own = [clock, budget, stopping, recorder]
+    # MoE: balancing-bias updates and load metrics once per optimizer step (training/moe_callbacks.py).
+    from lit_algos.training.moe_callbacks import MoEBalance
+
+    moe = MoEBalance(plan.eval_every_steps) if MoEBalance.applies_to(module.model) else None
+    if moe is not None:
+        own.append(moe)
     if all_loggers:
         from lightning.pytorch.callbacks import ThroughputMonitor
 
@@ -274,6 +280,8 @@ def train(
     except BaseException as err:  # noqa: BLE001  (the record says what happened, then the error goes on)
         error = err
     status = _status(error, stopping, budget)
+    if moe is not None:
+        recorder.record.component_metrics["moe"] = moe.summary()
     record = recorder.write(
         trainer,
         status,

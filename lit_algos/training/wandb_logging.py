@@ -387,6 +387,13 @@ def summary_of(record: RunRecord) -> dict[str, Any]:
         summary[f"params/{key}"] = value
     for key, value in record.flops_per_token.items():
         summary[f"flops_per_token/{key}"] = value
+    moe = record.component_metrics.get("moe")
+    if moe:  # MoE load statistics over the last steps (lit_algos.training.moe_callbacks)
+        from lit_algos.training.moe_callbacks import flat_metrics
+
+        summary["moe/aux_loss"] = moe.get("aux_loss")
+        summary["moe/max_over_mean"] = moe.get("max_over_mean")
+        summary.update(flat_metrics(moe.get("layers", [])))
     if record.error:
         summary["error"] = record.error[:1000]
     return {k: v for k, v in summary.items() if v is not None}
