@@ -85,8 +85,12 @@ def estimate_flops(cfg: ModelConfig) -> FlopsReport:
         for key, value in counts.items():
             breakdown[key] = breakdown.get(key, 0.0) + float(value)
 
+    if cfg.mixer == "lstm":
+        from lit_algos.components.lstm import LSTMMixer
+
+        add(LSTMMixer.flops_per_token(cfg))
     # Per layer, because a layer's entry may depend on its index (MoE with the first layers dense).
-    for layer in range(cfg.n_layer):
+    for layer in range(cfg.n_layer if cfg.mixer != "lstm" else 0):
         add(attn.flops_per_token(cfg, layer))
         add(mlp.flops_per_token(cfg, layer))
     add(pos.flops_per_token(cfg))

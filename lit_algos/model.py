@@ -71,7 +71,12 @@ class GPT(nn.Module):
         # One position module for the whole model; blocks receive it in forward (see position.py).
         self.pos = registry("position").get(cfg.position.kind)(cfg)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        if cfg.mixer == "lstm":  # the same shell around an LSTM instead of the blocks
+            from lit_algos.components.lstm import LSTMMixer
+
+            self.blocks, self.lstm = nn.ModuleList(), LSTMMixer(cfg)
+        else:
+            self.blocks, self.lstm = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer)), None
         self.norm_f = build_norm(cfg) if cfg.final_norm else NoNorm(cfg.n_embd)
         # Tied: the head reuses wte.weight through F.linear, so there is no second parameter to
         # keep tied (to_empty would silently untie a shared nn.Parameter). The head has no bias.
@@ -97,6 +102,8 @@ class GPT(nn.Module):
         x = self.pos.embed(self.wte(idx))  # (B, T, C)
         x = self.drop(x)
         aux_total = None
+        if self.lstm is not None:
+            x = self.lstm(x)  # (B, T, C)
         for block in self.blocks:
             x, aux = block(x, self.pos)
             if aux is not None:

@@ -38,7 +38,7 @@ save/load), so a registered entry is tested without editing a test. Every module
 output projection is called ``c_proj`` (the weight init scales it).
 """
 
-from lit_algos.components import attention, mlp, moe, norm, position  # noqa: F401  (registration)
+from lit_algos.components import attention, mla, mlp, moe, norm, position, sparse  # noqa: F401  (registration)
 from lit_algos.components.attention import CausalSelfAttention
 from lit_algos.components.mlp import MLP, SwiGLUMLP
 from lit_algos.components.moe import MoEFeedForward, moe_layers, update_balance

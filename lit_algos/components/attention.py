@@ -154,6 +154,11 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * hs)  # (B, T, nh*hs): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
+    @property
+    def plain_causal(self) -> bool:
+        """True when the mask is the plain causal triangle (SDPA's is_causal fast path)."""
+        return self.window is None
+
     def _expand_kv(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n_kv, T, hs) -> (B, nh, T, hs): query head h reads KV head h // (nh / n_kv)."""
         group = self.n_head // self.n_kv_head
@@ -178,7 +183,7 @@ class CausalSelfAttention(nn.Module):
                 kwargs["enable_gqa"] = True  # the kernel broadcasts KV heads without copying them
             else:
                 k, v = self._expand_kv(k, v)
-        if bias is None and self.window is None:
+        if bias is None and self.plain_causal:
             # is_causal lets PyTorch pick the flash kernel; a mask tensor would rule it out.
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, **kwargs)
         if bias is None:
@@ -206,6 +211,11 @@ class CausalSelfAttention(nn.Module):
             "attn_scores": 2 * 2 * cfg.n_head * hs * T,  # q.k over T keys, then att.v over T values
             "attn_out": 2 * cfg.n_head * hs * C,
         }
+
+    @staticmethod
+    def kv_cache_per_token(cfg: ModelConfig, layer_idx: int = 0) -> int:
+        """Numbers a KV cache holds per token and layer: a key and a value per KV head."""
+        return 2 * cfg.n_kv_head * cfg.head_size
 
 
 attentions.register(

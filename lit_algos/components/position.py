@@ -41,12 +41,26 @@ class PositionOptions(ComponentOptions):
         check_positive("rope_base", self.rope_base)
 
 
+def rotary_width(model: ModelConfig) -> int:
+    """How many trailing features of each query/key head RoPE rotates.
+
+    The attention entry decides (``rotary_width(model)`` on its options, e.g. MLA's decoupled
+    ``rope_head_dim``); without that hook the whole head rotates. The features before them pass
+    through unrotated (partial rotary).
+    """
+    hook = getattr(model.attention, "rotary_width", None)
+    return hook(model) if hook is not None else model.head_size
+
+
 @dataclass
 class RopeOptions(PositionOptions):
     def validate(self, model: ModelConfig) -> None:
-        if model.head_size % 2:
+        width = rotary_width(model)
+        if width <= 0 or width % 2:
             raise ConfigError(
-                "kind", "rope", f"RoPE needs an even head size; n_embd / n_head = {model.head_size}."
+                "kind",
+                "rope",
+                f"RoPE needs an even, positive rotary width per head; attention.kind={model.attention.kind} gives {width}.",
             )
 
 
@@ -137,6 +151,9 @@ class SinusoidalPosition(PositionEncoding):
 class RotaryPosition(PositionEncoding):
     """Rotates the two halves of each head, (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos).
 
+    Partial rotary: only the trailing ``rotary_width(cfg)`` features of a head rotate (all of
+    them for mha/gqa/...; MLA's ``rope_head_dim``), the leading ones pass through unchanged.
+
     The dot product of a query rotated by angle m*theta and a key rotated by n*theta depends on
     m - n only, which is the point of RoPE (a test checks it).
     """
@@ -144,14 +161,15 @@ class RotaryPosition(PositionEncoding):
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.base = cfg.position.rope_base
-        half = cfg.head_size // 2
+        self.width = rotary_width(cfg)
+        half = self.width // 2
         self.register_buffer("cos", torch.empty(cfg.block_size, half), persistent=False)
         self.register_buffer("sin", torch.empty(cfg.block_size, half), persistent=False)
         self.reset_buffers()
 
     def reset_buffers(self) -> None:
         device = self.cos.device
-        half = self.head_size // 2
+        half = self.width // 2
         inv_freq = 1.0 / (
             self.base ** (torch.arange(half, dtype=torch.float32, device=device) / half)
         )  # (hs/2,)
@@ -162,10 +180,12 @@ class RotaryPosition(PositionEncoding):
 
     def _apply_rotary(self, x: torch.Tensor) -> torch.Tensor:
         T = x.size(-2)
-        cos = self.cos[:T].to(x.dtype)  # (T, hs/2), broadcasts over (B, heads)
+        cos = self.cos[:T].to(x.dtype)  # (T, w/2), broadcasts over (B, heads)
         sin = self.sin[:T].to(x.dtype)
-        x1, x2 = x.chunk(2, dim=-1)  # two (B, h, T, hs/2) halves
-        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, h, T, hs)
+        keep, rot = x.split((x.size(-1) - self.width, self.width), dim=-1)  # unrotated, rotated parts
+        x1, x2 = rot.chunk(2, dim=-1)  # two (B, h, T, w/2) halves
+        rotated = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, h, T, w)
+        return torch.cat((keep, rotated), dim=-1) if keep.size(-1) else rotated  # (B, h, T, hs)
 
     def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._apply_rotary(q), self._apply_rotary(k)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lit_algos.config.base import check_positive, check_range, component_field
+from lit_algos.config.base import check_choice, check_positive, check_range, component_field
 from lit_algos.errors import ConfigError
 from lit_algos.registry import ComponentOptions, registry
 
@@ -58,6 +58,7 @@ class ModelConfig:
     dropout: float = 0.0
     logit_softcap: float | None = None  # cap * tanh(logits / cap) when set
     init_std: float = 0.02
+    mixer: str | None = None  # sequence mixer: null or transformer (the blocks) | lstm (components/lstm.py)
 
     def __post_init__(self):
         for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
@@ -71,6 +72,12 @@ class ModelConfig:
                 self.n_embd,
                 f"It must be divisible by n_head ({self.n_head}); head size = n_embd / n_head.",
             )
+        from lit_algos.components.lstm import MIXERS, validate_lstm
+
+        if self.mixer is not None:
+            check_choice("mixer", self.mixer, MIXERS)
+            if self.mixer == "transformer":
+                self.mixer = None  # the default, stored as null so the config hash stays that of no key
         for axis in COMPONENT_AXES:
             options = getattr(self, axis)
             if not isinstance(options, ComponentOptions):
@@ -84,6 +91,8 @@ class ModelConfig:
                 options.validate(self)
             except ConfigError as err:
                 raise err.under(axis) from None
+        if self.mixer == "lstm":
+            validate_lstm(self)
 
     @property
     def head_size(self) -> int:

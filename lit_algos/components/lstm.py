@@ -1,0 +1,90 @@
+"""The LSTM sequence mixer (``model.mixer: lstm``): a multi-layer ``nn.LSTM`` in place of the blocks.
+
+The GPT shell stays: token embedding (and an absolute position embedding if the recipe has one),
+embedding dropout, the final norm (``final_norm``), the tied or untied LM head and the loss, so
+data, training, records, CEG and sweeps treat an LSTM recipe like any other. Only the mixer
+between embedding and head changes: ``n_layer`` LSTM layers of width ``n_embd`` (the hidden
+size equals the embedding width, so a tied head works), dropout ``dropout`` between layers and
+on the output (Zaremba et al. 2014). On a GPU ``nn.LSTM`` runs cuDNN's fused kernel.
+
+Every sequence of a batch starts from a zero state (h0 = c0 = 0); nothing is carried between
+sequences or batches (a test checks it). The components ``attention``/``mlp``/``norm`` of the
+config are unused (``norm.kind`` still chooses the final norm); a position kind acting inside
+attention (rope, alibi) is an error, since there is no attention to act in.
+
+FLOPs per token and layer: four gates, each a matmul of the input (n_embd) and of the previous
+hidden state (n_embd) into n_embd features: 2 * 4H * (H + H) = 16 H^2. Gate nonlinearities and
+the cell update are elementwise and not counted (the convention of ``lit_algos.flops``). On the
+CPU ``aten::lstm`` decomposes into per-step matmuls that FlopCounterMode sees, and a test checks
+the count against it; on cuDNN the fused kernel is one opaque call, so the hand count above is
+the reference there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from lit_algos.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lit_algos.config.model import ModelConfig
+
+MIXERS = ("transformer", "lstm")
+
+
+def validate_lstm(cfg: ModelConfig) -> None:
+    """LSTM-specific checks of a ModelConfig with mixer lstm."""
+    from lit_algos.components.position import PositionEncoding
+    from lit_algos.registry import registry
+
+    cls = registry("position").get(cfg.position.kind)
+    if cls.rotate is not PositionEncoding.rotate or cls.score_bias is not PositionEncoding.score_bias:
+        raise ConfigError(
+            "position.kind",
+            cfg.position.kind,
+            "With mixer=lstm there is no attention for it to act in; use none (or learned / sinusoidal).",
+        )
+
+
+class LSTMMixer(nn.LSTM):
+    """(B, T, C) -> (B, T, C) through ``n_layer`` LSTM layers, each sequence from a zero state."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(
+            input_size=cfg.n_embd,
+            hidden_size=cfg.n_embd,
+            num_layers=cfg.n_layer,
+            bias=cfg.bias,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.n_layer > 1 else 0.0,  # between layers (nn.LSTM warns otherwise)
+        )
+        self.out_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y, _ = super().forward(x)  # (B, T, C); h0 = c0 = 0 for every sequence, final state dropped
+        return self.out_drop(y)
+
+    @torch.no_grad()
+    def init_weights(self, cfg: ModelConfig) -> None:
+        """PyTorch's LSTM init, U(-1/sqrt(H), 1/sqrt(H)), with the forget-gate bias at 1 so the
+        cell starts by remembering (Jozefowicz et al. 2015)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        H = self.hidden_size
+        for name, p in self.named_parameters(recurse=False):
+            nn.init.uniform_(p, -bound, bound)
+            if name.startswith("bias_ih"):
+                p[H : 2 * H].fill_(1.0)  # gate order i, f, g, o: rows H..2H are the forget gate
+            elif name.startswith("bias_hh"):
+                p[H : 2 * H].zero_()
+
+    @staticmethod
+    def flops_per_token(cfg: ModelConfig) -> dict[str, float]:
+        H = cfg.n_embd
+        return {
+            "lstm_input": cfg.n_layer * 2 * 4 * H * H,  # W_ih x_t for the four gates
+            "lstm_recurrent": cfg.n_layer * 2 * 4 * H * H,  # W_hh h_{t-1}
+        }
