@@ -65,7 +65,7 @@ class FlopsReport:
         return self.per_token_train * tokens
 
 
-def estimate_flops(cfg: ModelConfig) -> FlopsReport:
+def estimate_flops(cfg: ModelConfig, *, ideal: bool = False) -> FlopsReport:
     """Analytic forward and training FLOPs per token of ``cfg`` at sequence length ``block_size``.
 
     Each component reports its own matmul FLOPs (``flops_per_token(cfg, layer_idx)`` for the
@@ -73,6 +73,10 @@ def estimate_flops(cfg: ModelConfig) -> FlopsReport:
     own accounting. For sparse entries (MoE) these are the *active* FLOPs: what one token goes
     through. Breakdown keys: attn_qkv, attn_scores, attn_out, mlp (summed over layers), those of
     other entries (e.g. router), position (if any), lm_head.
+
+    ``ideal=True``: for an attention entry with ``ideal_flops_per_token`` (sparse), the count of
+    a kernel that skips every masked score; otherwise the same as the default. The default (the
+    work actually executed) is what records call ``analytic`` and what CEG uses.
     """
     import lit_algos.components  # noqa: F401  (fills the registries)
 
@@ -90,8 +94,11 @@ def estimate_flops(cfg: ModelConfig) -> FlopsReport:
 
         add(LSTMMixer.flops_per_token(cfg))
     # Per layer, because a layer's entry may depend on its index (MoE with the first layers dense).
+    attn_count = (
+        getattr(attn, "ideal_flops_per_token", attn.flops_per_token) if ideal else attn.flops_per_token
+    )
     for layer in range(cfg.n_layer if cfg.mixer != "lstm" else 0):
-        add(attn.flops_per_token(cfg, layer))
+        add(attn_count(cfg, layer))
         add(mlp.flops_per_token(cfg, layer))
     add(pos.flops_per_token(cfg))
     breakdown["lm_head"] = 2.0 * cfg.n_embd * cfg.vocab_size
@@ -99,6 +106,16 @@ def estimate_flops(cfg: ModelConfig) -> FlopsReport:
     return FlopsReport(
         per_token_forward=forward, per_token_train=3.0 * forward, breakdown=breakdown, seq_len=cfg.block_size
     )
+
+
+def record_flops(cfg: ModelConfig) -> dict[str, float]:
+    """The ``flops_per_token`` of a run record: ``analytic`` (executed; CEG uses it), ``measured``
+    (FlopCounterMode) and, for sparse attention, ``ideal`` (attended pairs only)."""
+    out = {"analytic": estimate_flops(cfg).per_token_train, "measured": measure_flops(cfg)}
+    attn = registry("attention").get(cfg.attention.kind)
+    if cfg.mixer != "lstm" and hasattr(attn, "ideal_flops_per_token"):
+        out["ideal"] = estimate_flops(cfg, ideal=True).per_token_train
+    return out
 
 
 def measure_flops(cfg: ModelConfig, batch_size: int = 1) -> float:

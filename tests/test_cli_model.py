@@ -55,6 +55,17 @@ def test_describe_table_for_a_recipe_file(capsys, tmp_path):
     assert main(["describe", str(recipe)]) == 0
     out = capsys.readouterr().out
     assert "small" in out and "rope" in out and "FLOPs per token" in out and "measured" in out
+    assert "each attention kind" in out and "KV-cache bytes/token" in out
+    for kind in ("mha", "gqa", "mqa", "mla", "sliding", "sparse"):
+        assert f"│ {kind} " in out
+
+
+def test_describe_json_states_the_sparse_flop_counts(capsys):
+    argv = ["describe", "--json", "--set", "model.attention={kind: sparse, pattern: strided, stride: 8}"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["flops"]["ideal_per_token_train"] < data["flops"]["per_token_train"]
+    assert {r["kind"] for r in data["attention_kinds"]} >= {"mha", "gqa", "mqa", "mla", "sliding", "sparse"}
 
 
 def test_describe_bad_override_is_a_user_error(capsys):

@@ -61,12 +61,14 @@ def cmd_components(args: argparse.Namespace) -> int:
 
 def describe_model(model_cfg) -> dict:
     """Derived sizes, parameter counts and FLOPs (analytic and measured) of a ModelConfig."""
+    from lit_algos.attention_kinds import compare_attention_kinds
     from lit_algos.config.base import to_dict
     from lit_algos.flops import estimate_flops, measure_flops
     from lit_algos.model import param_counts
 
     report = estimate_flops(model_cfg)
     measured = measure_flops(model_cfg)
+    ideal = estimate_flops(model_cfg, ideal=True).per_token_train
     return {
         "model": to_dict(model_cfg),
         "derived": {
@@ -83,7 +85,10 @@ def describe_model(model_cfg) -> dict:
             "breakdown_forward": report.breakdown,
             "measured_per_token_train": measured,
             "relative_difference": (report.per_token_train - measured) / measured if measured else None,
+            # sparse attention: the count if masked scores were skipped; CEG uses per_token_train
+            "ideal_per_token_train": ideal if ideal != report.per_token_train else None,
         },
+        "attention_kinds": compare_attention_kinds(model_cfg),
     }
 
 
@@ -139,8 +144,33 @@ def cmd_describe(args: argparse.Namespace) -> int:
         _si(fl["measured_per_token_train"]),
         f"{diff:+.2%}" if diff is not None else "",
     )
+    if fl["ideal_per_token_train"] is not None:
+        flops.add_row("train, ideal sparse count (not used by CEG)", _si(fl["ideal_per_token_train"]), "")
     console.print(flops)
+    if data["attention_kinds"]:
+        console.print(_attention_table(data["attention_kinds"]))
     return 0
+
+
+def _attention_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="the same model with each attention kind (KV cache at 2 bytes per number)")
+    for col in ("kind", "options", "params", "train FLOPs/token", "KV-cache bytes/token", "note"):
+        table.add_column(col, justify="right" if col in ("params", "train FLOPs/token") else "left")
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["kind"], "", "", "", "", r["error"])
+            continue
+        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items() if k not in ("backend", "qk_norm"))
+        flops = _si(r["flops_per_token_train"])
+        if r["ideal_flops_per_token_train"] is not None:
+            flops += f" (ideal {_si(r['ideal_flops_per_token_train'])})"
+        cache = r["kv_cache_bytes_per_token"]
+        table.add_row(
+            r["kind"], opts, f"{r['params']:,}", flops, f"{cache:,}" if cache is not None else "?", r["note"]
+        )
+    return table
 
 
 def _flatten(d: dict, prefix: str = ""):

@@ -123,7 +123,7 @@ def _check_same_layout(record: RunRecord, cfg: Config) -> None:
 
 
 def _new_record(cfg: Config, run_id: str, plan: RunPlan, prepared, model) -> RunRecord:
-    from lit_algos.flops import measure_flops
+    from lit_algos.flops import record_flops
     from lit_algos.model import param_counts
     from lit_algos.training.recorder import now_iso
 
@@ -141,7 +141,7 @@ def _new_record(cfg: Config, run_id: str, plan: RunPlan, prepared, model) -> Run
         # root: where the shards and (for a trained BPE) tokenizer.json are, for `sample` and `export`.
         data={**prepared.record_dict(), "root": str(Path(prepared.root).resolve())},
         params=param_counts(model),
-        flops_per_token={"analytic": plan.flops_per_token, "measured": measure_flops(cfg.model)},
+        flops_per_token=record_flops(cfg.model),  # CEG uses "analytic" (executed), see flops.py
         target_loss=t.target_loss,
         started_at=now_iso(),
     )
