@@ -3,6 +3,10 @@
 Importing this package registers every entry in the ``attention``, ``norm``, ``position`` and
 ``mlp`` registries (see ``lit_algos.registry``).
 
+Attention entries: ``attention.py`` (mha, gqa, mqa, sliding), ``mla.py`` (multi-head latent
+attention) and ``sparse.py`` (Child et al.'s patterns). ``lstm.py`` is not a registry entry but
+the other sequence mixer (``model.mixer: lstm``) that replaces the blocks as a whole.
+
 The extension contract: a new component is one file here plus one import line below.
 The file defines
 

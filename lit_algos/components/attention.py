@@ -11,6 +11,10 @@ scores are still computed over the full T x T square, so its FLOPs equal mha's.
 Two backends compute the same function: ``sdpa`` calls ``F.scaled_dot_product_attention`` (the
 flash kernel on GPU when there is no score bias) and ``manual`` writes out the masked softmax.
 Tests check they agree for every position kind and KV-head count.
+
+``mla`` (mla.py) and ``sparse`` (sparse.py) subclass this module and reuse its mask and backends.
+Each attention class also says how many numbers a KV cache holds per token and layer
+(``kv_cache_per_token``), which ``describe`` compares across kinds.
 """
 
 from __future__ import annotations
