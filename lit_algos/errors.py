@@ -40,3 +40,11 @@ class DataError(LitAlgosError):
 
 class SubmissionError(LitAlgosError):
     """A leaderboard submission was rejected; the board is unchanged."""
+
+
+class StorageError(LitAlgosError):
+    """A file or directory cannot be written or read (permissions, a file where a folder belongs, a full disk)."""
+
+
+class LitAlgosWarning(UserWarning):
+    """Something skipped but not fatal (a corrupt entry left off the board); the CLI shows it as one line."""

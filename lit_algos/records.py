@@ -96,19 +96,19 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> RunRecord:
-        version = data.get("schema_version", 0)
-        if version > SCHEMA_VERSION:
-            raise LitAlgosError(
-                f"Run record {source} has schema_version {version}; this lit_algos reads up to {SCHEMA_VERSION}. Upgrade lit_algos."
-            )
+        """A record from its parsed JSON, checked against ``lit_algos.schema`` (RecordError if malformed).
+
+        Keys this version does not know (written by newer code) are dropped; null losses (how
+        JSON stores a diverged run's non-finite loss) come back as NaN."""
+        from lit_algos.schema import check_record
+
+        check_record(data, source)
         known = {f.name for f in fields(cls)}
-        missing = [k for k in ("run_id", "recipe", "config", "config_hash", "seed") if k not in data]
-        if missing:
-            raise LitAlgosError(f"Run record {source} is missing required field(s): {', '.join(missing)}.")
         kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["curve"] = [EvalPoint(**p) for p in data.get("curve", [])]
+        kwargs["curve"] = [_point(p) for p in data.get("curve", [])]
+        kwargs["train_curve"] = [[s, math.nan if v is None else v] for s, v in data.get("train_curve", [])]
         if data.get("final"):
-            kwargs["final"] = EvalPoint(**data["final"])
+            kwargs["final"] = _point(data["final"])
         if data.get("to_target"):
             kwargs["to_target"] = ToTarget(**data["to_target"])
         return cls(**kwargs)
@@ -122,8 +122,14 @@ class RunRecord:
             data = read_json(path)
         except FileNotFoundError:
             raise LitAlgosError(f"Run record {path} does not exist.") from None
+        except IsADirectoryError:
+            raise LitAlgosError(f"Run record {path} is a directory, not a record.json file.") from None
+        except UnicodeDecodeError:
+            raise LitAlgosError(f"Run record {path} is not UTF-8 text, so it is not a run record.") from None
         except ValueError as err:
             raise LitAlgosError(f"Run record {path} is not valid JSON: {err}.") from None
+        except OSError as err:
+            raise LitAlgosError(f"Run record {path} cannot be read: {err.strerror or err}.") from None
         return cls.from_dict(data, source=str(path))
 
     # ---- conveniences --------------------------------------------------------------------
@@ -134,6 +140,15 @@ class RunRecord:
     @property
     def val_fingerprint(self) -> str | None:
         return self.data.get("val_fingerprint")
+
+
+def _point(data: dict) -> EvalPoint:
+    known = {f.name for f in fields(EvalPoint)}
+    values = {k: v for k, v in data.items() if k in known}
+    for key in ("val_loss", "val_bpb"):
+        if values.get(key) is None:
+            values[key] = math.nan
+    return EvalPoint(**values)
 
 
 def _log_interp(c0: float, c1: float, frac: float) -> float:

@@ -7,11 +7,12 @@ else ``$LIT_ALGOS_RUNS``, else ``./runs``. A recipe name matches every complete 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 from lit_algos.config import hash_config_dict
-from lit_algos.errors import LitAlgosError
+from lit_algos.errors import LitAlgosError, LitAlgosWarning
 from lit_algos.records import RunRecord, default_runs_dir
 
 
@@ -22,9 +23,17 @@ def recipe_hash(config: dict) -> str:
 
 
 def _scan(runs_dir: Path) -> list[tuple[Path, RunRecord]]:
+    """Every readable record under ``runs_dir``; a corrupt one is skipped with a warning, so one bad
+    file does not hide every other run (naming it directly still fails with its error)."""
     if not runs_dir.is_dir():
         return []
-    return [(path, RunRecord.load(path)) for path in sorted(runs_dir.glob("*/record.json"))]
+    found = []
+    for path in sorted(runs_dir.glob("*/record.json")):
+        try:
+            found.append((path, RunRecord.load(path)))
+        except LitAlgosError as err:
+            warnings.warn(f"skipped {path}: {err}", LitAlgosWarning, stacklevel=2)
+    return found
 
 
 def resolve_runs(

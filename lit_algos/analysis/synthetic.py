@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from lit_algos.config import hash_config_dict
 from lit_algos.records import EvalPoint, RunRecord, interpolate_to_target
 
 BYTES_PER_TOKEN = 4.0  # for a plausible bits-per-byte column
@@ -42,7 +43,7 @@ def synthetic_record(
     loss_fn: Callable[[float], float] | None = None,
     losses: Sequence[float] | None = None,
     flops: Sequence[float] | None = None,
-    flops_per_token: float = 1e6,
+    flops_per_token: float | None = None,
     flops_per_second: float = 1e9,
     target_loss: float | None = None,
     status: str | None = None,
@@ -57,15 +58,46 @@ def synthetic_record(
     """A complete run record whose curve is ``loss_fn`` (or ``losses``) on the ``flops`` grid.
 
     ``full_run``: a run of the speedrun rule, its declared length (the grid) run in full with
-    ``train.stop_at_target: false`` (status budget_exhausted, the crossing still recorded)."""
+    ``train.stop_at_target: false`` (status budget_exhausted, the crossing still recorded).
+
+    The record agrees with itself the way a trained one does (``leaderboard.verify.audit_record``):
+    its config is a full resolved config (``config`` is merged into a tiny default one) with one
+    token per step (batch 1, block 1), so step = tokens = FLOPs / FLOPs-per-token, the analytic
+    FLOPs per token of that config unless ``flops_per_token`` is given."""
+    from lit_algos.config import Config
+    from lit_algos.config.recipes import deep_merge
+    from lit_algos.flops import estimate_flops
+
     grid = list(flops) if flops is not None else list(np.geomspace(1e12, 1e15, 16))
-    values = list(losses) if losses is not None else [(loss_fn or log_linear_loss())(f) for f in grid]
+    base = {
+        "name": recipe,
+        "model": {"block_size": 1, "vocab_size": 4096},
+        "train": {"batch_size": 1, "max_tokens": 1, "target_loss": target_loss, "seed": seed},
+        "data": {"corpus": "synthetic"},
+    }
+    resolved = Config.from_dict(deep_merge(base, config or {}))
+    # A tiny explicit FLOP grid (analysis unit tests: 1, 2, 4 FLOPs) is kept as given; any other grid
+    # is snapped to whole tokens so the record is self-consistent.
+    exact = flops is None or min(flops) >= 1e9
+    if flops_per_token is None:
+        flops_per_token = estimate_flops(resolved.model).per_token_train if exact else 1e6
+    last = int(round(grid[-1] / flops_per_token)) if grid else 1
+    # the budget: spent by the last evaluation, unless the run stopped at the target before it
+    stopped_early = stop_at_target and target_loss is not None
+    resolved.train.max_tokens = max(1, last) * (10 if stopped_early else 1)
+    cfg = resolved.to_dict()
     curve = []
-    for i, (f, loss) in enumerate(zip(grid, values)):
+    token_grid = [
+        max(1, int(round(f / flops_per_token))) if exact else int(round(f / flops_per_token)) for f in grid
+    ]
+    if exact:
+        grid = [t * flops_per_token for t in token_grid]  # FLOPs = FLOPs per token x whole tokens, exactly
+    values = list(losses) if losses is not None else [(loss_fn or log_linear_loss())(f) for f in grid]
+    for i, (tokens, f, loss) in enumerate(zip(token_grid, grid, values)):
         curve.append(
             EvalPoint(
-                step=(i + 1) * 10,
-                tokens=int(round(f / flops_per_token)),
+                step=tokens if exact else (i + 1) * 10,
+                tokens=tokens,
                 flops=float(f),
                 train_seconds=float(f / flops_per_second),
                 val_loss=float(loss),
@@ -77,16 +109,13 @@ def synthetic_record(
     to_target = interpolate_to_target(curve, target_loss) if target_loss is not None else None
     if status is None:
         status = "reached" if to_target is not None and not full_run else "budget_exhausted"
-    cfg = config if config is not None else {"name": recipe, "model": {"n_layer": 2}, "train": {"seed": seed}}
-    cfg = {**cfg, "train": {**cfg.get("train", {}), "seed": seed}}
     if full_run:
-        declared = {"stop_at_target": False, "max_tokens": curve[-1].tokens, "batch_size": 1}
-        cfg = {**cfg, "train": {**cfg["train"], **declared}}
+        cfg["train"].update({"stop_at_target": False, "max_tokens": curve[-1].tokens, "batch_size": 1})
     return RunRecord(
         run_id=run_id,
         recipe=recipe,
         config=cfg,
-        config_hash=f"hash-{recipe}-{seed}",
+        config_hash=hash_config_dict(cfg),
         seed=seed,
         status=status,
         code={"commit": commit, "dirty": False, "version": "0.1.0"},
@@ -102,6 +131,7 @@ def synthetic_record(
             "tokenizer": "bpe:4096",
             "val_fingerprint": val_fingerprint,
             "val_tokens": 65536,
+            "val_bytes": int(65536 * BYTES_PER_TOKEN),
         },
         flops_per_token={"analytic": flops_per_token, "measured": None},
         target_loss=target_loss,

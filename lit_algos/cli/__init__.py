@@ -6,7 +6,9 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
+from lit_algos import __version__
 from lit_algos.errors import LitAlgosError
 
 # Modules that contribute sub-commands; each defines register(subparsers).
@@ -18,6 +20,7 @@ COMMAND_MODULES = (
     "lit_algos.cli.job_cmds",  # benchmark, speedrun, main
     "lit_algos.cli.sweep_cmds",  # sweep ablation, sweep scaling
     "lit_algos.cli.use_cmds",  # sample, export
+    "lit_algos.cli.verify_cmds",  # verify
 )
 
 
@@ -26,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lit-algos",
         description="Measure algorithmic progress in LM training: compose a GPT, train to a target, compute CEG, race on the board.",
     )
+    parser.add_argument("--version", action="version", version=f"lit-algos {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -49,25 +53,54 @@ def trainer_flags_as_overrides(argv: list[str]) -> list[str]:
     return out
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings (a skipped board entry) as one line; everything else as Python shows it."""
+    from lit_algos.errors import LitAlgosWarning
+
+    if issubclass(category, LitAlgosWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     if not sys.stdout.isatty():
         # rich falls back to 80 columns when piped (make, CI logs, tee); board tables need more.
         os.environ.setdefault("COLUMNS", "160")
     parser = build_parser()
-    args = parser.parse_args(trainer_flags_as_overrides(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        args = parser.parse_args(trainer_flags_as_overrides(sys.argv[1:] if argv is None else list(argv)))
+    except SystemExit as exit_:  # argparse: usage errors (2), --help and --version (0)
+        return exit_.code if isinstance(exit_.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except LitAlgosError as err:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, highlight=False, soft_wrap=True)
+        # escape: messages quote values such as "[step, loss]" that rich would take for markup
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True
+        )
         return 2
+    except BrokenPipeError:
+        # `lit-algos ... --json | head`: the reader left; not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as err:
         print(f"interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = _default_showwarning
 
 
 if __name__ == "__main__":

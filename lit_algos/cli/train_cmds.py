@@ -6,11 +6,25 @@ import argparse
 from pathlib import Path
 
 
+class OverrideAction(argparse.Action):
+    """``--set KEY=VALUE``, refusing ``--set KEY VALUE`` with a message that says how to write it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if "=" not in value:
+            raise argparse.ArgumentError(
+                self,
+                f"{value!r} has no '='. An override is KEY=VALUE in one argument, e.g. --set model.n_layer=4 "
+                "(no space around '='; quote values with spaces: --set 'data.corpus=a b').",
+            )
+        items = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, [*items, value])
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
-        action="append",
+        action=OverrideAction,
         default=[],
         metavar="KEY=VALUE",
         help="override any config field, e.g. --set model.attention.kind=mqa (repeatable); "

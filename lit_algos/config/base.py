@@ -9,6 +9,7 @@ user sees ``model.attention.n_kv_head`` rather than a traceback.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
@@ -60,13 +61,16 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(path, value, arg)
-            except ConfigError:
-                continue
+            except ConfigError as err:
+                errors.append(err)
+        if len(errors) == 1 and type(None) in args:  # Optional[X]: X's own reason, e.g. "finite"
+            raise ConfigError(path, value, f"{errors[0].allowed.rstrip('.')}, or null.")
         raise ConfigError(path, value, f"Expected {_type_name(tp)}.")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -100,14 +104,19 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
             return int(value)  # 2e6 / 2.0e6 is meant as an integer
         raise ConfigError(path, value, "Expected an integer.")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(path, value, "Expected a number.")
+        if number is None:
+            raise ConfigError(path, value, "Expected a number.")
+        if not math.isfinite(number):  # .inf / .nan would end up in records, which JSON cannot hold
+            raise ConfigError(path, value, "Expected a finite number (not .inf or .nan).")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

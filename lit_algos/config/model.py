@@ -93,6 +93,9 @@ class ModelConfig:
                 raise err.under(axis) from None
         if self.mixer == "lstm":
             validate_lstm(self)
+        from lit_algos.sizing import check_buildable
+
+        check_buildable(self)  # before anything builds it: n_layer=1e9 must not hang
 
     @property
     def head_size(self) -> int:

@@ -64,7 +64,13 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise LitAlgosError(
+            f"Recipe {path} is not UTF-8 text (byte {err.start} cannot be decoded): save it as UTF-8 YAML."
+        ) from None
+    except OSError as err:
+        raise LitAlgosError(f"Recipe {path} cannot be read: {err.strerror or err}.") from None
     except yaml.YAMLError as err:
         raise LitAlgosError(f"Recipe {path} is not valid YAML: {err}".replace("\n", " ")) from None
     if not isinstance(data, dict):
@@ -109,7 +115,10 @@ def _recipe_name(path: Path) -> str:
 def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(
-            item, item, "An override must look like key.path=value, e.g. model.attention.kind=mqa."
+            item,
+            item,
+            "An override must look like --set key.path=value in one argument (with '=' and no space), "
+            "e.g. --set model.attention.kind=mqa.",
         )
     key, raw = item.split("=", 1)
     key = key.strip()

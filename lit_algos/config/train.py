@@ -82,6 +82,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_positive("batch_size", self.batch_size)
+        check_positive("target_loss", self.target_loss, allow_none=True)
         check_positive("micro_batch_size", self.micro_batch_size, allow_none=True)
         check_positive("max_tokens", self.max_tokens, allow_none=True)
         check_positive("max_flops", self.max_flops, allow_none=True)

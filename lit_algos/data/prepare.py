@@ -40,7 +40,7 @@ from lit_algos.data.corpora import Corpus, Document, is_val, open_corpus, slug, 
 from lit_algos.data.shards import TokenStream, fingerprint_tokens, version_for_vocab, write_shard
 from lit_algos.data.tokenizers import Tokenizer, load_tokenizer
 from lit_algos.errors import ConfigError, DataError
-from lit_algos.utils.io import atomic_write_json, read_json
+from lit_algos.utils.io import atomic_write_json, check_writable_dir, read_json
 
 FORMAT_VERSION = 1
 SHARD_TOKENS = 100_000_000
@@ -117,6 +117,12 @@ class PreparedDataset:
             raise DataError(
                 f"Prepared dataset {self.root} is incomplete: {len(train)} train tokens, manifest says {self.train_tokens}."
             )
+        top = self.manifest.get("train_max_token")
+        if isinstance(top, int) and top >= self.vocab_size:
+            raise DataError(
+                f"Prepared dataset {self.root} holds train token id {top}, outside its vocabulary of "
+                f"{self.vocab_size} tokens; its shards do not match its tokenizer. Prepare it again."
+            )
         val = TokenStream(self.val_files, limit=self.val_tokens + 1)
         if len(val) != self.val_tokens + 1 or val.fingerprint() != self.val_fingerprint:
             raise DataError(
@@ -170,6 +176,7 @@ def prepare_dataset(cfg: DataConfig, *, console=None) -> PreparedDataset:
     if (root / MANIFEST).is_file():
         return load_prepared(root)
     corpus.check_available()  # fails at once when offline, before any work
+    check_writable_dir(root.parent, "the data cache (data.cache_dir or $LIT_ALGOS_CACHE)")
     start = time.perf_counter()
     tok = load_tokenizer(cfg.tokenizer, corpus=cfg, console=console)
     tmp = root.parent / f".tmp-{root.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -323,6 +330,12 @@ def _shard_files(root: Path) -> tuple[list[Path], list[Path]]:
     return [p for p in bins if "train" in p.name], [p for p in bins if "val" in p.name]
 
 
+def _max_token(stream: TokenStream, limit: int | None) -> int:
+    """The largest token id in the first ``limit`` tokens (all when None): a vectorised pass, once per prepare."""
+    stream = TokenStream(stream.files, limit=limit) if limit else stream
+    return stream.max_token()
+
+
 def _sampled_fingerprint(stream: TokenStream, sample: int = 1 << 20) -> str:
     """Names, counts and the first/last ``sample`` tokens of each shard: cheap enough for 10B tokens."""
     h = hashlib.sha256()
@@ -384,6 +397,13 @@ def prepare_from_shards(
             f"The validation shards in {root} hold token id {int(val_ids.max())}, outside the vocabulary of "
             f"{cfg.tokenizer!r} ({tok.n_vocab} tokens): data.tokenizer does not match these shards."
         )
+    train_max = _max_token(train, cfg.max_train_tokens)
+    if train_max >= tok.n_vocab:
+        raise DataError(
+            f"The train shards in {root} hold token id {train_max}, outside the vocabulary of {cfg.tokenizer!r} "
+            f"({tok.n_vocab} tokens, ids 0..{tok.n_vocab - 1}): data.tokenizer does not match these shards, or a "
+            "shard is corrupt. Use the tokenizer the shards were made with, or re-make the shards."
+        )
     rel = [os.path.relpath(p, root) for p in train_files], [os.path.relpath(p, root) for p in val_files]
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -398,10 +418,12 @@ def prepare_from_shards(
         "corpus_fingerprint": _sampled_fingerprint(TokenStream([*train_files, *val_files])),
         "tokenizer_fingerprint": tok.fingerprint,
         "val_fingerprint": fingerprint_tokens([val_ids]),
+        "train_max_token": train_max,  # checked against the vocabulary whenever the manifest is loaded
         "train_files": rel[0],
         "val_files": rel[1],
         "key": key,
     }
+    check_writable_dir(manifest_path.parent, "the data cache (data.cache_dir or $LIT_ALGOS_CACHE)")
     atomic_write_json(manifest_path, manifest)
     if console is not None:
         console.print(f"using {len(train_files)} train and {len(val_files)} val shard(s) in {root}")

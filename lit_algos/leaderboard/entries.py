@@ -27,6 +27,7 @@ import fcntl
 import math
 import re
 import secrets
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,11 +37,11 @@ from pathlib import Path
 from lit_algos.analysis.curves import UNITS, final_bpb, final_loss
 from lit_algos.analysis.runs import recipe_hash
 from lit_algos.analysis.stats import mean_interval, ttest_below
-from lit_algos.errors import LitAlgosError, SubmissionError
+from lit_algos.errors import LitAlgosError, LitAlgosWarning, SubmissionError
 from lit_algos.leaderboard import speedrun
 from lit_algos.leaderboard.tracks import Track, default_leaderboard_dir, load_tracks
 from lit_algos.records import RunRecord, interpolate_to_target
-from lit_algos.utils.io import atomic_write_json, read_json
+from lit_algos.utils.io import atomic_write_json, ensure_dir, read_json, storage_error
 
 ENTRY_VERSION = 1
 ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -64,32 +65,38 @@ class Entry:
     entry_version: int = ENTRY_VERSION
     rule: str = "stop-at-target"  # absent in entries made before the declared-length rule
     reference: dict | None = None  # same-machine reference (lit_algos.leaderboard.speedrun)
+    run_digests: list[str] | None = None  # sha256 of each run as stored (leaderboard.verify.record_digest)
 
     @property
     def provisional(self) -> bool:
         return bool(self.statistics.get("provisional"))
 
     def to_dict(self) -> dict:
-        data = {k: v for k, v in self.__dict__.items() if k != "runs"}
+        data = {k: v for k, v in self.__dict__.items() if k != "runs" and not k.startswith("_")}
         data["runs"] = [r.to_dict() for r in self.runs]
         return data
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<entry>") -> Entry:
-        try:
-            runs = [
-                RunRecord.from_dict(r, source=f"{source} run {i}") for i, r in enumerate(data.get("runs", []))
-            ]
-            return cls(**{**{k: v for k, v in data.items() if k != "runs"}, "runs": runs})
-        except TypeError as err:
-            raise LitAlgosError(f"Leaderboard entry {source} is malformed: {err}.") from None
+        from lit_algos.schema import check_entry
+
+        check_entry(data, source)
+        known = {f for f in cls.__dataclass_fields__ if f != "runs"}
+        runs = [RunRecord.from_dict(r, source=f"{source} runs[{i}]") for i, r in enumerate(data["runs"])]
+        entry = cls(**{k: v for k, v in data.items() if k in known}, runs=runs)
+        entry._raw_runs = data["runs"]  # the runs exactly as stored, for their digests
+        return entry
 
     @classmethod
     def load(cls, path: Path) -> Entry:
         try:
             return cls.from_dict(read_json(path), source=str(path))
+        except UnicodeDecodeError:
+            raise LitAlgosError(f"Leaderboard entry {path} is not UTF-8 text.") from None
         except ValueError as err:
             raise LitAlgosError(f"Leaderboard entry {path} is not valid JSON: {err}.") from None
+        except OSError as err:
+            raise storage_error(path, err, "read") from None
 
 
 # ---- costs to target -----------------------------------------------------------------------
@@ -205,8 +212,12 @@ def significance(finals: list[float], track: Track) -> dict:
 @contextmanager
 def board_lock(leaderboard_dir: Path) -> Iterator[None]:
     """Exclusive lock over entry creation and board regeneration (one per leaderboard dir)."""
-    leaderboard_dir.mkdir(parents=True, exist_ok=True)
-    with open(leaderboard_dir / ".lock", "a+") as handle:
+    ensure_dir(leaderboard_dir, "use the leaderboard directory")
+    try:
+        handle = open(leaderboard_dir / ".lock", "a+")
+    except OSError as err:
+        raise storage_error(leaderboard_dir / ".lock", err, "lock the leaderboard at") from None
+    with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -231,9 +242,36 @@ def load_entries(
     folders = [base / track] if track else sorted(p for p in base.glob("*") if p.is_dir())
     out: dict[str, list[Entry]] = {}
     for folder in folders:
-        entries = [Entry.load(p) for p in sorted(folder.glob("*.json"))]
+        entries = [e for e in (_load_trusted(p) for p in sorted(folder.glob("*.json"))) if e is not None]
         out[folder.name] = sorted(entries, key=lambda e: (e.date, e.id))
     return out
+
+
+class BoardWarning(LitAlgosWarning):
+    """An entry left off the board (corrupt, or failing its integrity checks)."""
+
+
+def _load_trusted(path: Path) -> Entry | None:
+    """The entry at ``path``, or None (with a BoardWarning) when it is corrupt or was tampered with:
+    one bad file must not take the board, or any other submission, down with it."""
+    from lit_algos.leaderboard.verify import entry_problems, load_verification
+
+    try:
+        entry = Entry.load(path)
+    except LitAlgosError as err:
+        warnings.warn(f"skipped {path}: {err}", BoardWarning, stacklevel=3)
+        return None
+    problems = entry_problems(entry, entry._raw_runs)
+    if problems:
+        warnings.warn(
+            f"skipped {path}: it fails its integrity checks: {'; '.join(problems[:3])}",
+            BoardWarning,
+            stacklevel=3,
+        )
+        return None
+    check = load_verification(path.parents[2], path.parent.name, entry.id)
+    entry._verified = bool(check and check.get("verified"))  # shown on the board
+    return entry
 
 
 def get_submission_track(track: str, leaderboard_dir: str | Path | None = None) -> Track:
@@ -269,6 +307,8 @@ def build_entry(
         raise SubmissionError(
             f"Entry id {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
+    from lit_algos.leaderboard.verify import audit_submission, record_digest
+
     stats = validate_runs(runs, track, rule=speedrun.RULE)
     if reference_runs:
         reference = speedrun.reference_from_runs(reference_runs, runs, track.baseline_recipe)
@@ -281,6 +321,7 @@ def build_entry(
             f"baseline recipe {track.baseline_recipe!r}) unless --no-reference is given; or pass --reference-runs "
             "with baseline seeds run on this host."
         )
+    audit_submission(runs)  # last: it rebuilds each config
     now = now or datetime.now(timezone.utc)
     commits = sorted({str(r.code.get("commit")) for r in runs if r.code.get("commit")})
     hardware = sorted(
@@ -306,6 +347,7 @@ def build_entry(
         runs=sorted(runs, key=lambda r: r.seed),
         rule=speedrun.RULE,
         reference=reference,
+        run_digests=[record_digest(r.to_dict()) for r in sorted(runs, key=lambda r: r.seed)],
     )
 
 
@@ -342,6 +384,26 @@ def submit(
             raise SubmissionError(
                 f"Entry id {entry.id!r} already exists in track {track!r}; choose another --name."
             )
+        _refuse_resubmission(entry, root)
         atomic_write_json(path, entry.to_dict())
-        regenerate_board(root, plots=plots)
+        try:
+            regenerate_board(root, plots=plots)
+        except BaseException:
+            path.unlink(missing_ok=True)  # a rejected submission leaves nothing behind
+            raise
     return entry
+
+
+def _refuse_resubmission(entry: Entry, root: Path) -> None:
+    """A run may be in one entry only (by run id or by content), on any track."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoardWarning)
+        existing = [e for track_entries in load_entries(root).values() for e in track_entries]
+    digests = set(entry.run_digests or [])
+    for other in existing:
+        shared = sorted({r.run_id for r in other.runs} & {r.run_id for r in entry.runs})
+        if shared or digests & set(other.run_digests or []):
+            raise SubmissionError(
+                f"Run(s) {', '.join(shared) or '(same records)'} are already in entry {other.id!r} on track "
+                f"{other.track!r}; a run may be in one entry only. Train new seeds for a new entry."
+            )

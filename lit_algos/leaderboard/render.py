@@ -79,6 +79,7 @@ class BoardRow:
             "identity": f.identity,
             "baseline": self.is_baseline,
             "provisional": self.entry.provisional,
+            "verified": bool(getattr(self.entry, "_verified", False)),
             "hardware": self.entry.hardware,
             "description": self.entry.description,
             "date": self.entry.date,
@@ -180,6 +181,9 @@ def row_tags(row: BoardRow) -> str:
         tags += " (old stop-at-target rule: unranked)"
     elif row.entry.provisional:
         tags += " (provisional)"
+    tags += (
+        " (verified)" if getattr(row.entry, "_verified", False) else ""
+    )  # lit-algos verify reproduced a seed
     return tags
 
 

@@ -11,6 +11,7 @@ The leaderboard directory is ``--leaderboard-dir``, else ``$LIT_ALGOS_LEADERBOAR
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -68,6 +69,40 @@ def default_leaderboard_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "leaderboard"
 
 
+# field -> (allowed Python types, how to say it); None in the types means null is allowed
+TYPES = {
+    "description": ((str,), "a string"),
+    "corpus": ((str,), "a string"),
+    "tokenizer": ((str,), "a string"),
+    "val_tokens": ((int,), "a positive integer"),
+    "val_fingerprint": ((str, None), "a string, or null while not calibrated"),
+    "target_loss": ((float, int, None), "a finite number > 0, or null while not calibrated"),
+    "hardware_class": ((str,), "a string"),
+    "min_seeds_for_significance": ((int,), "an integer >= 2"),
+    "alpha": ((float, int), "a significance level between 0 and 1, e.g. 0.01"),
+    "baseline": ((str, None), "an entry id, or null for the earliest entry"),
+    "enforce_hardware": ((bool,), "true or false"),
+    "rules": ((list,), "a list of rule sentences"),
+    "exact_hardware": ((str, None), "a hardware string, or null"),
+    "baseline_recipe": ((str, None), "a recipe name, or null"),
+}
+
+
+def _check_type(field: str, value, spec: tuple, source: str) -> None:
+    types, allowed = spec
+    if value is None and None in types:
+        return
+    ok = isinstance(value, tuple(t for t in types if t is not None))
+    if isinstance(value, bool) and bool not in types:
+        ok = False  # YAML true is not 1
+    if ok and isinstance(value, float) and not math.isfinite(value):
+        ok = False
+    if ok and field.endswith(".target_loss") and value <= 0:
+        ok = False
+    if not ok:
+        raise ConfigError(field, value, f"Allowed: {allowed}.", source=source)
+
+
 def _track_from_dict(name: str, data: dict, source: str) -> Track:
     if not isinstance(data, dict):
         raise ConfigError(name, data, "A track is a mapping of its fields.", source=source)
@@ -88,6 +123,9 @@ def _track_from_dict(name: str, data: dict, source: str) -> Track:
             f"Every track must set: {', '.join(REQUIRED)} (null marks 'not calibrated').",
             source=source,
         )
+    for key, value in data.items():
+        if key in TYPES:  # fields added later without an entry here keep the dataclass's own checks
+            _check_type(f"{name}.{key}", value, TYPES[key], source)
     track = Track(name=name, **data)
     if not isinstance(track.val_tokens, int) or track.val_tokens <= 0:
         raise ConfigError(f"{name}.val_tokens", track.val_tokens, "A positive integer.", source=source)
@@ -124,13 +162,17 @@ def load_tracks(leaderboard_dir: str | Path | None = None) -> dict[str, Track]:
     root = Path(leaderboard_dir) if leaderboard_dir else default_leaderboard_dir()
     path = root / "tracks.yaml"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise LitAlgosError(f"{path} is not UTF-8 text; save it as UTF-8 YAML.") from None
+    except (FileNotFoundError, NotADirectoryError):
         raise LitAlgosError(
             f"No tracks file at {path}. Pass --leaderboard-dir pointing to a folder with tracks.yaml."
         ) from None
     except yaml.YAMLError as err:
         raise LitAlgosError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from None
+    except OSError as err:
+        raise LitAlgosError(f"{path} cannot be read: {err.strerror or err}.") from None
     tracks = data.get("tracks") if isinstance(data, dict) else None
     if not isinstance(tracks, dict) or not tracks:
         raise LitAlgosError(f"{path} must hold a 'tracks:' mapping of track name to fields.")

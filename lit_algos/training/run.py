@@ -193,6 +193,11 @@ def train(
     t = cfg.train
 
     # Everything that can fail on bad input fails before data preparation or training.
+    from lit_algos.sizing import check_fits
+    from lit_algos.utils.io import check_writable_dir
+
+    check_fits(cfg)  # a model that cannot fit is refused before it is built
+    check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
     plan = plan_run(cfg)
     options = trainer_options(cfg)
     prepared = prepare_dataset(cfg.data, console=console)

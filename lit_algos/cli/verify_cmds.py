@@ -1,0 +1,97 @@
+"""``lit-algos verify ENTRY``: re-run a seed of a leaderboard entry and compare its curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lit_algos.cli.train_cmds import add_config_args
+
+
+def register(sub) -> None:
+    v = sub.add_parser(
+        "verify",
+        help="re-run one seed of a leaderboard entry and mark it verified when its curve is reproduced",
+        description=(
+            "Checks the entry's digests and figures, re-trains one of its seeds from the recorded config (runs are "
+            "bitwise reproducible on the same software and hardware) and compares every evaluation loss. The result "
+            "is written to <leaderboard dir>/verified/<track>/<entry>.json and shown on the board."
+        ),
+    )
+    v.add_argument("entry", help="entry id as shown on the board, or the path of its .json file")
+    v.add_argument(
+        "--seed", type=int, default=None, help="which seed to re-run (default: the entry's lowest)"
+    )
+    v.add_argument("--track", default=None, help="track of the entry (default: search every track)")
+    v.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="instead of re-training, evaluate this saved checkpoint of the run (runs/<id>/checkpoints/last.ckpt) "
+        "and compare with the recorded loss at its step",
+    )
+    v.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="largest accepted |loss difference| per evaluation (default 0: bitwise; e.g. 1e-4 on other hardware)",
+    )
+    v.add_argument(
+        "--leaderboard-dir", type=Path, default=None, help="default: $LIT_ALGOS_LEADERBOARD, ./leaderboard"
+    )
+    v.add_argument("--runs-dir", type=Path, default=None, help="where the re-run goes (default ./runs)")
+    add_config_args(v)  # systems fields only (e.g. data.cache_dir); what is trained may not change
+    v.add_argument("--no-progress", action="store_true")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args) -> int:
+    import math
+
+    from lit_algos.errors import ConfigError
+    from lit_algos.leaderboard.tracks import default_leaderboard_dir
+    from lit_algos.leaderboard.verify import verify_entry
+    from lit_algos.records import default_runs_dir
+
+    if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
+        raise ConfigError("--tolerance", args.tolerance, "A finite number >= 0.")
+    root = args.leaderboard_dir or default_leaderboard_dir()
+    if args.checkpoint is not None:
+        from lit_algos.leaderboard.verify import reevaluate_checkpoint
+
+        result = reevaluate_checkpoint(
+            args.entry,
+            args.checkpoint,
+            seed=args.seed,
+            leaderboard_dir=Path(root),
+            track=args.track,
+            tolerance=args.tolerance,
+        )
+        return _report(result, args)
+    result = verify_entry(
+        args.entry,
+        seed=args.seed,
+        leaderboard_dir=Path(root),
+        runs_dir=args.runs_dir or default_runs_dir(),
+        track=args.track,
+        tolerance=args.tolerance,
+        progress=not args.no_progress,
+        overrides=args.overrides,
+    )
+    return _report(result, args)
+
+
+def _report(result, args) -> int:
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        verdict = "VERIFIED" if result.verified else "NOT REPRODUCED"
+        diff = "–" if result.max_loss_difference is None else f"{result.max_loss_difference:.3g}"
+        ratio = "–" if result.time_ratio is None else f"{result.time_ratio:.3g}"
+        print(
+            f"{verdict}: entry {result.entry} seed {result.seed} ({result.run_id}): {result.points} evaluations "
+            f"compared, max |loss difference| {diff} (tolerance {args.tolerance}); re-run time / recorded time "
+            f"{ratio} on {result.hardware}." + (f" Note: {result.note}." if result.note else "")
+        )
+    return 0 if result.verified else 1
