@@ -79,10 +79,17 @@ def test_read_only_leaderboard_refuses_submit_and_leaves_nothing(tmp_path, monke
         return real(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
-    args = ["submit", *map(str, paths), "--track", "toy", "--description", "d", "--contributors", "me"]
-    code = main([*args, "--leaderboard-dir", str(board), "--no-plots"])
-    text = " ".join(capsys.readouterr().err.split())
-    assert code == 2 and "Traceback" not in text and "read-only" in text and str(board) in text
+    from lit_algos.analysis.synthetic import synthetic_reference
+    from lit_algos.errors import StorageError
+    from lit_algos.leaderboard.entries import submit
+
+    runs = synthetic_seeds("ro")
+    with pytest.raises(StorageError) as err:
+        submit(
+            runs, "toy", "d", ["me"], leaderboard_dir=board, plots=False, reference=synthetic_reference(1e6)
+        )
+    text = " ".join(str(err.value).split())
+    assert "read-only" in text and str(board) in text
     assert snapshot(tmp_path) == {**before, "board/.lock": snapshot(tmp_path).get("board/.lock")}
 
 

@@ -314,7 +314,19 @@ def entry_case(mutate: Callable[[dict], object]) -> Callable[[Path], list[str]]:
         board = tmp / "board"
         board.mkdir()
         (board / "tracks.yaml").write_text(synthetic_tracks_yaml())
-        submit(synthetic_seeds("ent"), "toy", "d", ["me"], name="e1", leaderboard_dir=board, plots=False)
+        from lit_algos.analysis.synthetic import synthetic_reference
+
+        reference = synthetic_reference(1e6)
+        submit(
+            synthetic_seeds("ent"),
+            "toy",
+            "d",
+            ["me"],
+            name="e1",
+            leaderboard_dir=board,
+            plots=False,
+            reference=reference,
+        )
         path = board / "entries" / "toy" / "e1.json"
         data = json.loads(path.read_text())
         new = mutate(data)
