@@ -332,6 +332,23 @@ def _chosen_run(entry, seed: int | None) -> RunRecord:
     return min(chosen, key=lambda r: r.seed)
 
 
+def _validation_loss(module, loader) -> float:
+    """The full validation loss as training computes it: batch means weighted by their target count."""
+    import torch
+    from torchmetrics import MeanMetric
+
+    from lit_algos.model import IGNORE_INDEX
+
+    metric = MeanMetric(nan_strategy=float("inf"))  # as LitGPT: a NaN loss (divergence) stays visible
+    module.eval()
+    with torch.no_grad():
+        for x, y in loader:
+            _, loss = module(x, y)  # (B, T) in, mean cross-entropy over non-padding targets out
+            count = (y != IGNORE_INDEX).sum()
+            metric.update(torch.where(count > 0, loss, torch.zeros_like(loss)), weight=count)
+    return float(metric.compute())
+
+
 def reevaluate_checkpoint(
     entry_id: str,
     checkpoint: Path,
@@ -383,7 +400,7 @@ def reevaluate_checkpoint(
     module.load_state_dict(weights)
     t = cfg.train
     data = TokenDataModule(prepared, cfg.model.block_size, t.batch_size, t.micro_batch_size, t.seed)
-    loss, _ = module.evaluate(data.val_dataloader())
+    loss = _validation_loss(module, data.val_dataloader())
     diff = abs(loss - points[step].val_loss)
     result = Verification(
         entry=entry.id,
