@@ -23,6 +23,7 @@ atomically and the board regenerated while holding an exclusive ``fcntl.flock`` 
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import math
 import re
@@ -80,11 +81,14 @@ class Entry:
     def from_dict(cls, data: dict, source: str = "<entry>") -> Entry:
         from lit_algos.schema import check_entry
 
+        # The runs exactly as stored, for their digests: a deep copy taken first, because checking
+        # and building the typed records may normalise their dicts in place.
+        raw_runs = copy.deepcopy(data["runs"]) if isinstance(data, dict) and "runs" in data else None
         check_entry(data, source)
         known = {f for f in cls.__dataclass_fields__ if f != "runs"}
         runs = [RunRecord.from_dict(r, source=f"{source} runs[{i}]") for i, r in enumerate(data["runs"])]
         entry = cls(**{k: v for k, v in data.items() if k in known}, runs=runs)
-        entry._raw_runs = data["runs"]  # the runs exactly as stored, for their digests
+        entry._raw_runs = raw_runs
         return entry
 
     @classmethod

@@ -214,7 +214,8 @@ def entry_problems(entry, raw_runs: list[dict] | None = None) -> list[str]:
     from lit_algos.leaderboard.entries import cost_to_target
 
     out = []
-    raw_runs = raw_runs if raw_runs is not None else [r.to_dict() for r in entry.runs]
+    if raw_runs is None:  # the runs as stored: re-serialised records gain fields newer code added
+        raw_runs = getattr(entry, "_raw_runs", None) or [r.to_dict() for r in entry.runs]
     digests = getattr(entry, "run_digests", None)
     if digests:
         for i, (run, digest) in enumerate(zip(raw_runs, digests)):
