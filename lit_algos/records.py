@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from lit_algos.utils.io import atomic_write_json, read_json
 
 SCHEMA_VERSION = 1
 RUNS_DIR_ENV = "LIT_ALGOS_RUNS"
-# running: in progress, or killed without a chance to write (kill -9, power loss): the curve is
-#   complete up to the last evaluation and --resume continues it;
+# running: in progress. A record left "running" by a process that is gone (kill -9, power loss)
+#   reads as interrupted (see RunRecord.owner): its curve is complete up to the last evaluation
+#   and --resume continues it;
 # interrupted: stopped by Ctrl-C / SIGTERM; failed: stopped by an error (both resumable);
 # reached / budget_exhausted / diverged: finished, never resumed.
 STATUSES = ("running", "interrupted", "reached", "budget_exhausted", "diverged", "failed")
@@ -89,6 +91,9 @@ class RunRecord:
     started_at: str = ""
     finished_at: str = ""
     error: str | None = None
+    # {host, pid} of the process that last wrote the record: a "running" record whose writer is
+    # gone from this host was killed without a chance to write, and reads as "interrupted".
+    owner: dict[str, Any] = field(default_factory=dict)
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +116,22 @@ class RunRecord:
             kwargs["final"] = _point(data["final"])
         if data.get("to_target"):
             kwargs["to_target"] = ToTarget(**data["to_target"])
-        return cls(**kwargs)
+        return cls(**kwargs)._orphan_is_interrupted()
+
+    def _orphan_is_interrupted(self) -> RunRecord:
+        """A ``running`` record whose writing process has ended on this host reads as ``interrupted``."""
+        pid = self.owner.get("pid")
+        if (
+            self.status == "running"
+            and isinstance(pid, int)
+            and self.owner.get("host") == current_owner()["host"]
+        ):
+            if not _process_alive(pid):
+                self.status = "interrupted"
+                self.error = self.error or (
+                    f"process {pid} ended without finishing the record (killed, e.g. kill -9 or power loss)"
+                )
+        return self
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_json(path, self.to_dict())
@@ -140,6 +160,21 @@ class RunRecord:
     @property
     def val_fingerprint(self) -> str | None:
         return self.data.get("val_fingerprint")
+
+
+def current_owner() -> dict[str, Any]:
+    """This process as the writer of a record: {host, pid}."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _point(data: dict) -> EvalPoint:

@@ -110,6 +110,7 @@ class RecordModel(BaseModel):
     software: dict[str, Any] = {}
     world_size: Annotated[int, Field(ge=1)] = 1
     data: dict[str, Any] = {}
+    owner: dict[str, Any] = {}
     params: dict[str, NonNegInt] = {}
     flops_per_token: dict[str, NonNeg | None] = {}
     target_loss: Positive | None = None

@@ -253,7 +253,8 @@ def test_resume_after_kill_gives_the_same_record(data_cache, tmp_path):
     proc.wait(timeout=60)
     record_path = ckpt.parent.parent / "record.json"
     killed = RunRecord.load(record_path)
-    assert killed.status == "running"  # killed part-way: no final record ...
+    assert killed.status == "interrupted"  # killed part-way: its process is gone ...
+    assert "killed" in killed.error
     assert killed.curve and killed.curve[0].step == 16  # ... but its curve up to the last evaluation
 
     resumed = cli(

@@ -2,8 +2,10 @@
 
 After every evaluation it appends an ``EvalPoint`` (step, tokens, FLOPs, training seconds,
 validation loss and bits per byte) and rewrites ``record.json`` atomically, so a run killed at
-any moment leaves a readable record with its curve up to the last evaluation (status
-``running`` after ``kill -9``; ``interrupted`` after Ctrl-C / SIGTERM, ``failed`` after an error).
+any moment leaves a readable record with its curve up to the last evaluation (``interrupted``
+after Ctrl-C / SIGTERM, and also after ``kill -9``: the record names its writing process in
+``owner``, and a ``running`` record whose process is gone reads as interrupted; ``failed`` after
+an error).
 At every optimizer step it keeps the mean training loss (all micro-batches, all ranks) and sends
 step metrics to the loggers. Its state travels in checkpoints, so a resumed run continues the
 same curve.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import lightning as L
 
-from lit_algos.records import EvalPoint, RunRecord, interpolate_to_target
+from lit_algos.records import EvalPoint, RunRecord, current_owner, interpolate_to_target
 from lit_algos.training.callbacks import TrainClock
 
 
@@ -90,6 +92,7 @@ class RunRecorder(L.Callback):
             warmup_seconds=self.clock.warmup_seconds,
             warmup_steps=self.clock.excluded_steps,
             finished_at=now_iso() if finished else "",
+            owner=current_owner(),
             error=error,
         )
 

@@ -1,0 +1,36 @@
+"""Run records: a record left "running" by a process that is gone reads as interrupted."""
+
+import socket
+import subprocess
+import sys
+
+from lit_algos.records import RunRecord, current_owner
+
+
+def _record(owner: dict, status: str = "running") -> RunRecord:
+    record = RunRecord(run_id="r1", recipe="debug", config={}, config_hash="h", seed=0, status=status)
+    record.owner = owner
+    return RunRecord.from_dict(record.to_dict())
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # reaped: the pid no longer exists
+    return proc.pid
+
+
+def test_a_running_record_of_a_live_process_stays_running():
+    assert _record(current_owner()).status == "running"
+
+
+def test_a_running_record_whose_process_is_gone_reads_as_interrupted():
+    record = _record({"host": socket.gethostname(), "pid": _dead_pid()})
+    assert record.status == "interrupted"
+    assert "killed" in record.error
+
+
+def test_another_hosts_process_and_finished_records_are_left_alone():
+    dead = _dead_pid()
+    assert _record({"host": socket.gethostname() + "-elsewhere", "pid": dead}).status == "running"
+    assert _record({"host": socket.gethostname(), "pid": dead}, status="reached").status == "reached"
+    assert _record({}).status == "running"  # records written before owners were recorded
