@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 from lit_algos.cli.train_cmds import add_config_args
@@ -63,42 +62,30 @@ def cmd_benchmark(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lit_algos.config.recipes import load_config
-    from lit_algos.training.run import train
+    from lit_algos.benchmark import benchmark_recipe
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="lit-algos-bench-") as tmp:
-        for recipe in args.recipes:
-            cfg = load_config(recipe, list(args.overrides))
-            tokens_per_step = cfg.train.batch_size * cfg.model.block_size
-            budget = [
-                f"train.max_tokens={(args.steps + 1) * tokens_per_step}",  # +1: the first step is warm-up
-                "train.max_flops=null",
-                "train.max_seconds=null",
-                "train.target_loss=null",
-                f"train.eval_every_tokens={10 * (args.steps + 1) * tokens_per_step}",
-            ]
-            cfg = load_config(recipe, [*args.overrides, *budget])
-            record = train(cfg, runs_dir=Path(tmp), progress=False)
-            final = record.final
-            seconds = final.train_seconds
-            rows.append(
-                {
-                    "recipe": recipe,
-                    "precision": cfg.train.precision,
-                    "compile": cfg.train.compile,
-                    "steps": final.step - record.warmup_steps,
-                    "tokens_per_s": record.tokens_per_second,
-                    "ms_per_step": 1000 * seconds / max(1, final.step - record.warmup_steps),
-                    # timed steps only: the warm-up step's FLOPs are not in train_seconds
-                    "flop_per_s": (record.tokens_per_second or 0) * record.flops_per_token["analytic"],
-                    "mfu": record.mfu,
-                    "warmup_s": record.warmup_seconds,
-                    "params": record.params.get("total"),
-                    "active_params": record.params.get("active"),  # < params for MoE
-                    "device": record.hardware.get("device_name"),
-                }
-            )
+    for recipe in args.recipes:
+        cfg, record = benchmark_recipe(recipe, args.overrides, args.steps)
+        final = record.final
+        seconds = final.train_seconds
+        rows.append(
+            {
+                "recipe": recipe,
+                "precision": cfg.train.precision,
+                "compile": cfg.train.compile,
+                "steps": final.step - record.warmup_steps,
+                "tokens_per_s": record.tokens_per_second,
+                "ms_per_step": 1000 * seconds / max(1, final.step - record.warmup_steps),
+                # timed steps only: the warm-up step's FLOPs are not in train_seconds
+                "flop_per_s": (record.tokens_per_second or 0) * record.flops_per_token["analytic"],
+                "mfu": record.mfu,
+                "warmup_s": record.warmup_seconds,
+                "params": record.params.get("total"),
+                "active_params": record.params.get("active"),  # < params for MoE
+                "device": record.hardware.get("device_name"),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

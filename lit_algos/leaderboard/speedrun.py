@@ -223,11 +223,8 @@ def benchmark_reference(track, steps: int = 30, overrides: list[str] | tuple[str
     """Measure the track's baseline recipe on this host: ``steps`` timed training steps of the
     real loop (as ``lit-algos benchmark``); its tokens/s and the recipe's declared tokens give
     the seconds its declared run takes here."""
-    import tempfile
-    from pathlib import Path
-
+    from lit_algos.benchmark import benchmark_recipe
     from lit_algos.config.recipes import load_config
-    from lit_algos.training.run import train
 
     if not track.baseline_recipe:
         raise SubmissionError(
@@ -236,18 +233,7 @@ def benchmark_reference(track, steps: int = 30, overrides: list[str] | tuple[str
         )
     cfg = load_config(track.baseline_recipe, list(overrides))
     declared = cfg.train.max_tokens
-    tokens_per_step = cfg.train.batch_size * cfg.model.block_size
-    budget = [
-        f"train.max_tokens={(steps + 1) * tokens_per_step}",  # +1: the first step is warm-up
-        "train.max_flops=null",
-        "train.max_seconds=null",
-        "train.target_loss=null",
-        f"train.eval_every_tokens={10 * (steps + 1) * tokens_per_step}",
-    ]
-    with tempfile.TemporaryDirectory(prefix="lit-algos-reference-") as tmp:
-        record = train(
-            load_config(track.baseline_recipe, [*overrides, *budget]), runs_dir=Path(tmp), progress=False
-        )
+    _, record = benchmark_recipe(track.baseline_recipe, overrides, steps)
     if not record.tokens_per_second or not declared:
         raise SubmissionError(f"The reference benchmark of {track.baseline_recipe!r} measured no throughput.")
     return {
