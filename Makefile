@@ -19,9 +19,13 @@ REF ?= retro
 NEW ?= modern
 DESC ?=
 CONTRIB ?=
+ENTRY ?=
+RUN ?=
+FORMAT ?= safetensors
+OUT ?= export
 
 .PHONY: help setup test lint format run describe components recipes data speedrun submit leaderboard \
-        ceg ablation scaling benchmark main clean
+        ceg ablation scaling benchmark main verify sample export clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -82,6 +86,15 @@ scaling: $(STAMP)  ## REF and NEW over the size ladder, scaling fits and compute
 
 benchmark: $(STAMP)  ## print training throughput (tokens/s, FLOP/s) of recipes on this machine
 	$(CLI) benchmark $(ARGS)
+
+verify: $(STAMP)  ## re-run a seed of a board entry and mark it verified: make verify ENTRY=modern
+	$(CLI) verify $(ENTRY) $(ARGS)
+
+sample: $(STAMP)  ## generate text from a run's checkpoint: make sample RUN=runs/<id> ARGS="--prompt 'In the'"
+	$(CLI) sample $(RUN) $(ARGS)
+
+export: $(STAMP)  ## export a run's weights: make export RUN=runs/<id> FORMAT=hf OUT=export/
+	$(CLI) export $(RUN) --format $(FORMAT) --out $(OUT) $(ARGS)
 
 main: $(STAMP)  ## the main job: retro vs modern on the CPU track, their CEG, and the board
 	$(CLI) main $(ARGS)
