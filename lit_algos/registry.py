@@ -113,12 +113,22 @@ class Registry:
         if options_cls is None:
             raise ConfigError(path, kind, f"The {self.axis} entry {kind!r} declares no options class.")
         known = {f.name for f in dataclasses.fields(options_cls)}
+        # A null is tolerated only for an option some other entry of this axis has (old records);
+        # any other unknown key is a typo, e.g. YAML's {kind:mha} without a space after the colon,
+        # which reads as a key 'kind:mha' with a null value and would silently load the defaults.
+        anywhere = {f.name for e in self.entries.values() if e.options for f in dataclasses.fields(e.options)}
         for key, value in data.items():
-            if key not in known and value is not None:
+            if key not in known and (value is not None or key not in anywhere):
+                hint = (
+                    " In YAML a mapping needs a space after each colon: {kind: mha}, not {kind:mha}."
+                    if isinstance(key, str) and ":" in key
+                    else ""
+                )
                 raise ConfigError(
                     f"{prefix}.{key}" if prefix else str(key),
                     value,
-                    f"{self.axis}.kind={kind} has no option '{key}'; its options are: {', '.join(sorted(known))}.",
+                    f"{self.axis}.kind={kind} has no option '{key}'; its options are: {', '.join(sorted(known))}."
+                    + hint,
                 )
         clean = {k: v for k, v in data.items() if k in known}
         clean["kind"] = kind

@@ -126,6 +126,13 @@ OVERRIDE_CASES = {
         override("model.init_std=inf", command="describe"), ("model.init_std", "inf", "finite")
     ),
     "--set unknown section": Case(override("modle.n_layer=2"), ("modle", "valid keys")),
+    # YAML reads {kind:mla} (no space) as a key 'kind:mla' with a null value; it used to load mha
+    "--set mapping without spaces": Case(
+        override("model.attention={kind:mla,qk_norm:true}"), ("model.attention.kind:mla", "space after")
+    ),
+    "--set unknown null option": Case(
+        override("model.attention.windwo=null"), ("model.attention.windwo", "n_kv_head")
+    ),
 }
 
 
