@@ -168,11 +168,14 @@ def train(
     loggers: list | tuple = (),
     console=None,
     progress: bool = True,
+    run_id: str | None = None,
 ) -> RunRecord:
     """Train ``cfg`` to its target or budget and return the run record (also in ``runs_dir/<run_id>``).
 
     ``resume``: True for the newest unfinished run of this config and seed, or a run id / path.
     ``callbacks`` and ``loggers`` are added to lit_algos's own (Lightning objects).
+    ``run_id``: the id (directory name) of a new run instead of a fresh dated one; sweeps pass the
+    spec id so a run is found again by its config and seed (lit_algos.sweeps).
     """
     from lightning.pytorch.callbacks import LearningRateMonitor
 
@@ -217,7 +220,7 @@ def train(
         _check_same_layout(record, cfg)
         run_id = record.run_id
     else:
-        run_id = inherited_run_id() or new_run_id(cfg)
+        run_id = inherited_run_id() or run_id or new_run_id(cfg)
         run_dir = runs_dir / run_id
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root(cfg.data.cache_dir) / "inductor"))

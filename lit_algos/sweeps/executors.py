@@ -1,0 +1,307 @@
+"""Executors: where a sweep's runs are trained.
+
+- ``local``: N worker processes side by side on this machine, one run each at a time. CPU threads
+  are split explicitly (torch's default of one thread per core in every process oversubscribes
+  the cores: two runs side by side on 2 cores ran 3x slower than with one thread each), and on a
+  GPU machine each worker gets its own device(s) through ``CUDA_VISIBLE_DEVICES``.
+- ``slurm``: one run per SLURM array task through ``submitit`` (``executor.map_array``); a task
+  that hits its time limit or is preempted is requeued by submitit and resumes from its last
+  checkpoint. submitit's local executor (``cluster="local"``) runs the same path without SLURM.
+
+Both run :func:`lit_algos.sweeps.engine.run_spec`, which takes the spec's lock and decides
+skip / resume / train from the disk, so executors never need to agree with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import submitit
+
+from lit_algos.errors import LitAlgosError
+from lit_algos.sweeps.engine import THREAD_ENV_VARS, PlannedRun, log_path
+from lit_algos.sweeps.spec import RunSpec
+
+EXECUTORS = ("local", "slurm")
+# --slurm-* flags and study-file keys -> submitit parameters (AutoExecutor names).
+SLURM_KEYS = {
+    "partition": "slurm_partition",
+    "time": "timeout_min",  # minutes
+    "gpus_per_node": "gpus_per_node",
+    "cpus_per_task": "cpus_per_task",
+    "mem_gb": "mem_gb",
+    "account": "slurm_account",
+    "qos": "slurm_qos",
+    "constraint": "slurm_constraint",
+    "array_parallelism": "slurm_array_parallelism",
+    "additional": "slurm_additional_parameters",  # dict of any other sbatch option
+    "setup": "slurm_setup",  # shell lines run before the task (module load, venv activation)
+}
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def thread_plan(workers: int, threads: int | None = None, cores: int | None = None) -> int:
+    """CPU threads per worker: ``threads`` if given, else the cores split evenly (at least 1)."""
+    if workers < 1:
+        raise LitAlgosError(f"--workers must be at least 1, got {workers}.")
+    if threads is not None:
+        if threads < 1:
+            raise LitAlgosError(f"--threads must be at least 1, got {threads}.")
+        return threads
+    return max(1, (cores or available_cores()) // workers)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else all that torch counts."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]  # NVML count: no CUDA context made
+
+
+def device_groups(gpus: list[str], workers: int, per_run: int = 1) -> list[list[str]]:
+    """The devices of each worker slot, round-robin (several slots share a GPU when there are more
+    workers than GPUs); empty lists on a machine without GPUs."""
+    if not gpus:
+        return [[] for _ in range(workers)]
+    n = len(gpus)
+    return [[gpus[(slot * per_run + j) % n] for j in range(min(per_run, n))] for slot in range(workers)]
+
+
+def worker_env(threads: int, devices: list[str], base: dict | None = None) -> dict[str, str]:
+    """The environment of a local worker: its thread count and (on GPU machines) its devices."""
+    env = dict(os.environ if base is None else base)
+    for var in THREAD_ENV_VARS:
+        env[var] = str(threads)
+    env["LIT_ALGOS_THREADS"] = str(threads)
+    if devices:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+    return env
+
+
+def spec_to_json(spec: RunSpec) -> str:
+    return json.dumps(
+        {
+            "name": spec.name,
+            "recipe": spec.recipe,
+            "overrides": list(spec.overrides),
+            "seed": spec.seed,
+            "tags": dict(spec.tags),
+        }
+    )
+
+
+def spec_from_json(text: str) -> RunSpec:
+    data = json.loads(text)
+    return RunSpec(
+        data["name"],
+        data["recipe"],
+        tuple(data.get("overrides", ())),
+        int(data["seed"]),
+        data.get("tags", {}),
+    )
+
+
+# ---- local ------------------------------------------------------------------------------------
+class LocalExecutor:
+    """Up to ``workers`` runs at a time, each in its own process (``python -m lit_algos.sweeps.worker``)."""
+
+    def __init__(self, workers: int = 1, threads: int | None = None, gpus: list[str] | None = None):
+        self.workers = workers
+        self.threads = thread_plan(workers, threads)
+        self.gpus = visible_gpus() if gpus is None else gpus
+
+    def run(self, plans: list[PlannedRun], runs_dir: Path, progress) -> dict[str, str]:
+        """Train ``plans``; returns spec_id -> error text for the runs that failed."""
+        per_run = max(
+            (p.config.train.devices for p in plans if p.config.train.accelerator != "cpu"), default=1
+        )
+        groups = device_groups(self.gpus, self.workers, per_run)
+        queue = list(plans)
+        running: dict[int, tuple[PlannedRun, subprocess.Popen, object]] = {}
+        failed: dict[str, str] = {}
+        try:
+            while queue or running:
+                for slot in range(self.workers):
+                    if slot not in running and queue:
+                        plan = queue.pop(0)
+                        running[slot] = (plan, *self._start(plan, runs_dir, groups[slot]))
+                        progress.started(plan)
+                for slot, (plan, proc, log) in list(running.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    log.close()
+                    del running[slot]
+                    if code != 0:
+                        failed[plan.spec_id] = _log_tail(log_path(runs_dir, plan.spec_id), code)
+                    progress.finished(plan, ok=code == 0)
+                progress.poll()
+                time.sleep(0.5)
+        except BaseException:
+            # Ctrl-C or an error here: stop the workers the way Ctrl-C stops a run (SIGTERM: the
+            # record says interrupted and the last checkpoint stays), then give up.
+            for _, proc, _log in running.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.time() + 60
+            for _, proc, log in running.values():
+                try:
+                    proc.wait(timeout=max(1.0, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                log.close()
+            raise
+        return failed
+
+    def _start(self, plan: PlannedRun, runs_dir: Path, devices: list[str]):
+        path = log_path(runs_dir, plan.spec_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(path, "ab")  # noqa: SIM115  (closed when the worker ends)
+        cmd = [
+            sys.executable,
+            "-m",
+            "lit_algos.sweeps.worker",
+            "--runs-dir",
+            str(runs_dir),
+            spec_to_json(plan.spec),
+        ]
+        # start_new_session: Ctrl-C reaches the sweep only, which then stops its workers cleanly.
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=worker_env(self.threads, devices),
+            start_new_session=True,
+        )
+        return proc, log
+
+
+def _log_tail(path: Path, code: int, lines: int = 15) -> str:
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        tail = []
+    return f"exit code {code}; log {path}:\n" + "\n".join(tail)
+
+
+# ---- slurm (submitit) -------------------------------------------------------------------------
+class SpecTask(submitit.helpers.Checkpointable):
+    """One run as a SLURM task. On a time limit or preemption submitit calls ``checkpoint`` and
+    requeues the task with the same arguments; the run then resumes from its last checkpoint."""
+
+    def __call__(self, spec_json: str, runs_dir: str, threads: int | None = None) -> str:
+        from lit_algos.sweeps.engine import run_spec
+
+        threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
+        return str(run_spec(spec_from_json(spec_json), Path(runs_dir), threads=threads))
+
+
+def slurm_parameters(slurm: dict | None) -> dict:
+    """submitit parameters from ``slurm`` (keys of SLURM_KEYS; unknown keys are refused)."""
+    out = {}
+    for key, value in (slurm or {}).items():
+        if key in ("cluster", "folder") or value is None:
+            continue
+        if key not in SLURM_KEYS:
+            raise LitAlgosError(
+                f"Unknown slurm setting {key!r} (value {value!r}); allowed: {', '.join(SLURM_KEYS)} "
+                "(any other sbatch option goes under 'additional', e.g. additional: {{gres: 'gpu:2'}})."
+            )
+        if key == "time":
+            value = _minutes(value)
+        if key in ("gpus_per_node", "cpus_per_task", "array_parallelism"):
+            value = int(value)
+        if key == "mem_gb":
+            value = float(value)
+        if key == "setup" and isinstance(value, str):
+            value = [value]
+        out[SLURM_KEYS[key]] = value
+    return out
+
+
+def _minutes(value) -> int:
+    """SLURM time as minutes: an int, or 'MM', 'HH:MM:SS', 'D-HH:MM:SS'."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip()
+    days = 0
+    if "-" in text:
+        d, text = text.split("-", 1)
+        days = int(d)
+    parts = [int(p) for p in text.split(":")]
+    if len(parts) == 1:
+        return days * 1440 + parts[0]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    h, m, s = parts
+    return days * 1440 + h * 60 + m + (1 if s else 0)
+
+
+class SlurmExecutor:
+    """One run per array task of a SLURM job array (``cluster="local"``: submitit's local executor)."""
+
+    def __init__(self, slurm: dict | None = None, threads: int | None = None):
+        self.slurm = dict(slurm or {})
+        self.threads = threads
+        self.cluster = self.slurm.get("cluster")  # None: SLURM when sbatch is there; "local": test/debug
+
+    def run(self, plans: list[PlannedRun], runs_dir: Path, progress) -> dict[str, str]:
+        folder = Path(self.slurm.get("folder") or (Path(runs_dir) / ".sweep" / "submitit"))
+        executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
+        params = slurm_parameters(self.slurm)
+        params.setdefault("name", "lit-algos-sweep")
+        params.setdefault("timeout_min", 60)
+        if executor.cluster != "slurm":
+            params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+        executor.update_parameters(**params)
+        threads = self.threads or params.get("cpus_per_task")
+        task = SpecTask()
+        jobs = executor.map_array(
+            task,
+            [spec_to_json(p.spec) for p in plans],
+            [str(runs_dir)] * len(plans),
+            [threads] * len(plans),
+        )
+        for plan in plans:
+            progress.started(plan)
+        pending = dict(zip((p.spec_id for p in plans), zip(plans, jobs)))
+        failed: dict[str, str] = {}
+        try:
+            while pending:
+                for sid, (plan, job) in list(pending.items()):
+                    if not job.done():
+                        continue
+                    del pending[sid]
+                    try:
+                        job.result()
+                        progress.finished(plan, ok=True)
+                    except Exception as err:  # noqa: BLE001  (a failed task is reported, the rest go on)
+                        failed[sid] = f"SLURM job {job.job_id}: {err}".strip()[-2000:]
+                        progress.finished(plan, ok=False)
+                progress.poll()
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            for _, job in pending.values():
+                job.cancel(check=False)
+            raise
+        return failed
+
+
+def make_executor(executor: str, *, workers: int = 1, threads: int | None = None, slurm: dict | None = None):
+    if executor == "local":
+        return LocalExecutor(workers, threads)
+    if executor == "slurm":
+        return SlurmExecutor(slurm, threads)
+    raise LitAlgosError(f"Unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}.")
