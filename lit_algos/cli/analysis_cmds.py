@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from lit_algos.analysis.curves import UNIT_NAMES
@@ -205,7 +204,9 @@ def _console():
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+    from lit_algos.analysis.tables import fmt
+
+    return fmt(value, digits)
 
 
 def _print_json(data) -> None:
@@ -228,157 +229,90 @@ def _named_groups(items: list[str], runs_dir, flag: str) -> dict:
 
 # ---- ceg -----------------------------------------------------------------------------------
 def cmd_ceg(args) -> int:
-    from lit_algos.analysis.runs import resolve_runs, single_recipe
+    from lit_algos.analysis.runs import resolve_runs
 
     refs = resolve_runs(args.ref, args.runs_dir, "--ref", include_failed=True)
     news = resolve_runs(args.new, args.runs_dir, "--new", include_failed=True)
-    if args.allocation or args.scaling:
-        from lit_algos.cli import scaling_view
+    if args.allocation:
+        from lit_algos.analysis.comparisons import allocation_summary
 
-        return (
-            scaling_view.allocation(args, refs) if args.allocation else scaling_view.scaling(args, refs, news)
+        return print_allocation(allocation_summary(refs), as_json=args.json)
+    if args.scaling:
+        from lit_algos.analysis.comparisons import compare_scaling
+
+        comparison = compare_scaling(
+            refs,
+            news,
+            points=args.scaling,
+            fit_E=args.fit_E,
+            E=args.fixed_E,
+            confidence=args.confidence,
+            margin=args.margin,
+            seed=args.seed,
         )
-    from lit_algos.analysis.ceg import compare
+        return print_scaling(comparison, as_json=args.json)
+    from lit_algos.analysis.comparisons import ceg_with_attribution
 
-    single_recipe(refs, "--ref")
-    single_recipe(news, "--new")
-    kwargs = dict(
+    result = ceg_with_attribution(
+        refs,
+        news,
+        targets=args.target,
+        add=_named_groups(args.add, args.runs_dir, "--add") if args.add else None,
+        remove=_named_groups(args.remove, args.runs_dir, "--remove") if args.remove else None,
+        unit=args.unit,
+        shapley=args.shapley,
         method=args.method,
         smooth=args.smooth,
         confidence=args.confidence,
         n_resamples=args.resamples,
         seed=args.seed,
     )
-    report = compare(refs, news, targets=args.target, **kwargs)
-    attribution = None
-    if args.add or args.remove:
-        from lit_algos.analysis.attribution import attribute
+    return print_ceg(result, as_json=args.json, per_pair=args.per_pair)
 
-        added = _named_groups(args.add, args.runs_dir, "--add")
-        attribution = attribute(
-            refs,
-            news,
-            {k: v for k, v in added.items() if "+" not in k},
-            _named_groups(args.remove, args.runs_dir, "--remove"),
-            unit=args.unit,
-            subsets={k: v for k, v in added.items() if "+" in k},
-            shapley=args.shapley,
-            **kwargs,
-        )
-    if args.json:
-        _print_json({**report.to_dict(), "attribution": attribution.to_dict() if attribution else None})
+
+def print_ceg(result, *, as_json: bool = False, per_pair: bool = False, console=None) -> int:
+    """Print a :class:`lit_algos.analysis.comparisons.CEGResult` as tables, or as JSON."""
+    from lit_algos.analysis import tables
+
+    if as_json:
+        _print_json(result.to_dict())
         return 0
-    console = _console()
-    console.print(_ceg_table(report))
-    for line in _censoring_lines(report):
+    console = console or _console()
+    report = result.report
+    console.print(tables.ceg_table(report).to_rich())
+    for line in tables.censoring_lines(report):
         console.print(line)
-    console.print(_decomposition_line(report.summaries[0]))
-    if args.per_pair:
+    console.print(tables.decomposition_line(report.summaries[0]))
+    if per_pair:
         for summary in report.summaries:
-            console.print(_pair_table(summary))
-    if attribution:
-        console.print(_attribution_table(attribution))
+            console.print(tables.pair_table(summary).to_rich())
+    if result.attribution:
+        console.print(tables.attribution_table(result.attribution).to_rich())
     return 0
 
 
-def _measure_label(summary) -> str:
-    if summary.measure == "target":
-        return "target"
-    return {"mixed": "mixed per pair (paper rule)"}.get(summary.kind, summary.kind)
+def print_scaling(comparison, *, as_json: bool = False, console=None) -> int:
+    from lit_algos.analysis import tables
+
+    if as_json:
+        _print_json(comparison.to_dict())
+        return 0
+    console = console or _console()
+    console.print(tables.scaling_table(comparison).to_rich())
+    console.print(tables.dependence_line(comparison.dependence))
+    return 0
 
 
-def _ceg_table(report):
-    from rich.table import Table
+def print_allocation(summary, *, as_json: bool = False, console=None) -> int:
+    from lit_algos.analysis import tables
 
-    first = report.summaries[0]
-    title = (
-        f"CEG of {report.new_recipe} over {report.ref_recipe} — method {report.method}, "
-        f"{len(report.ref)} ref / {len(report.new)} new runs, {'paired by seed' if first.paired else 'unpaired'}"
-    )
-    table = Table(title=title)
-    for col in ("L* rule", "L*", "unit", "CEG (geo. mean)", f"{report.confidence:.0%} CI", "n", "interval"):
-        table.add_column(col)
-    for summary in report.summaries:
-        for unit, est in summary.estimates.items():
-            ci = f"[{_fmt(est.low)}, {_fmt(est.high)}]" if est.low is not None else "–"
-            value = {">=": "≥ ", "<=": "≤ "}.get(est.bound or "", "") + _fmt(est.value)
-            table.add_row(
-                _measure_label(summary),
-                _fmt(summary.loss, 5),
-                UNIT_NAMES[unit] + (" (measured)" if unit == "throughput" else ""),
-                value + ("×" if est.value is not None else ""),
-                ci,
-                str(est.n),
-                est.note or est.method,
-            )
-        table.add_section()
-    return table
-
-
-def _censoring_lines(report) -> list[str]:
-    lines = []
-    for summary in report.summaries:
-        label = f"{_measure_label(summary)} L*={_fmt(summary.loss, 5)}"
-        lines += [f"censored at {label}: {c}" for c in summary.censored]
-        lines += [f"excluded: {c}" for c in summary.excluded]
-        if summary.note:
-            lines.append(f"{label}: {summary.note}")
-    return lines
-
-
-def _decomposition_line(summary) -> str:
-    identity = summary.identity
-    if not identity:
-        return (
-            "time decomposition: not available (a CEG is undefined, a bound, or throughput was not measured)"
-        )
-    flops, thr = summary.estimates["flops"].value, summary.estimates["throughput"].value
-    return (
-        f"check: time speedup {_fmt(identity['speedup'])} vs FLOP CEG × measured throughput ratio "
-        f"{_fmt(flops)} × {_fmt(thr)} = {_fmt(identity['ceg_x_throughput'])} "
-        f"(gap {identity['relative_gap']:+.1%}; a large gap means the throughput up to L* differs from the run's average)"
-    )
-
-
-def _pair_table(summary):
-    from rich.table import Table
-
-    table = Table(title=f"per pair — {_measure_label(summary)}")
-    units = [u for u in summary.estimates if u != "throughput"]
-    for col in ("ref run", "new run", "kind", "L*", *(f"CEG {UNIT_NAMES[u]}" for u in units), "note"):
-        table.add_column(col)
-    for p in summary.pairs:
-        table.add_row(
-            p.ref_run, p.new_run, p.kind, _fmt(p.loss, 5), *(_fmt(p.ceg.get(u)) for u in units), p.note
-        )
-    return table
-
-
-def _attribution_table(attr):
-    from rich.table import Table
-
-    def est(e) -> str:
-        return e.text() if e is not None else "–"
-
-    title = f"attribution in {UNIT_NAMES[attr.unit]} at one L*={_fmt(attr.loss, 5)} — whole stack CEG {est(attr.whole)}×"
-    table = Table(title=title)
-    shapley = any(c.shapley_share for c in attr.components)
-    cols = ["component", "add-one CEG", "log-share", "remove-one CEG", "log-share"] + (
-        ["Shapley share"] if shapley else []
-    )
-    for col in cols:
-        table.add_column(col)
-    for c in attr.components:
-        row = [c.component, est(c.add_one), est(c.add_share), est(c.remove_one), est(c.remove_share)]
-        table.add_row(*row, *([est(c.shapley_share)] if shapley else []))
-    table.add_section()
-    table.add_row("product of parts", _fmt(attr.product_add_one), "", _fmt(attr.product_remove_one), "")
-    table.add_row(
-        "interaction = whole / product", est(attr.interaction_add), "", est(attr.interaction_remove), ""
-    )
-    if attr.note:
-        table.caption = attr.note + ": " + "; ".join(attr.censored)
-    return table
+    if as_json:
+        _print_json(summary.to_dict())
+        return 0
+    console = console or _console()
+    for line in tables.allocation_lines(summary):
+        console.print(line)
+    return 0
 
 
 # ---- submit / leaderboard ------------------------------------------------------------------

@@ -218,7 +218,7 @@ def cmd_main(args) -> int:
     from rich.console import Console
 
     from lit_algos.analysis.ceg import compare
-    from lit_algos.cli.analysis_cmds import _ceg_table, _decomposition_line
+    from lit_algos.analysis.tables import ceg_table, decomposition_line
     from lit_algos.leaderboard.entries import load_entries
     from lit_algos.leaderboard.render import board_rows, rich_table
     from lit_algos.leaderboard.tracks import get_track
@@ -232,8 +232,8 @@ def cmd_main(args) -> int:
 
     console.rule(f"[bold]CEG of {args.new} over {args.ref}")
     report = compare(refs, news, targets=[track.target_loss])
-    console.print(_ceg_table(report))
-    console.print(_decomposition_line(report.summaries[0]))
+    console.print(ceg_table(report).to_rich())
+    console.print(decomposition_line(report.summaries[0]))
 
     console.rule(f"[bold]board: {track.name}")
     rows = board_rows(track, load_entries(root, track.name).get(track.name, []))

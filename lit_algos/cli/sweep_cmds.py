@@ -1,10 +1,6 @@
-"""``lit-algos sweep ablation|scaling``: train the runs an attribution or a scaling fit needs, then
-hand them to ``lit-algos ceg`` (the analysis lives there, not here).
-
-- ablation: for each component, ``ref + component`` (add-one) and ``new - component``
-  (remove-one), where a component is a set of config fields copied from the other recipe.
-- scaling: each recipe at each size of the ladder (``recipes/scales/*``), then the
-  ``L(C) = E + A C^-alpha`` fits and the compute-dependence verdict.
+"""``lit-algos sweep ablation|scaling``: plan the runs an attribution or a scaling fit needs
+(lit_algos.sweeps.ablation / .scaling), train them on the sweep engine (lit_algos.sweeps), then
+print the analysis (lit_algos.analysis.comparisons). This module only parses flags and prints.
 """
 
 from __future__ import annotations
@@ -13,22 +9,17 @@ import json
 from pathlib import Path
 
 from lit_algos.cli.train_cmds import add_config_args
-from lit_algos.errors import LitAlgosError
 
-# Which config fields make up each component of the retro -> modern difference. "mlp" and "moe"
-# name the same section; the default list keeps the one that describes the new recipe.
-COMPONENTS: dict[str, tuple[str, ...]] = {
-    "position": ("model.position",),
-    "norm": ("model.norm",),
-    "mlp": ("model.mlp",),
-    "moe": ("model.mlp",),  # the MoE feed-forward: the mlp section of a recipe with mlp.kind=moe
-    "attention": ("model.attention",),
-    "embeddings": ("model.tie_embeddings",),
-    "bias": ("model.bias",),
-    "optimizer": ("optim",),
-}
-CPU_LADDER = ("scales/mini", "scales/tiny", "scales/small")
-SCALING_SEEDS = 2
+# Names the tests and older code import from here; the logic lives in lit_algos.sweeps.
+from lit_algos.sweeps.ablation import (  # noqa: F401
+    COMPONENTS,
+    ablation_jobs,
+    dedupe_jobs,
+    default_components,
+    swap_overrides,
+)
+from lit_algos.sweeps.scaling import CPU_LADDER, SCALING_SEEDS
+from lit_algos.sweeps.scaling import scale_overrides as _scale_overrides  # noqa: F401
 
 
 def register(sub) -> None:
@@ -60,9 +51,82 @@ def register(sub) -> None:
         "--scales", nargs="+", default=list(CPU_LADDER), help=f"size ladder (default {' '.join(CPU_LADDER)})"
     )
     _common(s)
-    # 2 seeds x 3 sizes = 6 points per fit: at least the 3 parameters of L = E + A C^-alpha plus 2,
-    # so the fit has an interval (1 seed x 3 sizes left none and always ended "inconclusive")
+    # 2 seeds x 3 sizes = 6 points per fit (see lit_algos.sweeps.scaling.SCALING_SEEDS)
     s.set_defaults(func=cmd_scaling, seeds=SCALING_SEEDS)
+
+
+def add_executor_args(p) -> None:
+    """Where and how the runs of a sweep are trained (shared with ``lit-algos study``)."""
+    g = p.add_argument_group("executor")
+    g.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: worker processes on this machine (default); slurm: one SLURM array task per run (submitit)",
+    )
+    g.add_argument("--workers", type=int, default=1, help="local: runs trained side by side (default 1)")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per run (default: the cores split between the workers; slurm: --slurm-cpus-per-task)",
+    )
+    g.add_argument("--slurm-partition", default=None, metavar="NAME")
+    g.add_argument(
+        "--slurm-time", default=None, metavar="TIME", help="per run: minutes or HH:MM:SS (default 60 min)"
+    )
+    g.add_argument("--slurm-gpus-per-node", type=int, default=None, metavar="N")
+    g.add_argument("--slurm-cpus-per-task", type=int, default=None, metavar="N")
+    g.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB")
+    g.add_argument("--slurm-account", default=None, metavar="NAME")
+    g.add_argument("--slurm-qos", default=None, metavar="NAME")
+    g.add_argument("--slurm-constraint", default=None, metavar="FEATURES")
+    g.add_argument(
+        "--slurm-array-parallelism", type=int, default=None, metavar="N", help="array tasks at once"
+    )
+    g.add_argument(
+        "--slurm-setup", action="append", default=None, metavar="LINE", help="shell line run before each task"
+    )
+    g.add_argument(
+        "--slurm-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other sbatch option (repeatable), e.g. --slurm-param gres=gpu:a100:1",
+    )
+    g.add_argument(
+        "--slurm-cluster",
+        default=None,
+        choices=("slurm", "local", "debug"),
+        help="submitit cluster (default: slurm where sbatch exists); local runs the same tasks here",
+    )
+
+
+def slurm_settings(args) -> dict:
+    """The ``--slurm-*`` flags as the ``slurm`` dict of :func:`lit_algos.sweeps.run_sweep`."""
+    from lit_algos.errors import LitAlgosError
+
+    extra = {}
+    for item in args.slurm_param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LitAlgosError(f"--slurm-param {item!r}: expected KEY=VALUE, e.g. --slurm-param gres=gpu:1.")
+        extra[key] = value
+    out = {
+        "partition": args.slurm_partition,
+        "time": args.slurm_time,
+        "gpus_per_node": args.slurm_gpus_per_node,
+        "cpus_per_task": args.slurm_cpus_per_task,
+        "mem_gb": args.slurm_mem_gb,
+        "account": args.slurm_account,
+        "qos": args.slurm_qos,
+        "constraint": args.slurm_constraint,
+        "array_parallelism": args.slurm_array_parallelism,
+        "setup": args.slurm_setup,
+        "additional": extra or None,
+        "cluster": args.slurm_cluster,
+    }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _common(p) -> None:
@@ -72,172 +136,95 @@ def _common(p) -> None:
         "--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)"
     )
     p.add_argument(
-        "--dry-run", action="store_true", help="only print the configurations that would be trained"
+        "--dry-run",
+        action="store_true",
+        help="only list the runs: state (finished / interrupted / missing), budget, estimated FLOPs and time",
     )
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the plan (--dry-run) or the analysis as JSON")
+    add_executor_args(p)
 
 
-def _get(data: dict, path: str):
-    node = data
-    for part in path.split("."):
-        node = node[part]
-    return node
-
-
-def swap_overrides(source: dict, paths: tuple[str, ...]) -> list[str]:
-    """``--set`` strings that copy ``paths`` from the resolved config ``source`` (JSON is valid YAML)."""
-    return [f"{path}={json.dumps(_get(source, path))}" for path in paths]
-
-
-def _train_all(jobs: list[tuple[str, str, list[str]]], args) -> dict[str, list[Path]]:
-    """Train each (name, recipe, overrides) for every seed; returns run directories per name."""
+def train_specs(specs, args) -> dict[str, Path] | None:
+    """Print the plan; unless ``--dry-run``, train the specs on the engine. Run dirs per spec id."""
     from rich.console import Console
 
-    from lit_algos.config.recipes import load_config
     from lit_algos.records import default_runs_dir
-    from lit_algos.training.run import train
+    from lit_algos.sweeps import plan_rows, plan_sweep, plan_table, run_sweep
 
     console = Console()
     runs_dir = args.runs_dir or default_runs_dir()
-    configs = []
-    for name, recipe, overrides in jobs:  # validate everything before training anything
-        for seed in range(args.seeds):
-            configs.append(
-                (
-                    name,
-                    load_config(recipe, [*overrides, *args.overrides, f"name={name}", f"train.seed={seed}"]),
-                )
-            )
-    for name, cfg in configs:
-        console.print(
-            f"[bold]{name}[/] seed {cfg.train.seed}: {cfg.model.n_layer}L {cfg.model.n_embd}d, config {cfg.config_hash()}"
-        )
+    plans = plan_sweep(specs, runs_dir=runs_dir)
     if args.dry_run:
-        return {}
-    out: dict[str, list[Path]] = {}
-    for name, cfg in configs:
-        console.rule(f"{name} seed {cfg.train.seed}")
-        record = train(cfg, runs_dir=runs_dir, console=console, progress=not args.no_progress)
-        out.setdefault(name, []).append(runs_dir / record.run_id)
-    return out
-
-
-def ablation_jobs(
-    ref_name: str, new_name: str, names: list[str], ref: dict, new: dict, shapley: bool = False
-):
-    """(name, recipe, overrides) for the endpoints, add-one, remove-one (and, for Shapley, every
-    other subset: ref plus components "a+b"), in that order."""
-    jobs = [(ref_name, ref_name, []), (new_name, new_name, [])]
-    for comp in names:
-        jobs.append((f"{ref_name}+{comp}", ref_name, swap_overrides(new, COMPONENTS[comp])))
-        jobs.append((f"{new_name}-{comp}", new_name, swap_overrides(ref, COMPONENTS[comp])))
-    if shapley:
-        import itertools
-
-        for k in range(2, len(names) - 1):
-            for subset in itertools.combinations(names, k):
-                paths = tuple(p for c in subset for p in COMPONENTS[c])
-                jobs.append((f"{ref_name}+{'+'.join(subset)}", ref_name, swap_overrides(new, paths)))
-    return jobs
-
-
-def dedupe_jobs(jobs, overrides: list[str]) -> tuple[list, dict[str, str]]:
-    """Jobs with distinct config hashes, and name -> the earlier job it duplicates (e.g. retro+bias
-    when retro and modern agree on bias: the same config as retro, so it is not trained again)."""
-    from lit_algos.config.recipes import load_config
-
-    seen: dict[str, str] = {}
-    kept, same_as = [], {}
-    for name, recipe, extra in jobs:
-        digest = load_config(recipe, [*extra, *overrides]).config_hash()
-        if digest in seen:
-            same_as[name] = seen[digest]
+        if args.json:
+            print(json.dumps(plan_rows(plans), indent=2))
         else:
-            seen[digest] = name
-            kept.append((name, recipe, extra))
-    return kept, same_as
+            console.print(plan_table(plans, title=f"sweep plan ({runs_dir})"))
+        return None
+    if not args.no_progress:
+        console.print(plan_table(plans, title=f"sweep plan ({runs_dir})"))
+    return run_sweep(
+        specs,
+        runs_dir=runs_dir,
+        executor=args.executor,
+        workers=args.workers,
+        threads=args.threads,
+        slurm=slurm_settings(args),
+        progress=not args.no_progress,
+        console=console,
+        plans=plans,
+    )
 
 
-def default_components(new: dict) -> list[str]:
-    """Every component, with "moe" in place of "mlp" when the new recipe's feed-forward is an MoE."""
-    drop = "mlp" if new.get("model", {}).get("mlp", {}).get("kind") == "moe" else "moe"
-    return [c for c in COMPONENTS if c != drop]
+def _records(paths: list[Path], include_failed: bool = False):
+    from lit_algos.analysis.runs import resolve_runs
+
+    return resolve_runs([str(p) for p in paths], None, "sweep runs", include_failed=include_failed)
 
 
 def cmd_ablation(args) -> int:
     from rich.console import Console
 
-    from lit_algos.cli import main
-    from lit_algos.config.recipes import load_config
+    from lit_algos.analysis.comparisons import ceg_with_attribution
+    from lit_algos.analysis.tables import ranking
+    from lit_algos.cli.analysis_cmds import print_ceg
+    from lit_algos.sweeps.ablation import plan_ablation
 
-    ref = load_config(args.ref, args.overrides).to_dict()
-    new = load_config(args.new, args.overrides).to_dict()
-    if args.components is None:
-        names = default_components(new)
-    else:
-        names = [c.strip() for c in args.components.split(",") if c.strip()]
-    unknown = [c for c in names if c not in COMPONENTS]
-    if unknown:
-        raise LitAlgosError(
-            f"Unknown component(s) {', '.join(unknown)} in --components; allowed: {', '.join(COMPONENTS)}."
-        )
-    jobs, same_as = dedupe_jobs(
-        ablation_jobs(args.ref, args.new, names, ref, new, args.shapley), args.overrides
+    plan = plan_ablation(
+        args.ref, args.new, args.components, seeds=args.seeds, overrides=args.overrides, shapley=args.shapley
     )
-    for name, other in same_as.items():
-        Console().print(f"skipped {name}: its config hash equals {other}'s, so {other}'s runs stand for it")
-    runs = _train_all(jobs, args)
-    if not runs:
+    console = Console()
+    for name, other in plan.same_as.items():
+        console.print(f"skipped {name}: its config hash equals {other}'s, so {other}'s runs stand for it")
+    run_dirs = train_specs(plan.specs, args)
+    if run_dirs is None:
         return 0
-    for name, other in same_as.items():
-        runs[name] = runs[other]
-    ceg = ["ceg", "--ref", *map(str, runs[args.ref]), "--new", *map(str, runs[args.new])]
-    for comp in names:
-        ceg += ["--add", f"{comp}={','.join(map(str, runs[f'{args.ref}+{comp}']))}"]
-        ceg += ["--remove", f"{comp}={','.join(map(str, runs[f'{args.new}-{comp}']))}"]
-    prefix = f"{args.ref}+"
-    for name in runs:
-        if name.startswith(prefix) and "+" in name[len(prefix) :]:
-            ceg += ["--add", f"{name[len(prefix) :]}={','.join(map(str, runs[name]))}"]
-    return main([*ceg, "--shapley"] if args.shapley else ceg)
+    groups = plan.attribution_inputs(run_dirs)
+    result = ceg_with_attribution(
+        _records(groups["ref"], include_failed=True),
+        _records(groups["new"], include_failed=True),
+        add={k: _records(v) for k, v in groups["add"].items()},
+        remove={k: _records(v) for k, v in groups["remove"].items()},
+        shapley=args.shapley,
+    )
+    print_ceg(result, as_json=args.json, console=console)
+    if not args.json and result.attribution:
+        order = ", ".join(
+            f"{c} {v:.3g}×" if v is not None else f"{c} –" for c, v in ranking(result.attribution)
+        )
+        console.print(f"components by add-one CEG: {order}")
+    return 0
 
 
 def cmd_scaling(args) -> int:
-    from lit_algos.cli import main
+    from lit_algos.analysis.comparisons import compare_scaling
+    from lit_algos.cli.analysis_cmds import print_scaling
+    from lit_algos.sweeps.scaling import plan_scaling
 
-    if len(args.recipes) not in (1, 2):
-        raise LitAlgosError(f"--recipes takes one or two recipes (ref [new]), got {len(args.recipes)}.")
-    jobs = []
-    for recipe in args.recipes:
-        for scale in args.scales:
-            # No target: a scaling fit needs each size trained to the end of its budget.
-            jobs.append(
-                (f"{recipe}@{Path(scale).name}", recipe, [*_scale_overrides(scale), "train.target_loss=null"])
-            )
-    runs = _train_all(jobs, args)
-    if not runs:
+    plan = plan_scaling(args.recipes, args.scales, seeds=args.seeds, overrides=args.overrides)
+    run_dirs = train_specs(plan.specs, args)
+    if run_dirs is None:
         return 0
-    ref, new = args.recipes[0], args.recipes[-1]
-    refs = [str(p) for scale in args.scales for p in runs[f"{ref}@{Path(scale).name}"]]
-    news = [str(p) for scale in args.scales for p in runs[f"{new}@{Path(scale).name}"]]
-    return main(["ceg", "--ref", *refs, "--new", *news, "--scaling", "final"])
-
-
-def _scale_overrides(scale: str) -> list[str]:
-    """A scale fragment as ``--set`` overrides, so it applies on top of any recipe."""
-    from lit_algos.config.recipes import resolve_recipe_dict
-
-    data = resolve_recipe_dict(scale)
-    data.pop("name", None)
-    out = []
-
-    def walk(prefix: str, node) -> None:
-        for key, value in node.items():
-            path = f"{prefix}.{key}" if prefix else key
-            if isinstance(value, dict):
-                walk(path, value)
-            else:
-                out.append(f"{path}={json.dumps(value)}")
-
-    walk("", data)
-    return out
+    refs = _records(plan.side(plan.ref, run_dirs), include_failed=True)
+    news = _records(plan.side(plan.new, run_dirs), include_failed=True)
+    return print_scaling(compare_scaling(refs, news, points="final"), as_json=args.json)

@@ -40,7 +40,10 @@ from lit_algos.sweeps.spec import RunSpec
 
 STATES = ("finished", "interrupted", "missing", "running")
 SWEEP_DIR = ".sweep"  # inside runs_dir: locks, journal, logs (no record.json, so never taken for a run)
-ACTION_ENV = "LIT_ALGOS_SWEEP_ACTION"  # rank 0's decision, inherited by DDP workers of the same run
+ACTION_ENV = "LIT_ALGOS_SWEEP_ACTION"
+# A past run's FLOP rate stands for a planned run's only within this factor of FLOPs per token:
+# small models run at a much lower FLOP rate (a 1-layer debug model at a tenth of a 4-layer one).
+RATE_SIZE_FACTOR = 4.0  # rank 0's decision, inherited by DDP workers of the same run
 
 
 @dataclass
@@ -276,6 +279,8 @@ def pick_rate(
     if not rates:
         return None, None
     fpt, rate, source = min(rates, key=lambda r: abs(math.log(r[0] / flops_per_token)))
+    if abs(math.log(fpt / flops_per_token)) > math.log(RATE_SIZE_FACTOR):
+        return None, None  # no past run of a comparable size: the FLOP rate would be a guess
     return rate, source
 
 

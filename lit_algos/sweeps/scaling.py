@@ -1,0 +1,83 @@
+"""The runs of a scaling fit: each recipe at each size of a ladder (``recipes/scales/*``).
+
+A scale fragment is applied as ``--set`` overrides on top of any recipe, and a scaling run has
+no target (each size is trained to the end of its budget: the fit needs final losses).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lit_algos.errors import LitAlgosError
+from lit_algos.sweeps.spec import RunSpec
+
+CPU_LADDER = ("scales/mini", "scales/tiny", "scales/small")
+# 2 seeds x 3 sizes = 6 points per fit: at least the 3 parameters of L = E + A C^-alpha plus 2,
+# so the fit has an interval (1 seed x 3 sizes left none and always ended "inconclusive")
+SCALING_SEEDS = 2
+
+
+def scale_overrides(scale: str) -> list[str]:
+    """A scale fragment as ``--set`` overrides, so it applies on top of any recipe."""
+    from lit_algos.config.recipes import resolve_recipe_dict
+
+    data = resolve_recipe_dict(scale)
+    data.pop("name", None)
+    out = []
+
+    def walk(prefix: str, node) -> None:
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(path, value)
+            else:
+                out.append(f"{path}={json.dumps(value)}")
+
+    walk("", data)
+    return out
+
+
+def rung_name(recipe: str, scale: str) -> str:
+    return f"{recipe}@{Path(scale).name}"
+
+
+@dataclass
+class ScalingPlan:
+    recipes: list[str]  # one or two: ref [new]
+    scales: list[str]
+    specs: list[RunSpec]
+
+    @property
+    def ref(self) -> str:
+        return self.recipes[0]
+
+    @property
+    def new(self) -> str:
+        return self.recipes[-1]
+
+    def side(self, recipe: str, run_dirs: dict[str, Path]) -> list[Path]:
+        """Run directories of ``recipe`` over the whole ladder, from ``run_sweep``'s result."""
+        names = {rung_name(recipe, s) for s in self.scales}
+        return [run_dirs[s.spec_id()] for s in self.specs if s.name in names]
+
+
+def plan_scaling(
+    recipes: list[str],
+    scales: list[str] | tuple[str, ...] = CPU_LADDER,
+    *,
+    seeds: int = SCALING_SEEDS,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> ScalingPlan:
+    if len(recipes) not in (1, 2):
+        raise LitAlgosError(f"--recipes takes one or two recipes (ref [new]), got {len(recipes)}.")
+    specs = []
+    for recipe in recipes:
+        for scale in scales:
+            extra = (*scale_overrides(scale), "train.target_loss=null", *overrides)
+            for seed in range(seeds):
+                specs.append(
+                    RunSpec(rung_name(recipe, scale), recipe, extra, seed, {"scale": Path(scale).name})
+                )
+    return ScalingPlan(list(recipes), list(scales), specs)
