@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from lit_algos.analysis.curves import UNIT_NAMES
 from lit_algos.errors import LitAlgosError
 
 RUNS_HELP = (
@@ -317,6 +316,7 @@ def print_allocation(summary, *, as_json: bool = False, console=None) -> int:
 
 # ---- submit / leaderboard ------------------------------------------------------------------
 def cmd_submit(args) -> int:
+    from lit_algos.analysis.curves import UNIT_NAMES  # here: lit_algos.analysis loads scipy (seconds)
     from lit_algos.analysis.runs import resolve_runs
     from lit_algos.leaderboard import speedrun
     from lit_algos.leaderboard.entries import build_entry, entry_path, get_submission_track, submit

@@ -185,9 +185,6 @@ def _records(paths: list[Path], include_failed: bool = False):
 def cmd_ablation(args) -> int:
     from rich.console import Console
 
-    from lit_algos.analysis.comparisons import ceg_with_attribution
-    from lit_algos.analysis.tables import ranking
-    from lit_algos.cli.analysis_cmds import print_ceg
     from lit_algos.sweeps.ablation import plan_ablation
 
     plan = plan_ablation(
@@ -199,6 +196,11 @@ def cmd_ablation(args) -> int:
     run_dirs = train_specs(plan.specs, args)
     if run_dirs is None:
         return 0
+    # the analysis (scipy) is imported only now: a dry run stays quick
+    from lit_algos.analysis.comparisons import ceg_with_attribution
+    from lit_algos.analysis.tables import ranking
+    from lit_algos.cli.analysis_cmds import print_ceg
+
     groups = plan.attribution_inputs(run_dirs)
     result = ceg_with_attribution(
         _records(groups["ref"], include_failed=True),
@@ -217,14 +219,15 @@ def cmd_ablation(args) -> int:
 
 
 def cmd_scaling(args) -> int:
-    from lit_algos.analysis.comparisons import compare_scaling
-    from lit_algos.cli.analysis_cmds import print_scaling
     from lit_algos.sweeps.scaling import plan_scaling
 
     plan = plan_scaling(args.recipes, args.scales, seeds=args.seeds, overrides=args.overrides)
     run_dirs = train_specs(plan.specs, args)
     if run_dirs is None:
         return 0
+    from lit_algos.analysis.comparisons import compare_scaling
+    from lit_algos.cli.analysis_cmds import print_scaling
+
     refs = _records(plan.side(plan.ref, run_dirs), include_failed=True)
     news = _records(plan.side(plan.new, run_dirs), include_failed=True)
     return print_scaling(compare_scaling(refs, news, points="final"), as_json=args.json)

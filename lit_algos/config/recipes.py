@@ -62,7 +62,26 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+_YAML_CACHE: dict[tuple, dict] = {}
+
+
 def _read_yaml(path: Path) -> dict:
+    """A recipe file as a dict; parsed once per (path, mtime, size), since a sweep of many specs
+    resolves the same few files again and again (a copy is returned: callers may change it)."""
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _YAML_CACHE:
+        return copy.deepcopy(_YAML_CACHE[key])
+    data = _parse_yaml(path)
+    if key is not None:
+        _YAML_CACHE[key] = copy.deepcopy(data)
+    return data
+
+
+def _parse_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as err:

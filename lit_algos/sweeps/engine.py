@@ -331,6 +331,9 @@ def run_spec(
                 console=console,
                 progress=progress,
             )
+        except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM: the record says interrupted
+            journal(runs_dir, sid, "interrupted", error=str(err))
+            raise
         except BaseException as err:
             journal(runs_dir, sid, "error", error=f"{type(err).__name__}: {err}")
             raise

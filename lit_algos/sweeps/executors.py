@@ -29,6 +29,7 @@ from lit_algos.sweeps.engine import THREAD_ENV_VARS, PlannedRun, log_path
 from lit_algos.sweeps.spec import RunSpec
 
 EXECUTORS = ("local", "slurm")
+PARENT_ENV = "LIT_ALGOS_SWEEP_PARENT"  # a local worker's sweep process (see stop_with_parent)
 # --slurm-* flags and study-file keys -> submitit parameters (AutoExecutor names).
 SLURM_KEYS = {
     "partition": "slurm_partition",
@@ -131,6 +132,7 @@ class LocalExecutor:
         queue = list(plans)
         running: dict[int, tuple[PlannedRun, subprocess.Popen, object]] = {}
         failed: dict[str, str] = {}
+        restore = _sigterm_as_interrupt()
         try:
             while queue or running:
                 for slot in range(self.workers):
@@ -163,6 +165,9 @@ class LocalExecutor:
                     proc.kill()
                 log.close()
             raise
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGTERM, restore)
         return failed
 
     def _start(self, plan: PlannedRun, runs_dir: Path, devices: list[str]):
@@ -182,10 +187,37 @@ class LocalExecutor:
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=worker_env(self.threads, devices),
+            env={**worker_env(self.threads, devices), PARENT_ENV: str(os.getpid())},
             start_new_session=True,
         )
         return proc, log
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill``, a batch system ending the job) stops the sweep like Ctrl-C, so its
+    workers are stopped cleanly too; returns the previous handler (None off the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("the sweep received SIGTERM")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def stop_with_parent() -> None:
+    """In a local worker: get SIGTERM when the sweep process dies (even by kill -9), so no worker
+    trains on unattended; SIGTERM ends a run as interrupted, to be resumed (Linux only)."""
+    parent = int(os.environ.get(PARENT_ENV, "0") or 0)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the sweep died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _log_tail(path: Path, code: int, lines: int = 15) -> str:

@@ -71,6 +71,11 @@ def run_sweep(
     tracker.start()
     try:
         failed = runner.run(todo, runs_dir, tracker)
+    except KeyboardInterrupt as err:
+        raise KeyboardInterrupt(
+            f"sweep stopped ({err or 'Ctrl-C'}); finished runs stay, and the same command resumes the "
+            "interrupted ones from their last checkpoint"
+        ) from err
     finally:
         tracker.stop()
     if failed and not allow_failures:
