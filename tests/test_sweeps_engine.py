@@ -215,6 +215,9 @@ def test_killed_sweep_resumes_without_training_anything_twice(data_cache, tmp_pa
             except ProcessLookupError:
                 pass
         proc.wait()
+        end = time.time() + 30
+        while _workers_of(runs) and time.time() < end:  # kill is asynchronous: wait until they are gone
+            time.sleep(0.1)
     before = _records(runs)
     # its writer was killed (running: kill -9 came first) or stopped by SIGTERM when the sweep died
     assert before["long"]["status"] in ("running", "interrupted")
