@@ -171,6 +171,14 @@ def _workers_of(runs: Path) -> list[int]:
     return pids
 
 
+def _alive(pid: int) -> bool:
+    """Not yet a zombie: a dying process holds its files (and locks) until it is one."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _records(runs: Path) -> dict[str, dict]:
     out = {}
     for path in runs.glob("*/record.json"):
@@ -209,14 +217,15 @@ def test_killed_sweep_resumes_without_training_anything_twice(data_cache, tmp_pa
         # a crash: the sweep and every worker die at once (SIGKILL, no clean-up). The sweep first,
         # so it starts no new worker; then its workers (their command line names this runs dir).
         os.kill(proc.pid, signal.SIGKILL)
-        for pid in _workers_of(runs):
+        workers = _workers_of(runs)
+        for pid in workers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         proc.wait()
         end = time.time() + 30
-        while _workers_of(runs) and time.time() < end:  # kill is asynchronous: wait until they are gone
+        while any(_alive(pid) for pid in workers) and time.time() < end:  # kill is asynchronous
             time.sleep(0.1)
     before = _records(runs)
     # its writer was killed (running: kill -9 came first) or stopped by SIGTERM when the sweep died
@@ -261,3 +270,18 @@ def plan_sweep_from_script(runs: Path):
     namespace: dict = {}
     exec(SWEEP_SCRIPT.split("run_sweep(")[0].replace("import sys", ""), namespace)  # the same specs
     return plan_sweep(namespace["specs"], runs_dir=runs)
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_reported_with_its_log_and_retried_on_rerun(tmp_path):
+    from lit_algos.sweeps import SweepError, run_sweep
+
+    spec = RunSpec("broken", "debug", ("data.corpus=no_such_corpus",))
+    with pytest.raises(SweepError, match="1 of 1 runs failed") as info:
+        run_sweep([spec], runs_dir=tmp_path, progress=False)
+    assert "no_such_corpus" in str(info.value)  # the tail of the worker's log
+    assert [e["action"] for e in read_journal(tmp_path)] == ["train", "error"]
+    assert plan_sweep([spec], runs_dir=tmp_path)[0].state == "missing"  # nothing to resume: trained again
+    dirs = run_sweep([spec], runs_dir=tmp_path, progress=False, allow_failures=True)
+    assert list(dirs) == [spec.spec_id()]
+    assert [e["action"] for e in read_journal(tmp_path)] == ["train", "error", "train", "error"]
