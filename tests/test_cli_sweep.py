@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,11 @@ def test_sweep_ablation_runs_on_the_engine_without_reentering_the_parser(
         "debug_modern",
         "debug_modern",
     ]  # d_m and d_m-position
-    # again: everything is finished, nothing is trained, the same analysis is printed
-    assert main(argv) == 0
-    again = capsys.readouterr().out
-    assert "all 4 runs are finished already" in again and "attribution in FLOPs" in again
+    # again, as JSON: everything is finished, nothing is trained; stdout holds the analysis alone
+    assert main([*argv, "--json"]) == 0
+    again = capsys.readouterr()
+    assert "all 4 runs are finished already" in again.err
+    data = json.loads(again.out)
+    assert [c["component"] for c in data["attribution"]["components"]] == ["position"]
+    assert data["ref"]["recipe"] == "debug" and data["new"]["recipe"] == "debug_modern"
     assert len([e for e in read_journal(runs) if e["action"] == "train"]) == 4

@@ -152,7 +152,7 @@ def train_specs(specs, args) -> dict[str, Path] | None:
     from lit_algos.records import default_runs_dir
     from lit_algos.sweeps import plan_rows, plan_sweep, plan_table, run_sweep
 
-    console = Console()
+    console = Console(stderr=args.json)  # --json: stdout holds the JSON alone
     runs_dir = args.runs_dir or default_runs_dir()
     plans = plan_sweep(specs, runs_dir=runs_dir)
     if args.dry_run:
@@ -190,7 +190,7 @@ def cmd_ablation(args) -> int:
     plan = plan_ablation(
         args.ref, args.new, args.components, seeds=args.seeds, overrides=args.overrides, shapley=args.shapley
     )
-    console = Console()
+    console = Console(stderr=args.json)
     for name, other in plan.same_as.items():
         console.print(f"skipped {name}: its config hash equals {other}'s, so {other}'s runs stand for it")
     run_dirs = train_specs(plan.specs, args)
