@@ -114,3 +114,20 @@ def test_slurm_path_with_submitits_local_executor(data_cache, tmp_path):
     assert run_sweep(specs, runs_dir=runs, executor="slurm", slurm=slurm, progress=False) == dirs
     assert len([e for e in read_journal(runs) if e["action"] == "train"]) == 2
     assert all(Path(d, "record.json").is_file() for d in dirs.values())
+
+
+@pytest.mark.slow
+def test_a_ddp_run_inside_a_local_worker(data_cache, tmp_path):
+    """Lightning re-runs the worker command for rank 1: it must train the same run, not wait for
+    rank 0's lock or stop itself as if its sweep had died."""
+    import json
+
+    spec = RunSpec(
+        "ddp",
+        "debug",
+        ("train.devices=2", "train.strategy=ddp", "train.accelerator=cpu", "train.max_tokens=8192"),
+    )
+    dirs = run_sweep([spec], runs_dir=tmp_path, threads=1, progress=False)
+    record = json.loads((dirs[spec.spec_id()] / "record.json").read_text())
+    assert record["status"] == "budget_exhausted" and record["world_size"] == 2
+    assert [e["action"] for e in read_journal(tmp_path)] == ["train", "done"]  # rank 1 made no decision

@@ -210,7 +210,8 @@ def _sigterm_as_interrupt():
 def stop_with_parent() -> None:
     """In a local worker: get SIGTERM when the sweep process dies (even by kill -9), so no worker
     trains on unattended; SIGTERM ends a run as interrupted, to be resumed (Linux only)."""
-    parent = int(os.environ.get(PARENT_ENV, "0") or 0)
+    # popped: processes this worker starts (DDP ranks > 0) have the worker as parent, not the sweep
+    parent = int(os.environ.pop(PARENT_ENV, "0") or 0)
     if not parent or not sys.platform.startswith("linux"):
         return
     import ctypes
