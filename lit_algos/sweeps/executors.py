@@ -307,8 +307,8 @@ class SlurmExecutor:
             [str(runs_dir)] * len(plans),
             [threads] * len(plans),
         )
-        for plan in plans:
-            progress.started(plan)
+        for plan, job in zip(plans, jobs):
+            progress.started(plan, how=f"submitted (job {job.job_id})")
         pending = dict(zip((p.spec_id for p in plans), zip(plans, jobs)))
         failed: dict[str, str] = {}
         try:

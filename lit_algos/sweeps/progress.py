@@ -121,10 +121,10 @@ class SweepProgress:
                 "sweep", total=self.total, completed=self.done, eta=self.eta_text()
             )
 
-    def started(self, plan: PlannedRun) -> None:
+    def started(self, plan: PlannedRun, how: str | None = None) -> None:
         self.active.add(plan.spec_id)
         if self.enabled:
-            how = "resuming" if plan.state == "interrupted" else "training"
+            how = how or ("resuming" if plan.state == "interrupted" else "training")
             self._print(
                 f"[{self.done}/{self.total} done] {how} {plan.name} seed {plan.seed} ({plan.spec_id})"
             )
