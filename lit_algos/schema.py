@@ -98,7 +98,7 @@ def _finite_tree(value: Any, path: str = "") -> None:
 
 class RecordModel(BaseModel):
     model_config = _STRICT
-    run_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")]
+    run_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+=@-]{0,199}$")]
     recipe: Name
     config: dict[str, Any]
     config_hash: Name

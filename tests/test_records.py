@@ -34,3 +34,24 @@ def test_another_hosts_process_and_finished_records_are_left_alone():
     assert _record({"host": socket.gethostname() + "-elsewhere", "pid": dead}).status == "running"
     assert _record({"host": socket.gethostname(), "pid": dead}, status="reached").status == "reached"
     assert _record({}).status == "running"  # records written before owners were recorded
+
+
+def test_run_ids_of_sweep_specs_pass_the_record_schema():
+    # `sweep scaling` names its runs "<recipe>@<size>"; the record schema once refused the '@'
+    # that the run id inherits, so the sweep's own records could not be read back.
+    from lit_algos.schema import check_record
+    from lit_algos.sweeps.ablation import plan_ablation
+    from lit_algos.sweeps.scaling import plan_scaling
+
+    specs = plan_scaling(["retro"], ["scales/mini"], seeds=1, overrides=[]).specs
+    specs += plan_ablation("retro", "modern", ["norm"], seeds=1, overrides=[]).specs
+    for spec in specs:
+        record = RunRecord(
+            run_id=spec.spec_id(),
+            recipe=spec.name,
+            config={},
+            config_hash="h",
+            seed=spec.seed,
+            status="budget_exhausted",
+        )
+        check_record(record.to_dict(), "test")
