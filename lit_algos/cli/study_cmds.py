@@ -21,14 +21,28 @@ def register(sub) -> None:
     p.add_argument("name", help="a study under recipes/studies/ (sanderson, gundlach, moe) or a YAML path")
     p.add_argument("--quick", action="store_true", help="the quick preset (fewer sizes, seeds and tokens)")
     p.add_argument("--preset", default=None, help="a named preset of the study (default: its default_preset)")
-    p.add_argument("--executor", choices=("local", "slurm"), default="local", help="where runs train (default local)")
-    p.add_argument("--workers", type=int, default=None, help="local processes side by side (default: the study's)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per worker (default: the study's / split)")
+    p.add_argument(
+        "--executor", choices=("local", "slurm"), default="local", help="where runs train (default local)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="local processes side by side (default: the study's)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per worker (default: the study's / split)"
+    )
     p.add_argument("--partition", default=None, help="slurm: partition (else the study's executor.slurm)")
-    p.add_argument("--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)")
-    p.add_argument("--dry-run", action="store_true", help="list the runs with budgets and estimates; train nothing")
-    p.add_argument("--report-only", action="store_true", help="write the report from existing runs; train nothing")
-    p.add_argument("--wandb", action="store_true", help="log the runs and the report's tables and plots to W&B")
+    p.add_argument(
+        "--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs with budgets and estimates; train nothing"
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="write the report from existing runs; train nothing"
+    )
+    p.add_argument(
+        "--wandb", action="store_true", help="log the runs and the report's tables and plots to W&B"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
 

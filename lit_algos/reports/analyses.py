@@ -74,7 +74,9 @@ def mean_final_flops(records: list[RunRecord]) -> float | None:
 # ---- CEG of every arm over a reference, per size, and its compute dependence ------------------
 
 
-def dependence_from_sizes(small: list[float], large: list[float], c_small: float, c_large: float, margin: float):
+def dependence_from_sizes(
+    small: list[float], large: list[float], c_small: float, c_large: float, margin: float
+):
     """CEG at the larger size over CEG at the smaller (Welch t on per-pair log CEGs), and the slope
     of ln CEG against ln C between the sizes, labelled like the scaling verdicts."""
     from lit_algos.analysis.scaling import LABELS
@@ -143,8 +145,16 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
                 "censored": s.censored,
             }
             table.rows.append(
-                [arm, size, est_text(est), str(est.n), est.method or est.note, f"{fmt(s.loss, 4)} ({s.kind})",
-                 est_text(paper_rule)] + [paper_cell(an.paper, "values", c, arm) for c in paper_cols]  # fmt: skip
+                [
+                    arm,
+                    size,
+                    est_text(est),
+                    str(est.n),
+                    est.method or est.note,
+                    f"{fmt(s.loss, 4)} ({s.kind})",
+                    est_text(paper_rule),
+                ]
+                + [paper_cell(an.paper, "values", c, arm) for c in paper_cols]  # fmt: skip
             )
             if s.censored:
                 sec.text.append(f"{arm}@{size}: censored runs: " + "; ".join(s.censored))
@@ -155,7 +165,14 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
         small, large = sizes[0], sizes[-1]
         dep = Table(
             f"Compute dependence from {small} to {large}",
-            ["arm", f"CEG {small}", f"CEG {large}", "ratio [95% CI]", "slope d ln CEG / d ln C [95% CI]", "label"],
+            [
+                "arm",
+                f"CEG {small}",
+                f"CEG {large}",
+                "ratio [95% CI]",
+                "slope d ln CEG / d ln C [95% CI]",
+                "label",
+            ],
         )
         for arm, per_size in data.items():
             a, b = per_size.get(small), per_size.get(large)
@@ -166,9 +183,14 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
             per_size["dependence"] = d
             r = d["ratio"]
             dep.rows.append(
-                [arm, fmt(a["ceg"]["value"]), fmt(b["ceg"]["value"]),
-                 fmt_iv(r["value"], (r["low"], r["high"]) if r["low"] is not None else None),
-                 fmt_iv(d["slope"], d["interval"]), d["label"] + (f" ({d['note']})" if d["note"] else "")]  # fmt: skip
+                [
+                    arm,
+                    fmt(a["ceg"]["value"]),
+                    fmt(b["ceg"]["value"]),
+                    fmt_iv(r["value"], (r["low"], r["high"]) if r["low"] is not None else None),
+                    fmt_iv(d["slope"], d["interval"]),
+                    d["label"] + (f" ({d['note']})" if d["note"] else ""),
+                ]  # fmt: skip
             )
         sec.tables.append(dep)
         sec.text.append(
@@ -216,7 +238,11 @@ def attribution_section(study: Study, preset, an: Analysis, groups: dict) -> Sec
             ["figure", "measured", "paper (Gundlach et al.)"],
             [
                 [f"{exp.new} over {exp.ref} (whole)", est_text(att.whole), paper_cell(an.paper, "whole")],
-                ["product of add-one CEGs", fmt(att.product_add_one), paper_cell(an.paper, "product_add_one")],
+                [
+                    "product of add-one CEGs",
+                    fmt(att.product_add_one),
+                    paper_cell(an.paper, "product_add_one"),
+                ],
                 ["interaction (whole / add-one product)", est_text(att.interaction_add), "n/a"],
                 ["product of remove-one CEGs", fmt(att.product_remove_one), "n/a"],
                 ["interaction (whole / remove-one product)", est_text(att.interaction_remove), "n/a"],
@@ -284,8 +310,15 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
     sec.tables.append(table)
     verdicts = Table(
         "M(C) and verdicts",
-        ["ref -> new", "C range (FLOPs)", "M at low C", "M at high C", "slope d ln M / d ln C", "verdict",
-         "paper slope (alpha_new/alpha_ref - 1)"],  # fmt: skip
+        [
+            "pair (ref -> new)",
+            "C range (FLOPs)",
+            "M at low C",
+            "M at high C",
+            "slope d ln M / d ln C",
+            "verdict",
+            "paper slope (alpha_new/alpha_ref - 1)",
+        ],  # fmt: skip
     )
     for ref, new in an.options["pairs"]:
         pa, pn = an.paper.get(ref, {}), an.paper.get(new, {})
@@ -295,15 +328,25 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
             else "n/a"
         )
         if ref not in fits or new not in fits:
-            verdicts.rows.append([f"{ref} -> {new}", "–", "–", "–", "–", "inconclusive (no fit)", paper_slope])
+            verdicts.rows.append(
+                [f"{ref} -> {new}", "–", "–", "–", "–", "inconclusive (no fit)", paper_slope]
+            )
             continue
         c_new = points[new][0]
         why = [f"{ref}: {r}" for r in reasons[ref]] + [f"{new}: {r}" for r in reasons[new]]
-        dep = compute_dependence(fits[ref], fits[new], float(c_new.min()), float(c_new.max()), margin=margin, reasons=why)
+        dep = compute_dependence(
+            fits[ref], fits[new], float(c_new.min()), float(c_new.max()), margin=margin, reasons=why
+        )
         verdicts.rows.append(
-            [f"{ref} -> {new}", f"{dep.c_lo:.3g} – {dep.c_hi:.3g}", fmt_iv(dep.m_lo, dep.m_lo_interval),
-             fmt_iv(dep.m_hi, dep.m_hi_interval), fmt_iv(dep.slope, dep.interval),
-             dep.label + (f" ({dep.note})" if dep.note else ""), paper_slope]  # fmt: skip
+            [
+                f"{ref} -> {new}",
+                f"{dep.c_lo:.3g} – {dep.c_hi:.3g}",
+                fmt_iv(dep.m_lo, dep.m_lo_interval),
+                fmt_iv(dep.m_hi, dep.m_hi_interval),
+                fmt_iv(dep.slope, dep.interval),
+                dep.label + (f" ({dep.note})" if dep.note else ""),
+                paper_slope,
+            ]  # fmt: skip
         )
         sec.data.setdefault("verdicts", {})[f"{ref}->{new}"] = dep.to_dict()
     sec.tables.append(verdicts)
@@ -317,7 +360,12 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
 
 
 def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier, allocation_points, fit_hoffmann
+    from lit_algos.analysis.allocation import (
+        HoffmannFit,
+        allocation_multiplier,
+        allocation_points,
+        fit_hoffmann,
+    )
     from lit_algos.errors import LitAlgosError
 
     exp, arm = an.experiment, an.options["arm"]
@@ -343,7 +391,14 @@ def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Sect
                             [[fmt(fit.E, 4), fmt(fit.A, 4), fmt(fit.alpha), fmt(fit.B, 4), fmt(fit.beta), str(fit.n)]]))  # fmt: skip
     table = Table(
         "Compute-optimal split and the Kaplan -> Chinchilla multiplier",
-        ["C (FLOPs)", "N_opt", "D_opt", "Kaplan N", "multiplier (this fit)", "multiplier on Hoffmann's published law"],
+        [
+            "C (FLOPs)",
+            "N_opt",
+            "D_opt",
+            "Kaplan N",
+            "multiplier (this fit)",
+            "multiplier on Hoffmann's published law",
+        ],
     )
     for c, m, rm in zip(grid, mult, ref_mult):
         n_opt = float(fit.params_for(c, "chinchilla"))

@@ -30,7 +30,12 @@ BUILDERS = {
 def write_study_meta(out_dir: Path, study: Study, preset: Preset, runs_dir: Path) -> Path:
     return atomic_write_json(
         Path(out_dir) / "study.json",
-        {"study": study.path or study.name, "name": study.name, "preset": preset.name, "runs_dir": str(Path(runs_dir).resolve())},
+        {
+            "study": study.path or study.name,
+            "name": study.name,
+            "preset": preset.name,
+            "runs_dir": str(Path(runs_dir).resolve()),
+        },
     )
 
 
@@ -46,7 +51,9 @@ def read_study_meta(study_dir: Path) -> tuple[Study, Preset, Path]:
         study = load_study(meta["study"]) if Path(meta["study"]).is_file() else load_study(meta["name"])
         return study, study.preset(meta["preset"]), Path(meta["runs_dir"])
     except (KeyError, TypeError, ValueError) as err:
-        raise LitAlgosError(f"{path} is malformed ({err}); rerun `lit-algos study NAME` to rewrite it.") from None
+        raise LitAlgosError(
+            f"{path} is malformed ({err}); rerun `lit-algos study NAME` to rewrite it."
+        ) from None
 
 
 def _md_table(table: analyses.Table) -> list[str]:
@@ -59,7 +66,9 @@ def _md_table(table: analyses.Table) -> list[str]:
     return lines + [""]
 
 
-def build_sections(study: Study, preset: Preset, groups: dict) -> tuple[list[analyses.Section], dict[str, bytes]]:
+def build_sections(
+    study: Study, preset: Preset, groups: dict
+) -> tuple[list[analyses.Section], dict[str, bytes]]:
     """Every analysis of the study as a section, and the PNGs (file name -> bytes)."""
     sections, images = [], {}
     for an in study.analyses:
@@ -70,7 +79,9 @@ def build_sections(study: Study, preset: Preset, groups: dict) -> tuple[list[ana
             name = f"curves-{an.experiment}.png"
             images[name] = plots.loss_curves(an.experiment, sizes, arm_names(exp), groups)
             sec.plots.append(name)
-            sec.text.append("Mean validation loss over seeds against training FLOPs; the band spans the seeds.")
+            sec.text.append(
+                "Mean validation loss over seeds against training FLOPs; the band spans the seeds."
+            )
             sections.append(sec)
             continue
         sec = BUILDERS[an.kind](study, preset, an, groups)
@@ -89,7 +100,9 @@ def build_sections(study: Study, preset: Preset, groups: dict) -> tuple[list[ana
                 images[f"fits-{an.experiment}.png"] = plots.scaling_fits(fits, points)
                 sec.plots.append(f"fits-{an.experiment}.png")
             if fits:
-                images[f"multiplier-{an.experiment}.png"] = plots.multiplier_bands(an.options["pairs"], fits, points)
+                images[f"multiplier-{an.experiment}.png"] = plots.multiplier_bands(
+                    an.options["pairs"], fits, points
+                )
                 sec.plots.append(f"multiplier-{an.experiment}.png")
         sections.append(sec)
     return sections, images
@@ -114,8 +127,13 @@ def write_report(
         f"- Study file: `{study.path or study.name}`; runs directory: `{runs_dir}`",
         f"- {n_runs} distinct runs ({preset.seeds} seed(s) per configuration); {n_runs - len(missing)} found, "
         f"{len(missing)} missing.",
-        f"- Sizes: " + "; ".join(f"{e}: {', '.join(s)}" for e, s in preset.sizes.items())
-        + "; tokens per run: " + (", ".join(f"{k}: {v if v is not None else 'the size default'}" for k, v in preset.tokens.items()) or "the sizes' defaults"),  # fmt: skip
+        "- Sizes: "
+        + "; ".join(f"{e}: {', '.join(s)}" for e, s in preset.sizes.items())
+        + "; tokens per run: "
+        + (
+            ", ".join(f"{k}: {v if v is not None else 'the size default'}" for k, v in preset.tokens.items())
+            or "the sizes' defaults"
+        ),  # fmt: skip
         f"- Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from the run records; every "
         "measured number below is derived from them. Columns marked 'paper' are published values, cited below.",
         "",
@@ -137,7 +155,9 @@ def write_report(
         "study": study.name,
         "preset": preset.name,
         "missing": missing,
-        "sections": [{"title": s.title, "data": s.data, "tables": [t.__dict__ for t in s.tables]} for s in sections],
+        "sections": [
+            {"title": s.title, "data": s.data, "tables": [t.__dict__ for t in s.tables]} for s in sections
+        ],
     }
     atomic_write_json(out_dir / "results.json", json.loads(json.dumps(results, default=_jsonable)))
     if wandb:
@@ -163,13 +183,21 @@ def log_to_wandb(study: Study, preset: Preset, sections, out_dir: Path) -> None:
     try:
         import wandb
     except ImportError:
-        warnings.warn("wandb is not installed (pip install 'lit_algos[wandb]'); report not logged.", LitAlgosWarning, stacklevel=2)
+        warnings.warn(
+            "wandb is not installed (pip install 'lit_algos[wandb]'); report not logged.",
+            LitAlgosWarning,
+            stacklevel=2,
+        )
         return
     mode = resolve_mode(None)
     if mode == "disabled":
         return
     if mode in ("online", "shared") and not is_reachable(*wandb_host()):
-        warnings.warn("W&B is not reachable; logging the report offline (wandb sync later).", LitAlgosWarning, stacklevel=2)
+        warnings.warn(
+            "W&B is not reachable; logging the report offline (wandb sync later).",
+            LitAlgosWarning,
+            stacklevel=2,
+        )
         mode = "offline"
     try:
         run = wandb.init(
@@ -185,10 +213,14 @@ def log_to_wandb(study: Study, preset: Preset, sections, out_dir: Path) -> None:
         payload = {}
         for i, sec in enumerate(sections):
             for j, table in enumerate(sec.tables):
-                payload[f"tables/{i}-{j} {table.title}"[:120]] = wandb.Table(columns=table.columns, data=table.rows)
+                payload[f"tables/{i}-{j} {table.title}"[:120]] = wandb.Table(
+                    columns=table.columns, data=table.rows
+                )
             for name in sec.plots:
                 payload[f"plots/{name}"] = wandb.Image(str(out_dir / "plots" / name))
         run.log(payload)
         run.finish()
     except Exception as err:  # W&B must never stop a report
-        warnings.warn(f"could not log the report to W&B ({type(err).__name__}: {err}).", LitAlgosWarning, stacklevel=2)
+        warnings.warn(
+            f"could not log the report to W&B ({type(err).__name__}: {err}).", LitAlgosWarning, stacklevel=2
+        )

@@ -3,7 +3,7 @@
 Every run gets, in order: the size's scale fragment as overrides, the study's overrides (a
 research run: ``train.target_loss=null``), the preset's overrides, its token budget and
 evaluation cadence, then the arm's own overrides (an ablation's component swap). Names are
-``<arm>@<size>`` in every study, so a run two studies share has one spec id and is trained once.
+``<arm>_<size>`` in every study (no "@": run ids refuse it), so a run two studies share has one spec id and is trained once.
 Tags carry (study, experiment, arm, size) so the report can group runs. Expanding reads YAML only:
 no model is built and no data is prepared.
 """
@@ -139,5 +139,5 @@ def expand(study: Study, preset: Preset | str | None = None) -> Expansion:
                 overrides = (*base, *_budget(preset, size, sized, base), *arm_overrides)
                 tags = {"study": study.name, "experiment": exp.name, "arm": arm, "size": size_name}
                 for seed in range(preset.seeds):
-                    runs.append(RunSpec(f"{arm}@{size_name}", sized, overrides, seed, dict(tags)))
+                    runs.append(RunSpec(f"{arm}_{size_name}", sized, overrides, seed, dict(tags)))
     return Expansion(study, preset, runs)

@@ -52,7 +52,15 @@ def dry_run_rows(plan: StudyPlan) -> list[dict]:
     planner = getattr(__import__("lit_algos.sweeps", fromlist=["plan_sweep"]), "plan_sweep", None)
     if planner is None:
         return [
-            {"name": s.name, "seed": s.seed, "recipe": s.recipe, "state": "?", "tokens": None, "flops": None, "seconds": None}
+            {
+                "name": s.name,
+                "seed": s.seed,
+                "recipe": s.recipe,
+                "state": "?",
+                "tokens": None,
+                "flops": None,
+                "seconds": None,
+            }
             for s in plan.specs
         ]
     rows = []

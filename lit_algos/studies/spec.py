@@ -86,7 +86,9 @@ class Study:
     def preset(self, name: str | None) -> Preset:
         name = name or self.default_preset
         if name not in self.presets:
-            raise ConfigError("preset", name, f"Allowed presets of study {self.name!r}: {', '.join(self.presets)}.")
+            raise ConfigError(
+                "preset", name, f"Allowed presets of study {self.name!r}: {', '.join(self.presets)}."
+            )
         return self.presets[name]
 
 
@@ -142,7 +144,11 @@ def _mapping(path: str, value: Any, what: str = "a mapping") -> dict:
 def _keys(path: str, value: dict, allowed: tuple[str, ...]) -> None:
     for key in value:
         if key not in allowed:
-            raise ConfigError(f"{path}.{key}" if path else key, value[key], f"Unknown key; valid keys here: {', '.join(allowed)}.")
+            raise ConfigError(
+                f"{path}.{key}" if path else key,
+                value[key],
+                f"Unknown key; valid keys here: {', '.join(allowed)}.",
+            )
 
 
 def _str(path: str, value: Any) -> str:
@@ -177,7 +183,9 @@ def _check_recipe(path: str, recipe: str) -> None:
     except LitAlgosError:
         from lit_algos.config.recipes import list_recipes
 
-        raise ConfigError(path, recipe, f"Not a recipe. Known recipes: {', '.join(list_recipes())}.") from None
+        raise ConfigError(
+            path, recipe, f"Allowed: a recipe name; known recipes: {', '.join(list_recipes())}."
+        ) from None
 
 
 def parse_study(data: Any, default_name: str = "study", path: str = "") -> Study:
@@ -190,12 +198,16 @@ def parse_study(data: Any, default_name: str = "study", path: str = "") -> Study
         spec = _mapping(f"sizes.{name}", spec, "a mapping with scale or recipe_dir")
         _keys(f"sizes.{name}", spec, ("scale", "recipe_dir"))
         if ("scale" in spec) == ("recipe_dir" in spec):
-            raise ConfigError(f"sizes.{name}", spec, "Give exactly one of scale (a scale fragment) or recipe_dir.")
+            raise ConfigError(
+                f"sizes.{name}", spec, "Give exactly one of scale (a scale fragment) or recipe_dir."
+            )
         if "scale" in spec:
             _check_recipe(f"sizes.{name}.scale", _str(f"sizes.{name}.scale", spec["scale"]))
         sizes[name] = Size(name, spec.get("scale"), spec.get("recipe_dir"))
     if not sizes:
-        raise ConfigError("sizes", data.get("sizes"), "Name at least one size, e.g. {mini: {scale: scales/mini}}.")
+        raise ConfigError(
+            "sizes", data.get("sizes"), "Name at least one size, e.g. {mini: {scale: scales/mini}}."
+        )
     experiments = {}
     for name, spec in _mapping("experiments", data.get("experiments") or {}).items():
         experiments[name] = _experiment(f"experiments.{name}", name, spec, sizes)
@@ -225,7 +237,9 @@ def parse_study(data: Any, default_name: str = "study", path: str = "") -> Study
     overrides = _strs("overrides", data.get("overrides") or [])
     for i, item in enumerate(overrides):
         if "=" not in item:
-            raise ConfigError(f"overrides[{i}]", item, "An override is 'key.path=value', e.g. train.target_loss=null.")
+            raise ConfigError(
+                f"overrides[{i}]", item, "An override is 'key.path=value', e.g. train.target_loss=null."
+            )
     return Study(
         name=_str("name", data.get("name", default_name)),
         description=str(data.get("description", "")),
@@ -265,7 +279,9 @@ def _experiment(path: str, name: str, spec: Any, sizes: dict) -> Experiment:
     components = _strs(f"{path}.components", spec.get("components") or [])
     for i, comp in enumerate(components):
         if comp not in component_map():
-            raise ConfigError(f"{path}.components[{i}]", comp, f"Allowed components: {', '.join(component_map())}.")
+            raise ConfigError(
+                f"{path}.components[{i}]", comp, f"Allowed components: {', '.join(component_map())}."
+            )
     return Experiment(name, kind, ref=ref, new=new, components=components)
 
 
@@ -279,19 +295,29 @@ def _preset(path: str, name: str, spec: Any, sizes: dict, experiments: dict) -> 
     chosen = {}
     for exp, names in raw.items():
         if exp not in experiments:
-            raise ConfigError(f"{path}.sizes.{exp}", names, f"Not an experiment; allowed: {', '.join(experiments)}.")
+            raise ConfigError(
+                f"{path}.sizes.{exp}", names, f"Not an experiment. Allowed: {', '.join(experiments)}."
+            )
         names = _strs(f"{path}.sizes.{exp}", names)
         for i, size in enumerate(names):
             if size not in sizes:
-                raise ConfigError(f"{path}.sizes.{exp}[{i}]", size, f"Not a size of this study; allowed: {', '.join(sizes)}.")
+                raise ConfigError(
+                    f"{path}.sizes.{exp}[{i}]",
+                    size,
+                    f"Not a size of this study. Allowed: {', '.join(sizes)}.",
+                )
         chosen[exp] = names
     missing = [e for e in experiments if e not in chosen]
     if missing:
-        raise ConfigError(f"{path}.sizes", raw, f"Give sizes for every experiment; missing: {', '.join(missing)}.")
+        raise ConfigError(
+            f"{path}.sizes", raw, f"Give sizes for every experiment; missing: {', '.join(missing)}."
+        )
     tokens = {}
     for size, value in _mapping(f"{path}.tokens", spec.get("tokens") or {}).items():
         if size not in sizes:
-            raise ConfigError(f"{path}.tokens.{size}", value, f"Not a size of this study; allowed: {', '.join(sizes)}.")
+            raise ConfigError(
+                f"{path}.tokens.{size}", value, f"Not a size of this study. Allowed: {', '.join(sizes)}."
+            )
         tokens[size] = _int(f"{path}.tokens.{size}", value, lo=1, allow_none=True)
     overrides = _strs(f"{path}.overrides", spec.get("overrides") or [])
     return Preset(
@@ -331,14 +357,16 @@ def _analysis(path: str, spec: Any, experiments: dict) -> Analysis:
         if key in spec and spec[key] not in arms:
             raise ConfigError(f"{path}.{key}", spec[key], f"Allowed arms of {exp_name}: {', '.join(arms)}.")
     if kind == "ceg" and "reference" not in spec:
-        raise ConfigError(f"{path}.reference", None, f"Name the reference arm; allowed: {', '.join(arms)}.")
+        raise ConfigError(f"{path}.reference", None, f"Name the reference arm. Allowed: {', '.join(arms)}.")
     if kind == "ceg" and spec.get("method", "interp") not in ("interp", "paper"):
         raise ConfigError(f"{path}.method", spec["method"], "Allowed: interp, paper.")
     if kind == "allocation" and "arm" not in spec:
-        raise ConfigError(f"{path}.arm", None, f"Name the arm to fit; allowed: {', '.join(arms)}.")
+        raise ConfigError(f"{path}.arm", None, f"Name the arm to fit. Allowed: {', '.join(arms)}.")
     for i, pair in enumerate(spec.get("pairs") or []):
         if not (isinstance(pair, list) and len(pair) == 2 and all(p in arms for p in pair)):
-            raise ConfigError(f"{path}.pairs[{i}]", pair, f"Expected [ref, new] with arms of {exp_name}: {', '.join(arms)}.")
+            raise ConfigError(
+                f"{path}.pairs[{i}]", pair, f"Expected [ref, new] with arms of {exp_name}: {', '.join(arms)}."
+            )
     if kind == "scaling" and not spec.get("pairs"):
         raise ConfigError(f"{path}.pairs", spec.get("pairs"), "Give at least one [ref, new] pair of arms.")
     if spec.get("E") is not None and not isinstance(spec["E"], (int, float)):
