@@ -50,19 +50,26 @@ def _engine(name: str):
 def dry_run_rows(plan: StudyPlan) -> list[dict]:
     """One row per run: name, seed, recipe, state, tokens, FLOPs and time estimates where the engine gives them."""
     planner = getattr(__import__("lit_algos.sweeps", fromlist=["plan_sweep"]), "plan_sweep", None)
-    if planner is None:
-        return [
-            {
-                "name": s.name,
-                "seed": s.seed,
-                "recipe": s.recipe,
-                "state": "?",
-                "tokens": None,
-                "flops": None,
-                "seconds": None,
-            }
-            for s in plan.specs
-        ]
+    if planner is None:  # no engine: the budget and analytic FLOPs from the config alone
+        from lit_algos.flops import estimate_flops
+
+        rows = []
+        for s in plan.specs:
+            cfg = s.config()
+            tokens = cfg.train.max_tokens
+            flops = estimate_flops(cfg.model).per_token_train * tokens if tokens else None
+            rows.append(
+                {
+                    "name": s.name,
+                    "seed": s.seed,
+                    "recipe": s.recipe,
+                    "state": "?",
+                    "tokens": tokens,
+                    "flops": flops,
+                    "seconds": None,
+                }
+            )
+        return rows
     rows = []
     for run in planner(plan.specs, runs_dir=plan.runs_dir):
         rows.append(
