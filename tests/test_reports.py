@@ -234,3 +234,24 @@ def test_scaling_verdict_recovers_a_growing_gain(tmp_path):
         end["mini"] ** 0.2, rel=0.05
     )  # M = C^0.2 at the lowest final point
     assert "(from the cited fits)" not in verdict[6] and verdict[6] == "n/a"  # only ref has cited values
+
+
+def test_wandb_logs_the_tables_and_plots_offline(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from lit_algos.reports.render import write_report
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    study = _study(
+        tmp_path, CEG_STUDY.replace("sizes: [mini, tiny]", "sizes: [mini]").replace("seeds: 3", "seeds: 2")
+    )
+
+    def loss_for(arm, size, seed):
+        return log_linear_loss(k=2.0 * math.exp(SEED_NOISE[seed]) if arm == "new" else 1.0)
+
+    write_records(expand(study, "p"), tmp_path / "runs", loss_for)
+    out = tmp_path / "out"
+    write_report(study, study.preset("p"), tmp_path / "runs", out, wandb=True)
+    runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+    assert (out / "report.md").is_file()
