@@ -64,7 +64,8 @@ def loss_curves(experiment: str, sizes: list[str], arms: list[str], groups: dict
         ax.set_ylabel("validation loss")
         ax.set_title(f"{experiment} @ {size}: mean over seeds, band = min..max")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:  # a size with no runs yet has nothing to name
+            ax.legend(fontsize=6)
     return _png(fig)
 
 
