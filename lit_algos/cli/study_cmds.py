@@ -83,15 +83,21 @@ def cmd_study(args) -> int:
         check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
         write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
         slurm = {"partition": args.partition} if args.partition else None
-        run_study(
-            plan,
-            executor=args.executor,
-            workers=args.workers,
-            threads=args.threads,
-            slurm=slurm,
-            progress=not args.no_progress,
-            console=console,
-        )
+        try:
+            run_study(
+                plan,
+                executor=args.executor,
+                workers=args.workers,
+                threads=args.threads,
+                slurm=slurm,
+                progress=not args.no_progress,
+                console=console,
+            )
+        except LitAlgosError:  # some runs failed: report what finished, then say what failed
+            if plan.out_dir.exists():
+                report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=False)
+                console.print(f"report of the finished runs: {report}")
+            raise
     else:
         write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
     report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=args.wandb)

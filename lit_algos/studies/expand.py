@@ -20,11 +20,16 @@ from lit_algos.sweeps.spec import RunSpec
 
 def component_map() -> dict[str, tuple[str, ...]]:
     """Which config fields make up each component of an ablation. The one place this module
-    reaches the ablation map; it lives in the CLI today and moves into the library with the sweep
-    engine (repoint the import then)."""
-    from lit_algos.cli.sweep_cmds import COMPONENTS
+    reaches the ablation map (``lit_algos.sweeps.ablation``, else its first home in the CLI)."""
+    return _ablation_module().COMPONENTS
 
-    return COMPONENTS
+
+def _ablation_module():
+    try:  # the library home of the ablation map, with the sweep engine
+        from lit_algos.sweeps import ablation
+    except ImportError:  # before it: where the map was first written
+        from lit_algos.cli import sweep_cmds as ablation
+    return ablation
 
 
 def ablation_components(exp: Experiment) -> list[str]:
@@ -32,16 +37,13 @@ def ablation_components(exp: Experiment) -> list[str]:
     ``mlp`` when the new recipe's feed-forward is an MoE)."""
     if exp.components:
         return list(exp.components)
-    from lit_algos.cli.sweep_cmds import default_components
     from lit_algos.config.recipes import resolve_recipe_dict
 
-    return default_components(resolve_recipe_dict(exp.new))
+    return _ablation_module().default_components(resolve_recipe_dict(exp.new))
 
 
 def _ablation_jobs(exp: Experiment, ref: dict, new: dict) -> list[tuple[str, str, list[str]]]:
-    from lit_algos.cli.sweep_cmds import ablation_jobs
-
-    return ablation_jobs(exp.ref, exp.new, ablation_components(exp), ref, new)
+    return _ablation_module().ablation_jobs(exp.ref, exp.new, ablation_components(exp), ref, new)
 
 
 def fragment_overrides(fragment: str) -> list[str]:

@@ -100,7 +100,9 @@ def run_study(
     study, preset = plan.expansion.study, plan.expansion.preset
     workers = workers or preset.workers or study.executor.get("workers") or 1
     threads = threads if threads is not None else (preset.threads or study.executor.get("threads"))
-    slurm_cfg = {**(study.executor.get("slurm") or {}), **(slurm or {})}
+    slurm_cfg = {
+        k: v for k, v in {**(study.executor.get("slurm") or {}), **(slurm or {})}.items() if v is not None
+    }
     run_sweep = _engine("run_sweep")
     return run_sweep(
         plan.specs,
