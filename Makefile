@@ -23,9 +23,11 @@ ENTRY ?=
 RUN ?=
 FORMAT ?= safetensors
 OUT ?= export
+NAME ?= sanderson
+QUICK ?=
 
 .PHONY: help setup test lint format run describe components recipes data speedrun submit leaderboard \
-        ceg ablation scaling benchmark main verify sample export clean
+        ceg ablation scaling benchmark main verify sample export study clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -95,6 +97,9 @@ sample: $(STAMP)  ## generate text from a run's checkpoint: make sample RUN=runs
 
 export: $(STAMP)  ## export a run's weights: make export RUN=runs/<id> FORMAT=hf OUT=export/
 	$(CLI) export $(RUN) --format $(FORMAT) --out $(OUT) $(ARGS)
+
+study: $(STAMP)  ## run a study and write its report: make study NAME=sanderson QUICK=1
+	$(CLI) study $(NAME) $(if $(QUICK),--quick) $(ARGS)
 
 main: $(STAMP)  ## the main job: retro vs modern on the CPU track, their CEG, and the board
 	$(CLI) main $(ARGS)

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "lit_algos.cli.sweep_cmds",  # sweep ablation, sweep scaling
     "lit_algos.cli.use_cmds",  # sample, export
     "lit_algos.cli.verify_cmds",  # verify
+    "lit_algos.cli.study_cmds",  # study, report
 )
 
 

@@ -32,7 +32,12 @@ def list_recipes() -> list[str]:
     found: set[str] = set()
     for root in recipes_dirs():
         if root.is_dir():
-            found.update(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+            # recipes/studies/ holds study files (lit_algos.studies), not recipes
+            found.update(
+                str(p.relative_to(root).with_suffix(""))
+                for p in root.rglob("*.yaml")
+                if p.relative_to(root).parts[0] != "studies"
+            )
     return sorted(found)
 
 

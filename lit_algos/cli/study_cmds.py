@@ -1,0 +1,142 @@
+"""``lit-algos study NAME`` (train a study's runs, then write its report) and ``lit-algos report
+STUDY_DIR`` (rewrite the report from existing runs). Thin shells over lit_algos.studies / reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lit_algos.errors import LitAlgosError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "study",
+        help="run a study (recipes/studies/NAME.yaml): its sweep, then report.md and plots",
+        description=(
+            "Expands the study into runs (recipes x sizes x seeds at the preset's budgets), trains the missing ones "
+            "with the sweep engine (finished runs are skipped, interrupted ones resumed), then writes report.md, "
+            "PNG plots and results.json to <runs dir>/studies/<name>[-<preset>]."
+        ),
+    )
+    p.add_argument("name", help="a study under recipes/studies/ (sanderson, gundlach, moe) or a YAML path")
+    p.add_argument("--quick", action="store_true", help="the quick preset (fewer sizes, seeds and tokens)")
+    p.add_argument("--preset", default=None, help="a named preset of the study (default: its default_preset)")
+    p.add_argument(
+        "--executor", choices=("local", "slurm"), default="local", help="where runs train (default local)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="local processes side by side (default: the study's)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per worker (default: the study's / split)"
+    )
+    p.add_argument("--partition", default=None, help="slurm: partition (else the study's executor.slurm)")
+    p.add_argument(
+        "--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs with budgets and estimates; train nothing"
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="write the report from existing runs; train nothing"
+    )
+    p.add_argument(
+        "--wandb", action="store_true", help="log the runs and the report's tables and plots to W&B"
+    )
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_study)
+
+    r = sub.add_parser(
+        "report",
+        help="rewrite a study's report from its existing runs (no training)",
+        description="STUDY_DIR is the directory `lit-algos study` wrote (it holds study.json).",
+    )
+    r.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
+    r.add_argument("--wandb", action="store_true", help="also log the tables and plots to W&B")
+    r.set_defaults(func=cmd_report)
+
+
+def cmd_study(args) -> int:
+    from rich.console import Console
+
+    from lit_algos.records import default_runs_dir
+    from lit_algos.reports.render import write_report, write_study_meta
+    from lit_algos.studies.run import dry_run_rows, plan_study, run_study
+    from lit_algos.studies.spec import load_study
+
+    if args.quick and args.preset:
+        raise LitAlgosError("Give --quick or --preset, not both (--quick is --preset quick).")
+    for flag in ("workers", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise LitAlgosError(f"--{flag} must be an integer >= 1, got {value}.")
+    console = Console()
+    study = load_study(args.name)
+    preset = "quick" if args.quick else args.preset
+    runs_dir = Path(args.runs_dir or default_runs_dir())
+    plan = plan_study(study, preset, runs_dir, wandb=args.wandb)
+    if args.dry_run:
+        return _print_plan(console, plan, dry_run_rows(plan))
+    if not args.report_only:
+        from lit_algos.utils.io import check_writable_dir
+
+        check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
+        write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
+        slurm = {"partition": args.partition} if args.partition else None
+        try:
+            run_study(
+                plan,
+                executor=args.executor,
+                workers=args.workers,
+                threads=args.threads,
+                slurm=slurm,
+                progress=not args.no_progress,
+                console=console,
+            )
+        except LitAlgosError:  # some runs failed: report what finished, then say what failed
+            if plan.out_dir.exists():
+                report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=False)
+                console.print(f"report of the finished runs: {report}")
+            raise
+    else:
+        write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
+    report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=args.wandb)
+    console.print(f"report: {report}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from rich.console import Console
+
+    from lit_algos.reports.render import read_study_meta, write_report
+
+    study, preset, runs_dir = read_study_meta(args.study_dir)
+    report = write_report(study, preset, runs_dir, args.study_dir, wandb=args.wandb)
+    Console().print(f"report: {report}")
+    return 0
+
+
+def _print_plan(console, plan, rows) -> int:
+    from rich.table import Table
+
+    exp = plan.expansion
+    table = Table(title=f"study {exp.study.name}, preset {exp.preset.name}: {len(rows)} runs")
+    for col in ("run", "seed", "recipe", "state", "tokens", "est. FLOPs", "est. time"):
+        table.add_column(col)
+    total = 0.0
+    for r in rows:
+        total += r["seconds"] or 0.0
+        table.add_row(
+            r["name"],
+            str(r["seed"]),
+            r["recipe"],
+            r["state"],
+            f"{r['tokens']:,}" if r["tokens"] else "–",
+            f"{r['flops']:.3g}" if r["flops"] else "–",
+            f"{r['seconds']:.0f} s" if r["seconds"] else "–",
+        )
+    console.print(table)
+    if total:
+        console.print(f"estimated training time (one worker): {total / 60:.1f} min")
+    console.print(f"report would go to {plan.out_dir}")
+    return 0

@@ -1,0 +1,415 @@
+"""The analyses a study names, run on its records with the library's own functions
+(``analysis.ceg.summarize``, ``attribution.attribute``, ``scaling``, ``allocation``).
+
+Each returns a ``Section``: tables of formatted cells (every measured number derived from run
+records; the paper's cited values in columns labelled "paper") plus the raw numbers for
+``results.json`` and the plots. A group with no records yet gives a note, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lit_algos.analysis.stats import Estimate, log_ratio_interval
+from lit_algos.records import RunRecord
+from lit_algos.studies.spec import Analysis, Study, arm_names
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    title: str
+    text: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # raw numbers (results.json, plots)
+    plots: list[str] = field(default_factory=list)  # file names under plots/
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}g}"
+
+
+def fmt_iv(value: float | None, iv, digits: int = 3) -> str:
+    out = fmt(value, digits)
+    if iv and value is not None:
+        out += f" [{fmt(iv[0], digits)}, {fmt(iv[1], digits)}]"
+    return out
+
+
+def est_text(est: Estimate | None) -> str:
+    return "–" if est is None else est.text(3, "×")
+
+
+def est_dict(est: Estimate | None) -> dict | None:
+    return None if est is None else est.to_dict()
+
+
+def paper_cell(paper: dict, *keys: str) -> str:
+    node = paper
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return "n/a" if node is None else f"{node:g}" if isinstance(node, (int, float)) else str(node)
+
+
+def sizes_of(study: Study, preset, exp: str) -> list[str]:
+    return list(preset.sizes[exp])
+
+
+def mean_final_flops(records: list[RunRecord]) -> float | None:
+    vals = [r.curve[-1].flops for r in records if r.curve and r.curve[-1].flops > 0]
+    return math.exp(float(np.mean(np.log(vals)))) if vals else None
+
+
+# ---- CEG of every arm over a reference, per size, and its compute dependence ------------------
+
+
+def dependence_from_sizes(
+    small: list[float], large: list[float], c_small: float, c_large: float, margin: float
+):
+    """CEG at the larger size over CEG at the smaller (Welch t on per-pair log CEGs), and the slope
+    of ln CEG against ln C between the sizes, labelled like the scaling verdicts."""
+    from lit_algos.analysis.scaling import LABELS
+
+    ratio = log_ratio_interval(np.log(large), np.log(small))
+    out = {"ratio": ratio.to_dict(), "slope": None, "interval": None, "label": LABELS[-1], "note": ratio.note}
+    if ratio.value is None or not c_small or not c_large or c_large <= c_small:
+        out["note"] = out["note"] or "no defined CEG at one of the sizes"
+        return out
+    span = math.log(c_large / c_small)
+    out["slope"] = math.log(ratio.value) / span
+    if ratio.low is None:
+        out["note"] = out["note"] or "no interval"
+        return out
+    lo, hi = math.log(ratio.low) / span, math.log(ratio.high) / span
+    out["interval"] = [lo, hi]
+    if lo > 0:
+        out["label"] = "gain grows"
+    elif hi < 0:
+        out["label"] = "gain shrinks"
+    elif -margin <= lo and hi <= margin:
+        out["label"] = "gain flat"
+    else:
+        out["note"] = f"the slope interval straddles 0 and is wider than +-{margin}"
+    return out
+
+
+def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
+    from lit_algos.analysis.ceg import summarize
+
+    exp, ref = an.experiment, an.options["reference"]
+    margin = float(an.options.get("margin", 0.05))
+    sizes = sizes_of(study, preset, exp)
+    sec = Section(f"CEG over {ref} ({exp})")
+    sec.text.append(
+        f"FLOP CEG = C_{ref}(L*) / C_arm(L*) at one common L* per size (primary: the highest {ref} seed's smoothed "
+        "final loss; auxiliary when no arm seed reaches it), geometric mean over seeds with a 95% Student-t "
+        "interval on log costs. `paper rule` is Sanderson et al.'s notebook rule (evaluation counts) on the same runs."
+    )
+    paper_cols = list(an.paper.get("values", {}))
+    table = Table(
+        "CEG (FLOPs) per size",
+        ["arm", "size", "CEG [95% CI]", "n", "method", "L* (kind)", "paper rule (evals)"]
+        + [f"paper {c}" for c in paper_cols],
+    )
+    data: dict = {}
+    for arm in arm_names(study.experiments[exp]):
+        if arm == ref:
+            continue
+        for size in sizes:
+            refs, news = groups.get((exp, ref, size), []), groups.get((exp, arm, size), [])
+            if not refs or not news:
+                table.rows.append([arm, size, "no runs yet", "0", "", "", ""] + ["" for _ in paper_cols])
+                continue
+            s = summarize(refs, news)
+            est = s.estimates["flops"]
+            paper_rule = summarize(refs, news, method="paper").estimates.get("evals")
+            pairs = [p.ceg.get("flops") for p in s.pairs if p.bound is None and p.ceg.get("flops")]
+            data.setdefault(arm, {})[size] = {
+                "ceg": est_dict(est),
+                "loss": s.loss,
+                "kind": s.kind,
+                "pairs": pairs,
+                "ref_flops": mean_final_flops(refs),
+                "paper_rule": est_dict(paper_rule),
+                "censored": s.censored,
+            }
+            table.rows.append(
+                [
+                    arm,
+                    size,
+                    est_text(est),
+                    str(est.n),
+                    est.method or est.note,
+                    f"{fmt(s.loss, 4)} ({s.kind})",
+                    est_text(paper_rule),
+                ]
+                + [paper_cell(an.paper, "values", c, arm) for c in paper_cols]  # fmt: skip
+            )
+            if s.censored:
+                sec.text.append(f"{arm}@{size}: censored runs: " + "; ".join(s.censored))
+    sec.tables.append(table)
+    if paper_cols:
+        sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        dep = Table(
+            f"Compute dependence from {small} to {large}",
+            [
+                "arm",
+                f"CEG {small}",
+                f"CEG {large}",
+                "ratio [95% CI]",
+                "slope d ln CEG / d ln C [95% CI]",
+                "label",
+            ],
+        )
+        for arm, per_size in data.items():
+            a, b = per_size.get(small), per_size.get(large)
+            if not a or not b or not a["pairs"] or not b["pairs"]:
+                dep.rows.append([arm, "–", "–", "–", "–", "inconclusive (no runs at both sizes)"])
+                continue
+            d = dependence_from_sizes(a["pairs"], b["pairs"], a["ref_flops"], b["ref_flops"], margin)
+            per_size["dependence"] = d
+            r = d["ratio"]
+            dep.rows.append(
+                [
+                    arm,
+                    fmt(a["ceg"]["value"]),
+                    fmt(b["ceg"]["value"]),
+                    fmt_iv(r["value"], (r["low"], r["high"]) if r["low"] is not None else None),
+                    fmt_iv(d["slope"], d["interval"]),
+                    d["label"] + (f" ({d['note']})" if d["note"] else ""),
+                ]  # fmt: skip
+            )
+        sec.tables.append(dep)
+        sec.text.append(
+            f"The label compares the two sizes: the slope of ln CEG against ln C (C: the {ref} runs' final FLOPs) "
+            f"with its interval; 'gain flat' when the interval is within +-{margin}."
+        )
+    sec.data = data
+    return sec
+
+
+# ---- attribution ---------------------------------------------------------------------------
+
+
+def attribution_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
+    from lit_algos.analysis.attribution import attribute
+    from lit_algos.studies.expand import ablation_components
+
+    exp = study.experiments[an.experiment]
+    comps = ablation_components(exp)
+    sec = Section(f"Attribution {exp.ref} -> {exp.new} ({exp.name})")
+    sec.text.append(
+        f"Add-one: CEG of {exp.ref}+c over {exp.ref}; remove-one: CEG of {exp.new} over {exp.new}-c; all at one L* "
+        f"(the {exp.ref} seeds' primary L*). Interaction = whole / product of the single CEGs; shares = ln(part) / "
+        "ln(whole); Student-t intervals (Welch-Satterthwaite, delta method for shares)."
+    )
+    for size in sizes_of(study, preset, exp.name):
+        g = {arm: groups.get((exp.name, arm, size), []) for arm in arm_names(exp)}
+        if not g[exp.ref] or not g[exp.new]:
+            sec.text.append(f"{size}: no runs yet.")
+            continue
+        add = {c: g[f"{exp.ref}+{c}"] for c in comps if g[f"{exp.ref}+{c}"]}
+        rem = {c: g[f"{exp.new}-{c}"] for c in comps if g[f"{exp.new}-{c}"]}
+        att = attribute(g[exp.ref], g[exp.new], add, rem)
+        table = Table(
+            f"Components at {size} (FLOPs, L* = {fmt(att.loss, 4)})",
+            ["component", "add-one CEG", "remove-one CEG", "add-one share", "remove-one share"],
+        )
+        for c in att.components:
+            table.rows.append([c.component, est_text(c.add_one), est_text(c.remove_one),
+                               fmt_iv(c.add_share.value, _iv(c.add_share)) if c.add_share else "–",
+                               fmt_iv(c.remove_share.value, _iv(c.remove_share)) if c.remove_share else "–"])  # fmt: skip
+        sec.tables.append(table)
+        whole = Table(
+            f"Whole stack at {size}",
+            ["figure", "measured", "paper (Gundlach et al.)"],
+            [
+                [f"{exp.new} over {exp.ref} (whole)", est_text(att.whole), paper_cell(an.paper, "whole")],
+                [
+                    "product of add-one CEGs",
+                    fmt(att.product_add_one),
+                    paper_cell(an.paper, "product_add_one"),
+                ],
+                ["interaction (whole / add-one product)", est_text(att.interaction_add), "n/a"],
+                ["product of remove-one CEGs", fmt(att.product_remove_one), "n/a"],
+                ["interaction (whole / remove-one product)", est_text(att.interaction_remove), "n/a"],
+            ],
+        )
+        sec.tables.append(whole)
+        if att.censored:
+            sec.text.append(f"{size}: " + att.note + ": " + "; ".join(att.censored))
+        sec.data[size] = att.to_dict()
+    if an.paper:
+        sec.text.append("Paper column: " + str(an.paper.get("source", "see the study's sources")) + ".")
+    return sec
+
+
+def _iv(est: Estimate):
+    return (est.low, est.high) if est.low is not None else None
+
+
+# ---- scaling fits and M(C) verdicts ----------------------------------------------------------
+
+
+def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
+    from lit_algos.analysis.scaling import (
+        compute_dependence,
+        degenerate_reasons,
+        fit_scaling_law,
+        scaling_points,
+    )
+    from lit_algos.errors import LitAlgosError
+
+    exp = an.experiment
+    E = an.options.get("E")
+    margin = float(an.options.get("margin", 0.05))
+    sec = Section(f"Scaling ({exp})")
+    sec.text.append(
+        "L(C) = E + A·C^-alpha fitted per arm on each run's final point (FLOPs, smoothed final loss) over the "
+        + ("sizes with E free" if E is None else f"sizes with E fixed at {E}")
+        + "; M(C) = C_ref(L_new(C)) / C at both ends of the new arm's compute range with 95% intervals from draws "
+        "of the fits' parameters; the verdict is the sign of the slope of ln M against ln C."
+    )
+    n_params = 2 if E is not None else 3
+    fits, points, reasons = {}, {}, {}
+    table = Table("Fits", ["arm", "points", "E", "A", "alpha", "paper A", "paper alpha"])
+    arms = list(dict.fromkeys(a for pair in an.options["pairs"] for a in pair))
+    for arm in arms:
+        runs = [r for size in sizes_of(study, preset, exp) for r in groups.get((exp, arm, size), [])]
+        c, loss = scaling_points(runs, "final") if runs else (np.array([]), np.array([]))
+        points[arm] = (c, loss)
+        reasons[arm] = degenerate_reasons(runs, "final", n_params) if runs else ["no runs yet"]
+        if c.size < n_params:
+            table.rows.append([arm, str(c.size), "–", "–", "–", paper_cell(an.paper, arm, "A"),
+                               paper_cell(an.paper, arm, "alpha")])  # fmt: skip
+            continue
+        try:
+            fit = fit_scaling_law(c, loss, E=E)
+        except LitAlgosError as err:
+            sec.text.append(f"{arm}: no fit ({err})")
+            continue
+        fits[arm] = fit
+        e_cell = fmt_iv(fit.E, fit.intervals.get("E")) if fit.fit_E else f"{fmt(fit.E)} (fixed)"
+        table.rows.append([arm, str(fit.n), e_cell, fmt_iv(fit.A, fit.intervals.get("A")),
+                           fmt_iv(fit.alpha, fit.intervals.get("alpha")), paper_cell(an.paper, arm, "A"),
+                           paper_cell(an.paper, arm, "alpha")])  # fmt: skip
+        sec.data.setdefault("fits", {})[arm] = fit.to_dict()
+    sec.tables.append(table)
+    verdicts = Table(
+        "M(C) and verdicts",
+        [
+            "pair (ref -> new)",
+            "C range (FLOPs)",
+            "M at low C",
+            "M at high C",
+            "slope d ln M / d ln C",
+            "verdict",
+            "paper slope (alpha_new/alpha_ref - 1)",
+        ],  # fmt: skip
+    )
+    for ref, new in an.options["pairs"]:
+        pa, pn = an.paper.get(ref, {}), an.paper.get(new, {})
+        paper_slope = (
+            f"{pn['alpha'] / pa['alpha'] - 1:.3g} (from the cited fits)"
+            if isinstance(pa, dict) and isinstance(pn, dict) and "alpha" in pa and "alpha" in pn
+            else "n/a"
+        )
+        if ref not in fits or new not in fits:
+            verdicts.rows.append(
+                [f"{ref} -> {new}", "–", "–", "–", "–", "inconclusive (no fit)", paper_slope]
+            )
+            continue
+        c_new = points[new][0]
+        why = [f"{ref}: {r}" for r in reasons[ref]] + [f"{new}: {r}" for r in reasons[new]]
+        dep = compute_dependence(
+            fits[ref], fits[new], float(c_new.min()), float(c_new.max()), margin=margin, reasons=why
+        )
+        verdicts.rows.append(
+            [
+                f"{ref} -> {new}",
+                f"{dep.c_lo:.3g} – {dep.c_hi:.3g}",
+                fmt_iv(dep.m_lo, dep.m_lo_interval),
+                fmt_iv(dep.m_hi, dep.m_hi_interval),
+                fmt_iv(dep.slope, dep.interval),
+                dep.label + (f" ({dep.note})" if dep.note else ""),
+                paper_slope,
+            ]  # fmt: skip
+        )
+        sec.data.setdefault("verdicts", {})[f"{ref}->{new}"] = dep.to_dict()
+    sec.tables.append(verdicts)
+    if an.paper:
+        sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
+    sec.data["_fits"], sec.data["_points"] = fits, points  # for the plots (not written to JSON)
+    return sec
+
+
+# ---- allocation ------------------------------------------------------------------------------
+
+
+def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
+    from lit_algos.analysis.allocation import (
+        HoffmannFit,
+        allocation_multiplier,
+        allocation_points,
+        fit_hoffmann,
+    )
+    from lit_algos.errors import LitAlgosError
+
+    exp, arm = an.experiment, an.options["arm"]
+    sec = Section(f"Allocation: Kaplan vs Chinchilla ({arm})")
+    sec.text.append(
+        f"L(N, D) = E + A/N^alpha + B/D^beta fitted on every evaluation of the {arm} runs (N: non-embedding "
+        "parameters, D: tokens); the multiplier C_kaplan(L_chinchilla(C)) / C says how much more compute Kaplan's "
+        "N = 1.3e9 (C / 1 PF-day)^0.73 needs than the fit's compute-optimal split."
+    )
+    runs = [r for size in sizes_of(study, preset, exp) for r in groups.get((exp, arm, size), [])]
+    n, d, loss = allocation_points(runs) if runs else (np.array([]),) * 3
+    try:
+        fit = fit_hoffmann(n, d, loss)
+    except LitAlgosError as err:
+        sec.text.append(f"No fit: {err}")
+        return sec
+    published = HoffmannFit(1.69, 406.4, 410.7, 0.34, 0.28)
+    compute = 6.0 * n * d
+    grid = np.geomspace(compute.min(), compute.max(), 4)
+    mult = np.atleast_1d(allocation_multiplier(fit, grid))
+    ref_mult = np.atleast_1d(allocation_multiplier(published, grid))
+    sec.tables.append(Table("Fit", ["E", "A", "alpha", "B", "beta", "points"],
+                            [[fmt(fit.E, 4), fmt(fit.A, 4), fmt(fit.alpha), fmt(fit.B, 4), fmt(fit.beta), str(fit.n)]]))  # fmt: skip
+    table = Table(
+        "Compute-optimal split and the Kaplan -> Chinchilla multiplier",
+        [
+            "C (FLOPs)",
+            "N_opt",
+            "D_opt",
+            "Kaplan N",
+            "multiplier (this fit)",
+            "multiplier on Hoffmann's published law",
+        ],
+    )
+    for c, m, rm in zip(grid, mult, ref_mult):
+        n_opt = float(fit.params_for(c, "chinchilla"))
+        table.rows.append([f"{c:.3g}", f"{n_opt:.3g}", f"{c / 6 / n_opt:.3g}",
+                           f"{float(fit.params_for(c, 'kaplan')):.3g}", f"{fmt(m)}×", f"{fmt(rm)}×"])  # fmt: skip
+    sec.tables.append(table)
+    sec.text.append(
+        "Reference (Hoffmann et al.'s published law E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28): "
+        "1.067× at 1e18 FLOPs and 26.1× at 1e23; the last column evaluates that law at this study's compute. "
+        "At CPU compute Kaplan's rule asks for far fewer parameters than these models have, so the multiplier "
+        "here says little about large scale."
+    )
+    sec.data = {"fit": fit.to_dict(), "compute": grid.tolist(), "multiplier": mult.tolist()}
+    return sec

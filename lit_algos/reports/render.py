@@ -1,0 +1,226 @@
+"""A study's report: ``report.md``, ``plots/*.png`` and ``results.json`` in the study directory,
+all written atomically; optionally the same tables and plots in one W&B run.
+
+``study.json`` in the study directory names the study file, the preset and the runs directory,
+so ``lit-algos report STUDY_DIR`` regenerates the report from the runs without training.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lit_algos.errors import LitAlgosError, LitAlgosWarning
+from lit_algos.reports import analyses, plots
+from lit_algos.reports.collect import group_records
+from lit_algos.studies.expand import expand
+from lit_algos.studies.spec import Preset, Study, arm_names, load_study
+from lit_algos.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+
+BUILDERS = {
+    "ceg": analyses.ceg_section,
+    "attribution": analyses.attribution_section,
+    "scaling": analyses.scaling_section,
+    "allocation": analyses.allocation_section,
+}
+
+
+def write_study_meta(out_dir: Path, study: Study, preset: Preset, runs_dir: Path) -> Path:
+    return atomic_write_json(
+        Path(out_dir) / "study.json",
+        {
+            "study": study.path or study.name,
+            "name": study.name,
+            "preset": preset.name,
+            "runs_dir": str(Path(runs_dir).resolve()),
+        },
+    )
+
+
+def read_study_meta(study_dir: Path) -> tuple[Study, Preset, Path]:
+    path = Path(study_dir) / "study.json"
+    if not path.is_file():
+        raise LitAlgosError(
+            f"{study_dir} is not a study directory: it has no study.json. Run `lit-algos study NAME` first, or pass the "
+            "directory it printed (runs/studies/<name>[-<preset>])."
+        )
+    try:
+        meta = read_json(path)
+        study = load_study(meta["study"]) if Path(meta["study"]).is_file() else load_study(meta["name"])
+        return study, study.preset(meta["preset"]), Path(meta["runs_dir"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise LitAlgosError(
+            f"{path} is malformed ({err}); rerun `lit-algos study NAME` to rewrite it."
+        ) from None
+
+
+def _md_table(table: analyses.Table) -> list[str]:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"**{table.title}**", "", "| " + " | ".join(map(cell, table.columns)) + " |"]
+    lines.append("|" + "---|" * len(table.columns))
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.rows]
+    return lines + [""]
+
+
+def build_sections(
+    study: Study, preset: Preset, groups: dict
+) -> tuple[list[analyses.Section], dict[str, bytes]]:
+    """Every analysis of the study as a section, and the PNGs (file name -> bytes)."""
+    sections, images = [], {}
+    for an in study.analyses:
+        exp = study.experiments[an.experiment]
+        sizes = list(preset.sizes[an.experiment])
+        if an.kind == "curves":
+            sec = analyses.Section(f"Loss against FLOPs ({an.experiment})")
+            name = f"curves-{an.experiment}.png"
+            images[name] = plots.loss_curves(an.experiment, sizes, arm_names(exp), groups)
+            sec.plots.append(name)
+            sec.text.append(
+                "Mean validation loss over seeds against training FLOPs; the band spans the seeds."
+            )
+            sections.append(sec)
+            continue
+        sec = BUILDERS[an.kind](study, preset, an, groups)
+        if an.kind == "ceg" and sec.data:
+            name = f"ceg-{an.experiment}.png"
+            images[name] = plots.ceg_bars(sec.data, sizes, an.options["reference"])
+            sec.plots.append(name)
+        elif an.kind == "attribution":
+            for size, att in sec.data.items():
+                name = f"attribution-{an.experiment}-{size}.png"
+                images[name] = plots.attribution_chart(att, size)
+                sec.plots.append(name)
+        elif an.kind == "scaling":
+            fits, points = sec.data.pop("_fits"), sec.data.pop("_points")
+            if any(c.size for c, _ in points.values()):
+                images[f"fits-{an.experiment}.png"] = plots.scaling_fits(fits, points)
+                sec.plots.append(f"fits-{an.experiment}.png")
+            if fits:
+                images[f"multiplier-{an.experiment}.png"] = plots.multiplier_bands(
+                    an.options["pairs"], fits, points
+                )
+                sec.plots.append(f"multiplier-{an.experiment}.png")
+        sections.append(sec)
+    return sections, images
+
+
+def write_report(
+    study: Study, preset: Preset, runs_dir: Path, out_dir: Path, *, wandb: bool = False, console=None
+) -> Path:
+    """Analyse the study's runs in ``runs_dir`` and write the report into ``out_dir``; returns report.md."""
+    expansion = expand(study, preset)
+    groups, missing = group_records(expansion, Path(runs_dir))
+    sections, images = build_sections(study, preset, groups)
+    out_dir = Path(out_dir)
+    for name, png in images.items():
+        atomic_write_bytes(out_dir / "plots" / name, png)
+    n_runs = len(expansion.unique())
+    lines = [
+        f"# Study: {study.name} (preset {preset.name})",
+        "",
+        study.description.strip(),
+        "",
+        f"- Study file: `{study.path or study.name}`; runs directory: `{runs_dir}`",
+        f"- {n_runs} distinct runs ({preset.seeds} seed(s) per configuration); {n_runs - len(missing)} found, "
+        f"{len(missing)} missing.",
+        "- Sizes: "
+        + "; ".join(f"{e}: {', '.join(s)}" for e, s in preset.sizes.items())
+        + "; tokens per run: "
+        + (
+            ", ".join(f"{k}: {v if v is not None else 'the size default'}" for k, v in preset.tokens.items())
+            or "the sizes' defaults"
+        ),  # fmt: skip
+        f"- Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from the run records; every "
+        "measured number below is derived from them. Columns marked 'paper' are published values, cited below.",
+        "",
+    ]
+    if missing:
+        lines += ["Missing runs (not trained yet): " + ", ".join(missing), ""]
+    for sec in sections:
+        lines += [f"## {sec.title}", ""]
+        for text in sec.text:
+            lines += [text, ""]
+        for table in sec.tables:
+            lines += _md_table(table)
+        for name in sec.plots:
+            lines += [f"![{name}](plots/{name})", ""]
+    if study.sources:
+        lines += ["## Sources", ""] + [f"- {s}" for s in study.sources] + [""]
+    report = atomic_write_text(out_dir / "report.md", "\n".join(lines))
+    results = {
+        "study": study.name,
+        "preset": preset.name,
+        "missing": missing,
+        "sections": [
+            {"title": s.title, "data": s.data, "tables": [t.__dict__ for t in s.tables]} for s in sections
+        ],
+    }
+    atomic_write_json(out_dir / "results.json", json.loads(json.dumps(results, default=_jsonable)))
+    if wandb:
+        log_to_wandb(study, preset, sections, out_dir)
+    return report
+
+
+def _jsonable(obj):
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def log_to_wandb(study: Study, preset: Preset, sections, out_dir: Path) -> None:
+    """The report's tables (wandb.Table) and plots (wandb.Image) in one W&B run. Opt-in; any
+    failure is a warning, never an error (the same rule as training runs)."""
+    from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
+
+    try:
+        import wandb
+    except ImportError:
+        warnings.warn(
+            "wandb is not installed (pip install 'lit_algos[wandb]'); report not logged.",
+            LitAlgosWarning,
+            stacklevel=2,
+        )
+        return
+    mode = resolve_mode(None)
+    if mode == "disabled":
+        return
+    if mode in ("online", "shared") and not is_reachable(*wandb_host()):
+        warnings.warn(
+            "W&B is not reachable; logging the report offline (wandb sync later).",
+            LitAlgosWarning,
+            stacklevel=2,
+        )
+        mode = "offline"
+    try:
+        run = wandb.init(
+            project="lit_algos",
+            name=f"study-{study.name}-{preset.name}",
+            group=f"study-{study.name}",
+            job_type="report",
+            dir=str(out_dir),
+            mode=mode,
+            config={"study": study.name, "preset": preset.name},
+            settings=wandb.Settings(init_timeout=30),
+        )
+        payload = {}
+        for i, sec in enumerate(sections):
+            for j, table in enumerate(sec.tables):
+                payload[f"tables/{i}-{j} {table.title}"[:120]] = wandb.Table(
+                    columns=table.columns, data=table.rows
+                )
+            for name in sec.plots:
+                payload[f"plots/{name}"] = wandb.Image(str(out_dir / "plots" / name))
+        run.log(payload)
+        run.finish()
+    except Exception as err:  # W&B must never stop a report
+        warnings.warn(
+            f"could not log the report to W&B ({type(err).__name__}: {err}).", LitAlgosWarning, stacklevel=2
+        )
