@@ -179,15 +179,6 @@ def test_study_command_runs_the_sweep_then_writes_the_report(tmp_path, monkeypat
     assert (runs / "studies" / "toy" / "report.md").is_file() and len(calls) == 1
 
 
-def test_study_without_the_engine_says_so(tmp_path, monkeypatch, capsys):
-    from lit_algos import sweeps
-    from lit_algos.cli import main
-
-    monkeypatch.delattr(sweeps, "run_sweep", raising=False)
-    code = main(["study", str(_write(tmp_path)), "--preset", "quick", "--runs-dir", str(tmp_path / "runs")])
-    assert code == 2 and "sweep engine" in capsys.readouterr().err
-
-
 def test_a_bad_preset_exits_2(tmp_path, capsys):
     from lit_algos.cli import main
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lit_algos.errors import LitAlgosError
 from lit_algos.studies.expand import Expansion, expand
 from lit_algos.studies.spec import Study, study_dir
 
@@ -35,43 +34,12 @@ def plan_study(study: Study, preset: str | None, runs_dir: Path, *, wandb: bool 
     return StudyPlan(expansion, specs, Path(runs_dir), study_dir(study, p, runs_dir))
 
 
-def _engine(name: str):
-    from lit_algos import sweeps
-
-    fn = getattr(sweeps, name, None)
-    if fn is None:
-        raise LitAlgosError(
-            f"The sweep engine (lit_algos.sweeps.{name}) is not installed in this lit_algos; `lit-algos study` needs "
-            "it to train. `lit-algos report STUDY_DIR` still writes a report from existing runs."
-        )
-    return fn
-
-
 def dry_run_rows(plan: StudyPlan) -> list[dict]:
     """One row per run: name, seed, recipe, state, tokens, FLOPs and time estimates where the engine gives them."""
-    planner = getattr(__import__("lit_algos.sweeps", fromlist=["plan_sweep"]), "plan_sweep", None)
-    if planner is None:  # no engine: the budget and analytic FLOPs from the config alone
-        from lit_algos.flops import estimate_flops
+    from lit_algos.sweeps import plan_sweep
 
-        rows = []
-        for s in plan.specs:
-            cfg = s.config()
-            tokens = cfg.train.max_tokens
-            flops = estimate_flops(cfg.model).per_token_train * tokens if tokens else None
-            rows.append(
-                {
-                    "name": s.name,
-                    "seed": s.seed,
-                    "recipe": s.recipe,
-                    "state": "?",
-                    "tokens": tokens,
-                    "flops": flops,
-                    "seconds": None,
-                }
-            )
-        return rows
     rows = []
-    for run in planner(plan.specs, runs_dir=plan.runs_dir):
+    for run in plan_sweep(plan.specs, runs_dir=plan.runs_dir):
         rows.append(
             {
                 "name": run.spec.name,
@@ -103,7 +71,8 @@ def run_study(
     slurm_cfg = {
         k: v for k, v in {**(study.executor.get("slurm") or {}), **(slurm or {})}.items() if v is not None
     }
-    run_sweep = _engine("run_sweep")
+    from lit_algos.sweeps import run_sweep
+
     return run_sweep(
         plan.specs,
         runs_dir=plan.runs_dir,
