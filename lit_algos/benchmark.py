@@ -178,6 +178,23 @@ def compare(
     return summary
 
 
+def with_env(key: str, value: str, job: Callable[[], dict]) -> Callable[[], dict]:
+    """``job`` run with ``os.environ[key] = value`` (restored after): a before/after toggle."""
+
+    def run() -> dict:
+        old = os.environ.get(key)
+        os.environ[key] = value
+        try:
+            return job()
+        finally:
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+    return run
+
+
 # ---- peak ----------------------------------------------------------------------------------------
 PEAK_SIZES = {"fp32": (256, 512, 1024, 2048), "bf16": (256, 512, 1024)}
 

@@ -58,3 +58,11 @@ def test_peak_for_uses_table_on_known_gpus_and_measured_on_cpu():
 def test_plain_loop_trains_the_recipe(data_cache):
     out = bench.plain_loop("debug", [], steps=2)
     assert out["steps"] == 2 and out["tokens_per_s"] > 0 and out["precision"] == "32-true"
+
+
+def test_with_env_sets_and_restores(monkeypatch):
+    import os
+
+    monkeypatch.delenv("LIT_ALGOS_TEST_TOGGLE", raising=False)
+    seen = bench.with_env("LIT_ALGOS_TEST_TOGGLE", "0", lambda: {"v": os.environ["LIT_ALGOS_TEST_TOGGLE"]})()
+    assert seen == {"v": "0"} and "LIT_ALGOS_TEST_TOGGLE" not in os.environ

@@ -295,10 +295,8 @@ def test_batched_newton_schulz_equals_per_matrix():
 
 
 def test_muon_batched_step_equals_per_matrix_step(monkeypatch):
-    import lit_algos.optim.muon as muon_module
-
     def run(batched: bool):
-        monkeypatch.setattr(muon_module, "BATCHED_NS", batched)
+        monkeypatch.setenv("LIT_ALGOS_BATCHED_NS", "1" if batched else "0")
         torch.manual_seed(0)
         ps = [torch.nn.Parameter(torch.randn(16, 24)) for _ in range(3)] + [
             torch.nn.Parameter(torch.randn(24, 8))

@@ -28,8 +28,11 @@ import torch
 # give a steep slope at 0, so small singular values grow fast, at the cost of the fixed point being a
 # band around 1 (roughly 0.7..1.2) rather than exactly 1. For an optimizer step that is good enough.
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
+
+
 # LIT_ALGOS_BATCHED_NS=0: one Newton-Schulz per matrix (the reference path, to measure the batched one).
-BATCHED_NS = os.environ.get("LIT_ALGOS_BATCHED_NS", "1") != "0"
+def batched_ns() -> bool:
+    return os.environ.get("LIT_ALGOS_BATCHED_NS", "1") != "0"
 
 
 def newton_schulz(
@@ -143,7 +146,7 @@ class Muon(torch.optim.Optimizer):
             update = update.reshape(update.size(0), -1)  # (out, in*...)
             by_shape.setdefault((tuple(update.shape), update.dtype, update.device), []).append((p, update))
         for items in by_shape.values():
-            if BATCHED_NS and len(items) > 1:
+            if batched_ns() and len(items) > 1:
                 orthos = newton_schulz(torch.stack([u for _, u in items]), steps=group["ns_steps"]).unbind(0)
             else:
                 orthos = [newton_schulz(u, steps=group["ns_steps"]) for _, u in items]
