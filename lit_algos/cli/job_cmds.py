@@ -34,6 +34,14 @@ def register(sub) -> None:
         help="measure the dense matmul peak (fp32, bf16) also on a GPU (always on CPU)",
     )
     b.add_argument(
+        "--ab",
+        action="append",
+        default=[],
+        metavar="ENV=VALUE",
+        help="also run each recipe with this environment variable set, alternating with the unset rows "
+        "(before/after toggles such as LIT_ALGOS_CHUNKED_CE=0); repeatable",
+    )
+    b.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's, stated in the output)"
     )
     add_config_args(b)
@@ -110,6 +118,12 @@ def cmd_benchmark(args) -> int:
             jobs[f"{recipe} ({bench.PLAIN})"] = lambda r=recipe: bench.plain_loop(
                 r, args.overrides, args.steps
             )
+        for toggle in args.ab:
+            key, sep, value = toggle.partition("=")
+            if not sep or not key:
+                raise LitAlgosError(f"--ab {toggle!r}: expected ENV=VALUE, e.g. LIT_ALGOS_CHUNKED_CE=0.")
+            run = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)  # noqa: E731
+            jobs[f"{recipe} [{toggle}]"] = bench.with_env(key, value, run)
 
     def progress(r, name, out):
         console.print(f"[dim]round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s[/]")
