@@ -49,7 +49,9 @@ def benchmark_recipe(recipe: str, overrides: Sequence[str] = (), steps: int = 30
 
 def lightning_round(recipe: str, overrides: Sequence[str], steps: int) -> dict:
     """One timed round of the Lightning loop: tokens/s, seconds per step, FLOP/s, precision that ran."""
+    usage = _usage()
     cfg, record = benchmark_recipe(recipe, overrides, steps)
+    sys_s, faults = (b - a for a, b in zip(usage, _usage(), strict=True))
     timed = max(1, record.final.step - record.warmup_steps)
     ran = (record.hardware.get("precision") or {}).get("ran", cfg.train.precision)
     return {
@@ -62,6 +64,8 @@ def lightning_round(recipe: str, overrides: Sequence[str], steps: int) -> dict:
         "params": record.params.get("total"),
         "warmup_s": record.warmup_seconds,
         "steps": timed,
+        "sys_s": sys_s,  # system CPU seconds of the whole round (page faults of freed-and-refaulted buffers)
+        "minor_faults": faults,
     }
 
 
@@ -116,6 +120,7 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
 
+    usage = _usage()
     t0 = time.perf_counter()
     step()  # warm-up: compilation, allocator
     sync()
@@ -125,6 +130,7 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
         step()
     sync()
     seconds = time.perf_counter() - t0
+    sys_s, faults = (b - a for a, b in zip(usage, _usage(), strict=True))
     return {
         "tokens_per_s": steps * plan.tokens_per_step / seconds,
         "step_s": seconds / steps,
@@ -135,7 +141,19 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
         "params": param_counts(model)["total"],
         "warmup_s": warmup,
         "steps": steps,
+        "sys_s": sys_s,
+        "minor_faults": faults,
     }
+
+
+def _usage() -> tuple[float, int]:
+    """(system CPU seconds, minor page faults) of this process so far (zeros where unsupported)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0.0, 0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_stime, ru.ru_minflt
 
 
 def spread(values: Sequence[float]) -> dict:
@@ -169,11 +187,12 @@ def compare(
                 on_round(r, name, out)
     summary = {}
     for name, outs in results.items():
-        row = {k: v for k, v in outs[0].items() if k not in ("tokens_per_s", "step_s", "warmup_s")}
+        row = {k: v for k, v in outs[0].items() if k not in ("tokens_per_s", "step_s", "warmup_s", "sys_s")}
         row["rounds"] = outs
         row["tokens_per_s"] = spread([o["tokens_per_s"] for o in outs])
         row["step_s"] = spread([o["step_s"] for o in outs])
         row["flop_per_s"] = spread([o["tokens_per_s"] * o["flops_per_token"] for o in outs])
+        row["sys_s"] = spread([o.get("sys_s", 0.0) for o in outs])
         summary[name] = row
     return summary
 

@@ -93,6 +93,7 @@ def cmd_benchmark(args) -> int:
 
     import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from lit_algos import benchmark as bench
@@ -105,7 +106,7 @@ def cmd_benchmark(args) -> int:
         raise LitAlgosError(f"--rounds {args.rounds} --steps {args.steps}: both must be at least 1.")
     console = Console(stderr=args.json)
     before = bench.host_line()
-    console.print(f"[dim]{before}[/]")
+    console.print(escape(before), style="dim")
     gpu = torch.cuda.is_available()
     peaks = None
     if args.peak or not gpu:  # a CPU has no data-sheet peak: measure it
@@ -126,7 +127,12 @@ def cmd_benchmark(args) -> int:
             jobs[f"{recipe} [{toggle}]"] = bench.with_env(key, value, run)
 
     def progress(r, name, out):
-        console.print(f"[dim]round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s[/]")
+        console.print(
+            escape(
+                f"round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s, sys {out['sys_s']:.1f} s"
+            ),
+            style="dim",
+        )
 
     summary = bench.compare(jobs, args.rounds, on_round=progress)
     device_name = torch.cuda.get_device_name(0) if gpu else "cpu"
@@ -156,7 +162,7 @@ def cmd_benchmark(args) -> int:
             sizes = ", ".join(f"{n}: {v / 1e9:.1f}" for n, v in p["per_size"].items())
             console.print(f"{d} matmul peak {p['peak'] / 1e9:.1f} GFLOP/s (by size, GFLOP/s: {sizes})")
     table = Table(
-        title=f"training throughput, median [min-max] of {args.rounds} alternating round(s) of {args.steps} steps"
+        title=f"training throughput, median \\[min-max] of {args.rounds} alternating round(s) of {args.steps} steps"
     )
     for col in (
         "recipe",
@@ -179,7 +185,7 @@ def cmd_benchmark(args) -> int:
         )
         mfu = r["mfu"]
         table.add_row(
-            r["name"],
+            escape(r["name"]),
             prec,
             str(r["compile"]),
             f"{r['params']:,}",
@@ -187,6 +193,7 @@ def cmd_benchmark(args) -> int:
             _fmt_spread(r["step_s"], ".1f", 1000),
             _fmt_spread(r["flop_per_s"], ".1f", 1e-9),
             "-" if mfu["median"] is None else f"{mfu['median']:.1%} [{mfu['min']:.1%}-{mfu['max']:.1%}]",
+            _fmt_spread(r["sys_s"], ".1f"),
             f"{r['tokens_per_s']['median'] / base:.3f}x",
         )
     console.print(table)
