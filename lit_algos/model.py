@@ -19,6 +19,7 @@ from torch import nn
 import lit_algos.components  # noqa: F401  (fills the registries)
 from lit_algos.components.norm import LayerNorm, NoNorm, RMSNorm, build_norm
 from lit_algos.config.model import ModelConfig
+from lit_algos.loss import lm_loss
 from lit_algos.registry import registry
 
 IGNORE_INDEX = -100  # targets to skip in the loss: PyTorch's default, used by the data and every evaluation
@@ -87,14 +88,21 @@ class GPT(nn.Module):
         return self.wte.weight if self.lm_head is None else self.lm_head.weight  # (V, C)
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, return_aux: bool = False
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        return_aux: bool = False,
+        loss_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """idx: (B, T) token ids; targets: (B, T) ids or None (IGNORE_INDEX = -100: no loss there).
 
         Returns (logits (B, T, V), loss): the mean language-model cross-entropy over the targets that
         are not ignored (NaN when every target is ignored). With ``return_aux=True`` also the sum of
         the blocks' auxiliary losses (a scalar, 0 when no component has one): the training step adds
-        it to the loss and logs it separately.
+        it to the loss and logs it separately. With ``loss_only=True`` (and targets) the logits are
+        None: the head and the loss run in row chunks (``lit_algos.loss``) and the full (B, T, V)
+        logits are never materialised.
         """
         B, T = idx.size()
         if T > self.cfg.block_size:
@@ -109,6 +117,12 @@ class GPT(nn.Module):
             if aux is not None:
                 aux_total = aux if aux_total is None else aux_total + aux
         x = self.norm_f(x)
+        if loss_only and targets is not None:
+            loss = lm_loss(
+                x.view(B * T, -1), self.head_weight, targets.reshape(B * T), self.cfg.logit_softcap
+            )
+            aux_total = aux_total if aux_total is not None else loss.new_zeros(())
+            return (None, loss, aux_total) if return_aux else (None, loss)
         logits = F.linear(x, self.head_weight)  # (B, T, V)
         if self.cfg.logit_softcap is not None:
             cap = self.cfg.logit_softcap

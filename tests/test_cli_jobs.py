@@ -121,10 +121,15 @@ def test_speedrun_refuses_a_recipe_on_other_data(tiny_track, capsys):
 
 
 def test_benchmark_reports_throughput(data_cache, capsys):
-    assert main(["benchmark", "debug", "--steps", "3", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
-    assert row["recipe"] == "debug" and row["steps"] == 3
-    assert row["tokens_per_s"] > 0 and row["flop_per_s"] > 0
+    args = ["benchmark", "debug", "--steps", "2", "--rounds", "2", "--plain", "--threads", "1", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    lightning, plain = out["rows"]
+    assert lightning["name"] == "debug" and plain["name"] == "debug (plain)" and lightning["steps"] == 2
+    for row in (lightning, plain):
+        assert row["tokens_per_s"]["n"] == 2 and row["tokens_per_s"]["min"] > 0
+        assert row["mfu"]["median"] > 0 and "measured fp32" in row["peak_source"]  # CPU: a measured peak
+    assert "1 threads" in out["host_before"] and "load average" in out["host_before"]
 
 
 def test_ablation_swaps_whole_components():

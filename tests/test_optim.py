@@ -283,3 +283,30 @@ def test_lightning_clipping_accumulation_and_scheduler_with_muon():
     assert trainer.global_step == 6  # optimizer steps, not micro-batches
     # The schedule advanced once per optimizer step (the matrix group is the first group).
     assert module.lrs == pytest.approx([0.02 * lr_multiplier(sched_cfg, s, 6) for s in range(6)])
+
+
+def test_batched_newton_schulz_equals_per_matrix():
+    g = torch.randn(3, 24, 40, generator=torch.Generator().manual_seed(0))
+    batched = newton_schulz(g, steps=5)
+    for i in range(3):
+        torch.testing.assert_close(batched[i], newton_schulz(g[i], steps=5), rtol=1e-5, atol=1e-5)
+    tall = torch.randn(2, 40, 24, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(newton_schulz(tall)[1], newton_schulz(tall[1]), rtol=1e-5, atol=1e-5)
+
+
+def test_muon_batched_step_equals_per_matrix_step(monkeypatch):
+    def run(batched: bool):
+        monkeypatch.setenv("LIT_ALGOS_BATCHED_NS", "1" if batched else "0")
+        torch.manual_seed(0)
+        ps = [torch.nn.Parameter(torch.randn(16, 24)) for _ in range(3)] + [
+            torch.nn.Parameter(torch.randn(24, 8))
+        ]
+        opt = Muon([{"params": ps, "use_muon": True, "lr": 0.05}])
+        for step in range(3):
+            for i, p in enumerate(ps):
+                p.grad = torch.sin(p.detach() * (i + 1) + step)
+            opt.step()
+        return [p.detach().clone() for p in ps]
+
+    for a, b in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

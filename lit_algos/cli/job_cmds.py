@@ -16,7 +16,34 @@ def register(sub) -> None:
     b.add_argument(
         "recipes", nargs="*", default=["retro", "modern"], help="recipes to time (default: retro modern)"
     )
-    b.add_argument("--steps", type=int, default=30, help="optimizer steps timed per recipe (default 30)")
+    b.add_argument("--steps", type=int, default=30, help="optimizer steps timed per round (default 30)")
+    b.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds (ABBA order); median and spread over them (default 3)",
+    )
+    b.add_argument(
+        "--plain",
+        action="store_true",
+        help="also run each recipe in a minimal PyTorch loop (no Lightning) as a reference",
+    )
+    b.add_argument(
+        "--peak",
+        action="store_true",
+        help="measure the dense matmul peak (fp32, bf16) also on a GPU (always on CPU)",
+    )
+    b.add_argument(
+        "--ab",
+        action="append",
+        default=[],
+        metavar="ENV=VALUE",
+        help="also run each recipe with this environment variable set, alternating with the unset rows "
+        "(before/after toggles such as LIT_ALGOS_CHUNKED_CE=0); repeatable",
+    )
+    b.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's, stated in the output)"
+    )
     add_config_args(b)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_benchmark)
@@ -55,70 +82,124 @@ def add_track_args(p: argparse.ArgumentParser) -> None:
 
 
 # ---- benchmark -------------------------------------------------------------------------------
+def _fmt_spread(s: dict, fmt: str, scale: float = 1.0) -> str:
+    med, lo, hi = (scale * s[k] for k in ("median", "min", "max"))
+    return f"{med:{fmt}} [{lo:{fmt}}-{hi:{fmt}}]" if s["n"] > 1 else f"{med:{fmt}}"
+
+
 def cmd_benchmark(args) -> int:
-    """Time the real training loop: N steps, one evaluation at the end (excluded from the clock)."""
+    """Time the real training loop over alternating rounds; optionally a plain loop and the matmul peak."""
     import json
 
+    import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from lit_algos.benchmark import benchmark_recipe
+    from lit_algos import benchmark as bench
 
-    rows = []
+    if args.threads is not None:
+        if args.threads < 1:
+            raise LitAlgosError(f"--threads {args.threads}: the number of torch threads must be at least 1.")
+        torch.set_num_threads(args.threads)
+    if args.rounds < 1 or args.steps < 1:
+        raise LitAlgosError(f"--rounds {args.rounds} --steps {args.steps}: both must be at least 1.")
+    console = Console(stderr=args.json)
+    before = bench.host_line()
+    console.print(escape(before), style="dim")
+    gpu = torch.cuda.is_available()
+    peaks = None
+    if args.peak or not gpu:  # a CPU has no data-sheet peak: measure it
+        dev = "cuda" if gpu else "cpu"
+        peaks = {d: bench.matmul_peak(d, device=dev) for d in ("fp32", "bf16")}
+    jobs = {}
     for recipe in args.recipes:
-        cfg, record = benchmark_recipe(recipe, args.overrides, args.steps)
-        final = record.final
-        seconds = final.train_seconds
-        rows.append(
-            {
-                "recipe": recipe,
-                "precision": cfg.train.precision,
-                "compile": cfg.train.compile,
-                "steps": final.step - record.warmup_steps,
-                "tokens_per_s": record.tokens_per_second,
-                "ms_per_step": 1000 * seconds / max(1, final.step - record.warmup_steps),
-                # timed steps only: the warm-up step's FLOPs are not in train_seconds
-                "flop_per_s": (record.tokens_per_second or 0) * record.flops_per_token["analytic"],
-                "mfu": record.mfu,
-                "warmup_s": record.warmup_seconds,
-                "params": record.params.get("total"),
-                "active_params": record.params.get("active"),  # < params for MoE
-                "device": record.hardware.get("device_name"),
-            }
+        jobs[recipe] = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)
+        if args.plain:
+            jobs[f"{recipe} ({bench.PLAIN})"] = lambda r=recipe: bench.plain_loop(
+                r, args.overrides, args.steps
+            )
+        for toggle in args.ab:
+            key, sep, value = toggle.partition("=")
+            if not sep or not key:
+                raise LitAlgosError(f"--ab {toggle!r}: expected ENV=VALUE, e.g. LIT_ALGOS_CHUNKED_CE=0.")
+            run = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)  # noqa: E731
+            jobs[f"{recipe} [{toggle}]"] = bench.with_env(key, value, run)
+
+    def progress(r, name, out):
+        console.print(
+            escape(
+                f"round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s, sys {out['sys_s']:.1f} s"
+            ),
+            style="dim",
         )
+
+    summary = bench.compare(jobs, args.rounds, on_round=progress)
+    device_name = torch.cuda.get_device_name(0) if gpu else "cpu"
+    rows = []
+    for name, row in summary.items():
+        peak, source = bench.peak_for(row["precision"], peaks, device_name)
+        mfu = {k: (v / peak if peak else None) for k, v in row["flop_per_s"].items() if k != "n"}
+        rows.append({"name": name, **row, "peak_flop_per_s": peak, "peak_source": source, "mfu": mfu})
+    after = bench.host_line()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(
+            json.dumps(
+                {
+                    "host_before": before,
+                    "host_after": after,
+                    "rounds": args.rounds,
+                    "peaks": peaks,
+                    "rows": rows,
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return 0
-    table = Table(title=f"training throughput ({rows[0]['device'] if rows else ''})")
+    if peaks:
+        for d, p in peaks.items():
+            sizes = ", ".join(f"{n}: {v / 1e9:.1f}" for n, v in p["per_size"].items())
+            console.print(f"{d} matmul peak {p['peak'] / 1e9:.1f} GFLOP/s (by size, GFLOP/s: {sizes})")
+    table = Table(
+        title=f"training throughput, median \\[min-max] of {args.rounds} alternating round(s) of {args.steps} steps"
+    )
     for col in (
         "recipe",
         "precision",
         "compile",
         "params",
-        "active",
-        "steps",
         "tokens/s",
         "ms/step",
-        "FLOP/s",
+        "GFLOP/s",
         "MFU",
-        "warm-up s",
+        "vs first",
     ):
         table.add_column(col, justify="right")
+    base = rows[0]["tokens_per_s"]["median"] if rows else None
     for r in rows:
+        prec = (
+            r["precision"]
+            if r["precision"] == r["requested_precision"]
+            else f"{r['precision']} (asked {r['requested_precision']})"
+        )
+        mfu = r["mfu"]
         table.add_row(
-            r["recipe"],
-            r["precision"],
+            escape(r["name"]),
+            prec,
             str(r["compile"]),
             f"{r['params']:,}",
-            f"{r['active_params']:,}" if r.get("active_params") is not None else "-",
-            str(r["steps"]),
-            f"{r['tokens_per_s']:,.0f}",
-            f"{r['ms_per_step']:.1f}",
-            f"{r['flop_per_s']:.3e}",
-            "-" if r["mfu"] is None else f"{r['mfu']:.1%}",
-            f"{r['warmup_s']:.1f}",
+            _fmt_spread(r["tokens_per_s"], ",.0f"),
+            _fmt_spread(r["step_s"], ".1f", 1000),
+            _fmt_spread(r["flop_per_s"], ".1f", 1e-9),
+            "-" if mfu["median"] is None else f"{mfu['median']:.1%} [{mfu['min']:.1%}-{mfu['max']:.1%}]",
+            _fmt_spread(r["sys_s"], ".1f"),
+            f"{r['tokens_per_s']['median'] / base:.3f}x",
         )
-    Console().print(table)
+    console.print(table)
+    console.print(
+        f"[dim]MFU against: {', '.join(sorted({r['peak_source'] for r in rows}))}. After: {after}[/]"
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ orthogonalising the matrix: do not combine ``muon`` with FSDP.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,31 +30,38 @@ import torch
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
+# LIT_ALGOS_BATCHED_NS=0: one Newton-Schulz per matrix (the reference path, to measure the batched one).
+def batched_ns() -> bool:
+    return os.environ.get("LIT_ALGOS_BATCHED_NS", "1") != "0"
+
+
 def newton_schulz(
     g: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """Approximately orthogonalise a 2-D matrix: ``U S V^T -> U S' V^T`` with ``S'`` near 1.
+    """Approximately orthogonalise a matrix, or a batch of same-shape matrices: ``U S V^T -> U S' V^T``.
 
-    ``dtype`` is the working precision (default: bfloat16 on CUDA, float32 elsewhere; the iteration
-    is stable in bf16). The result has ``g``'s shape and dtype.
+    ``g``: (m, n) or (k, m, n); each matrix of a batch is orthogonalised on its own (one batched
+    matmul per iteration instead of k small ones). ``dtype`` is the working precision (default:
+    bfloat16 on CUDA, float32 elsewhere; the iteration is stable in bf16). The result has ``g``'s
+    shape and dtype.
     """
-    if g.ndim != 2:
-        raise ValueError(f"newton_schulz expects a 2-D matrix, got shape {tuple(g.shape)}")
+    if g.ndim not in (2, 3):
+        raise ValueError(f"newton_schulz expects a matrix or a batch of matrices, got shape {tuple(g.shape)}")
     if dtype is None:
         dtype = torch.bfloat16 if g.is_cuda else torch.float32
     a, b, c = NS_COEFFS
     x = g.to(dtype)
-    transposed = x.size(0) > x.size(1)
+    transposed = x.size(-2) > x.size(-1)
     if transposed:  # iterate on the wide orientation so the Gram matrix X X^T is the small one
-        x = x.T  # (m, n) with m <= n
+        x = x.mT  # (..., m, n) with m <= n
     # Scale so every singular value is <= 1 (spectral norm <= Frobenius norm): the iteration's basin.
-    x = x / (x.norm() + eps)
+    x = x / (torch.linalg.matrix_norm(x, keepdim=True) + eps)
     for _ in range(steps):
-        gram = x @ x.T  # (m, m)
-        poly = b * gram + c * (gram @ gram)  # (m, m)
-        x = a * x + poly @ x  # (m, n)
+        gram = x @ x.mT  # (..., m, m)
+        poly = b * gram + c * (gram @ gram)  # (..., m, m)
+        x = a * x + poly @ x  # (..., m, n)
     if transposed:
-        x = x.T
+        x = x.mT
     return x.to(g.dtype)
 
 
@@ -122,6 +130,8 @@ class Muon(torch.optim.Optimizer):
 
     def _muon_step(self, group: dict[str, Any]) -> None:
         lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
+        # Matrices of one shape are orthogonalised together (a batched Newton-Schulz).
+        by_shape: dict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -133,12 +143,17 @@ class Muon(torch.optim.Optimizer):
             buf.mul_(mom).add_(grad)
             # Nesterov: look ahead along the momentum, i.e. use grad + mom * buf instead of buf.
             update = grad.add(buf, alpha=mom) if group["nesterov"] else buf
-            ortho = newton_schulz(
-                update.reshape(update.size(0), -1), steps=group["ns_steps"]
-            )  # (out, in*...)
-            if wd:
-                p.mul_(1.0 - lr * wd)
-            p.add_(ortho.view_as(p), alpha=-lr * muon_scale(p.shape))
+            update = update.reshape(update.size(0), -1)  # (out, in*...)
+            by_shape.setdefault((tuple(update.shape), update.dtype, update.device), []).append((p, update))
+        for items in by_shape.values():
+            if batched_ns() and len(items) > 1:
+                orthos = newton_schulz(torch.stack([u for _, u in items]), steps=group["ns_steps"]).unbind(0)
+            else:
+                orthos = [newton_schulz(u, steps=group["ns_steps"]) for _, u in items]
+            for (p, _), ortho in zip(items, orthos, strict=True):
+                if wd:
+                    p.mul_(1.0 - lr * wd)
+                p.add_(ortho.view_as(p), alpha=-lr * muon_scale(p.shape))
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]

@@ -51,7 +51,7 @@ class LitGPT(L.LightningModule):
         x, y = batch  # (B, T), (B, T)
         model = self._compiled if self._compiled is not None else self.model
         # aux: the blocks' auxiliary losses (MoE load balancing); a constant 0 for dense models.
-        _, loss, aux = model(x, y, return_aux=True)
+        _, loss, aux = model(x, y, return_aux=True, loss_only=True)  # no full logits
         self.step_losses.append(loss.detach())  # the language-model loss alone: curves and targets use it
         if aux.requires_grad:  # only a real auxiliary loss is kept (MoEBalance pops and logs it per step)
             self.step_aux_losses.append(aux.detach())
@@ -59,7 +59,8 @@ class LitGPT(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch  # (B, T), (B, T); rows of IGNORE_INDEX pad the last window and even out ranks
-        _, loss = self(x, y)
+        model = self._compiled if self._compiled is not None else self.model
+        _, loss = model(x, y, loss_only=True)
         count = (y != IGNORE_INDEX).sum()
         # An all-padding batch has a NaN mean and weight 0; it must add nothing (NaN * 0 is NaN).
         self.val_loss.update(torch.where(count > 0, loss, torch.zeros_like(loss)), weight=count)

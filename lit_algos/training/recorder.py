@@ -72,7 +72,8 @@ class RunRecorder(L.Callback):
             timed = max(0.0, 1.0 - self.clock.excluded_steps / final.step) if final.step else 0.0
             tokens_per_second = final.tokens * timed / final.train_seconds
             hw = self.record.hardware
-            peak = peak_flops(hw.get("device_name", ""), self.record.config["train"]["precision"])
+            ran = (hw.get("precision") or {}).get("ran") or self.record.config["train"]["precision"]
+            peak = peak_flops(hw.get("device_name", ""), ran)
             if peak:
                 devices = hw.get("n_devices", 1) * hw.get("num_nodes", 1)
                 mfu = final.flops * timed / final.train_seconds / (peak * devices)

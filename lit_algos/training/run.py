@@ -203,6 +203,7 @@ def train(
     check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
     plan = plan_run(cfg)
     options = trainer_options(cfg)
+    precision = _host_precision(cfg, plan.accelerator)
     prepared = prepare_dataset(cfg.data, console=console)
     if prepared.vocab_size > cfg.model.vocab_size:
         raise ConfigError(
@@ -235,6 +236,7 @@ def train(
     )
     if record is None:
         record = _new_record(cfg, run_id, plan, prepared, module.model)
+    record.hardware["precision"] = precision  # what the recipe asked for and what ran (lit_algos.precision)
 
     clock = TrainClock()
     recorder = RunRecorder(
@@ -274,7 +276,13 @@ def train(
         own.append(BudgetProgress(clock, plan.tokens_per_step, plan.max_steps or 0, plan.max_seconds))
     own.append(EvalCheckpoint(run_dir / "checkpoints", every_n_evals=plan.checkpoint_every_evals))
     trainer = build_trainer(
-        cfg, plan, run_dir, callbacks=own + list(callbacks), loggers=all_loggers, options=options
+        cfg,
+        plan,
+        run_dir,
+        callbacks=own + list(callbacks),
+        loggers=all_loggers,
+        options=options,
+        precision=precision["ran"],
     )
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
@@ -315,6 +323,19 @@ def train(
     if error is not None:
         raise error
     return record
+
+
+def _host_precision(cfg: Config, accelerator: str) -> dict:
+    """The precision this host runs for the recipe's ``train.precision`` (warns when it differs)."""
+    import warnings
+
+    from lit_algos.errors import LitAlgosWarning
+    from lit_algos.precision import resolve_precision
+
+    ran, reason = resolve_precision(cfg.train.precision, accelerator)
+    if reason:
+        warnings.warn(reason, LitAlgosWarning, stacklevel=3)
+    return {"requested": cfg.train.precision, "ran": ran, "reason": reason}
 
 
 def _status(error: BaseException | None, stopping, budget) -> str:

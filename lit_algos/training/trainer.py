@@ -47,7 +47,9 @@ def build_trainer(
     callbacks: list[L.Callback],
     loggers: list,
     options: dict[str, Any] | None = None,
+    precision: str | None = None,
 ) -> L.Trainer:
+    """``precision``: what runs (``lit_algos.precision.resolve_precision``); default the recipe's."""
     t = cfg.train
     options = dict(options or {})
     options.setdefault("log_every_n_steps", max(1, min(50, plan.eval_every_steps)))
@@ -58,7 +60,7 @@ def build_trainer(
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,
+        precision=precision or t.precision,
         max_steps=plan.max_steps or -1,
         max_epochs=-1,  # one endless epoch: the budget (BudgetStop) or the target ends the run
         accumulate_grad_batches=plan.accumulate,

@@ -1,0 +1,112 @@
+"""The language-model loss without the full logits: LM head + cross-entropy in row chunks.
+
+Training and evaluation need only the mean cross-entropy, not the (B*T, V) logits. Computing
+``F.linear`` then ``F.cross_entropy`` materialises the logits, their fp32 copy, the softmax and
+its gradient: at B*T = 4096 rows and V = 4096 that is four 67 MB buffers per step, which glibc
+hands back to the OS and faults in again every step (tens of seconds of system time per run).
+``chunked_linear_cross_entropy`` walks the rows in chunks; for each it computes the chunk's
+logits (fp32 for the log-sum-exp), its loss and, when a gradient is wanted, the gradient of the
+chunk's logits, which it turns at once into the gradients of the hidden states and of the head
+weight (the backward pass then only scales them). No extra FLOPs, peak memory of one chunk.
+
+The logit soft-cap (``cap * tanh(z / cap)``) is applied per chunk with its derivative. Targets
+equal to ``IGNORE_INDEX`` count for nothing; the mean is over the others (NaN when there are
+none, as ``F.cross_entropy``). ``LIT_ALGOS_CHUNKED_CE=0`` selects the plain path (to measure it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+CHUNK_ELEMENTS = 1 << 21  # logits per chunk (8 MB in fp32): below glibc's largest mmap threshold
+
+
+def chunk_rows(vocab_size: int) -> int:
+    return max(16, CHUNK_ELEMENTS // max(1, vocab_size))
+
+
+def chunked_enabled() -> bool:
+    return os.environ.get("LIT_ALGOS_CHUNKED_CE", "1") != "0"
+
+
+def _chunk(xc, weight, tc, softcap, want_grad):
+    """Loss sum of one chunk and, with ``want_grad``, the gradient of that sum w.r.t. its logits."""
+    z = F.linear(xc, weight).float()  # (n, V)
+    t = None
+    if softcap is not None:
+        t = torch.tanh(z / softcap)
+        z = softcap * t
+    lse = torch.logsumexp(z, dim=-1)  # (n,)
+    valid = tc != IGNORE_INDEX
+    tgt = torch.where(valid, tc, 0)
+    loss_sum = ((lse - z.gather(1, tgt[:, None]).squeeze(1)) * valid).sum()
+    if not want_grad:
+        return loss_sum, None
+    p = z.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+    p.scatter_add_(1, tgt[:, None], -valid[:, None].to(p.dtype))  # - one-hot of the target
+    p.mul_(valid[:, None])
+    if t is not None:  # d(cap tanh(z/cap))/dz = 1 - tanh^2
+        p.mul_(1 - t * t)
+    return loss_sum, p
+
+
+class _ChunkedLinearCE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, targets, softcap, rows):
+        n_valid = (targets != IGNORE_INDEX).sum()
+        total = x.new_zeros((), dtype=torch.float32)
+        grad_x = torch.empty_like(x)
+        grad_w = torch.zeros_like(weight, dtype=torch.float32)
+        for s in range(0, x.size(0), rows):
+            xc, tc = x[s : s + rows], targets[s : s + rows]  # (n, C), (n,)
+            loss_sum, dz = _chunk(xc, weight, tc, softcap, True)
+            total = total + loss_sum
+            dz = dz.to(torch.promote_types(x.dtype, weight.dtype))
+            grad_x[s : s + rows] = (dz @ weight.to(dz.dtype)).to(x.dtype)  # (n, C)
+            grad_w.addmm_(dz.T.float(), xc.float())  # (V, C)
+        scale = 1.0 / n_valid.float()
+        ctx.save_for_backward(grad_x, grad_w, scale)
+        ctx.weight_dtype = weight.dtype
+        return total * scale
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_x, grad_w, scale = ctx.saved_tensors
+        g = grad_out * scale
+        return (grad_x * g.to(grad_x.dtype)), (grad_w * g).to(ctx.weight_dtype), None, None, None
+
+
+def chunked_linear_cross_entropy(
+    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy of ``softcap(x @ weight.T)`` against ``targets`` without the full logits.
+
+    x: (N, C) hidden states, weight: (V, C) head, targets: (N,) ids or IGNORE_INDEX.
+    """
+    rows = chunk_rows(weight.size(0))
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return _ChunkedLinearCE.apply(x, weight, targets, softcap, rows)
+    total = x.new_zeros((), dtype=torch.float32)
+    for s in range(0, x.size(0), rows):
+        total = total + _chunk(x[s : s + rows], weight, targets[s : s + rows], softcap, False)[0]
+    return total / (targets != IGNORE_INDEX).sum()
+
+
+def plain_linear_cross_entropy(
+    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
+    """The reference: full logits, then ``F.cross_entropy`` in fp32."""
+    logits = F.linear(x, weight)  # (N, V)
+    if softcap is not None:
+        logits = softcap * torch.tanh(logits / softcap)
+    return F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX)
+
+
+def lm_loss(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None):
+    """The loss path used when only the loss is wanted (training and evaluation steps)."""
+    fn = chunked_linear_cross_entropy if chunked_enabled() else plain_linear_cross_entropy
+    return fn(x, weight, targets, softcap)

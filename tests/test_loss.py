@@ -1,0 +1,66 @@
+"""The chunked LM-head + cross-entropy equals the plain path: loss and gradients, ignore index, soft-cap."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lit_algos.loss import IGNORE_INDEX, chunked_linear_cross_entropy, plain_linear_cross_entropy
+from lit_algos.model import build_model
+from tests.model_configs import tiny_config
+
+
+def _inputs(n=300, c=16, v=50, seed=0, ignore=0.2):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, generator=g, dtype=torch.float32)
+    w = torch.randn(v, c, generator=g, dtype=torch.float32) * 0.5
+    t = torch.randint(0, v, (n,), generator=g)
+    t[torch.rand(n, generator=g) < ignore] = IGNORE_INDEX
+    return x, w, t
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+def test_chunked_loss_and_gradients_equal_the_plain_path(monkeypatch, softcap):
+    monkeypatch.setattr("lit_algos.loss.CHUNK_ELEMENTS", 64 * 50)  # 64 rows a chunk: 300 rows -> 5 chunks
+    results = []
+    for fn in (plain_linear_cross_entropy, chunked_linear_cross_entropy):
+        x, w, t = _inputs()
+        x.requires_grad_(True)
+        w.requires_grad_(True)
+        loss = fn(x, w, t, softcap)
+        (2.5 * loss).backward()  # a non-unit upstream gradient is passed through
+        results.append((loss.detach(), x.grad, w.grad))
+    (l0, gx0, gw0), (l1, gx1, gw1) = results
+    torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gx1, gx0, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-7)
+
+
+def test_chunked_without_grad_and_all_ignored():
+    x, w, t = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            chunked_linear_cross_entropy(x, w, t), plain_linear_cross_entropy(x, w, t).float()
+        )
+    assert math.isnan(chunked_linear_cross_entropy(x, w, torch.full_like(t, IGNORE_INDEX)).item())
+
+
+def test_model_loss_only_matches_logits_path():
+    cfg = tiny_config(vocab_size=97, logit_softcap=10.0)
+    grads = []
+    for loss_only in (False, True):
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        idx = torch.randint(
+            0, cfg.vocab_size, (2, cfg.block_size), generator=torch.Generator().manual_seed(1)
+        )
+        logits, loss = model(idx, idx, loss_only=loss_only)
+        assert (logits is None) == loss_only
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (l0, g0), (l1, g1) = grads
+    torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-6, msg=name)
