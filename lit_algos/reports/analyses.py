@@ -150,7 +150,7 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
                     size,
                     est_text(est),
                     str(est.n),
-                    est.method or est.note,
+                    "bound (a censored cost; no interval)" if est.bound else (est.method or est.note),
                     f"{fmt(s.loss, 4)} ({s.kind})",
                     est_text(paper_rule),
                 ]
@@ -178,6 +178,13 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
             a, b = per_size.get(small), per_size.get(large)
             if not a or not b or not a["pairs"] or not b["pairs"]:
                 dep.rows.append([arm, "–", "–", "–", "–", "inconclusive (no runs at both sizes)"])
+                continue
+            bounded = [sz for sz, e in ((small, a), (large, b)) if (e["ceg"] or {}).get("bound")]
+            if bounded:  # the uncensored pairs alone would drop the censored seeds silently
+                cells = [(("≥ " if e["ceg"]["bound"] == ">=" else "≤ ") if e["ceg"].get("bound") else "")
+                         + fmt(e["ceg"]["value"]) for e in (a, b)]  # fmt: skip
+                why = f"inconclusive (a bound, not a number, at {', '.join(bounded)}: censored seeds)"
+                dep.rows.append([arm, *cells, "–", "–", why])
                 continue
             d = dependence_from_sizes(a["pairs"], b["pairs"], a["ref_flops"], b["ref_flops"], margin)
             per_size["dependence"] = d

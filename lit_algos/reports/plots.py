@@ -62,37 +62,59 @@ def loss_curves(experiment: str, sizes: list[str], arms: list[str], groups: dict
         ax.set_xscale("log")
         ax.set_xlabel("training FLOPs")
         ax.set_ylabel("validation loss")
-        ax.set_title(f"{experiment} @ {size}: mean over seeds, band = min..max")
+        ax.set_title(f"{experiment} @ {size}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # a size with no runs yet has nothing to name
             ax.legend(fontsize=6)
+    fig.suptitle(
+        "validation loss against training FLOPs: mean over seeds, band = min..max of the seeds", fontsize=10
+    )
     return _png(fig)
 
 
 def ceg_bars(data: dict, sizes: list[str], reference: str) -> bytes:
+    from matplotlib.patches import Patch
+
     arms = list(data)
     fig = _figure(max(6.0, 1.0 * len(arms) * len(sizes)), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(sizes))
+    handles = []
     for k, size in enumerate(sizes):
-        xs, vals, err = [], [], [[], []]
+        xs, vals, err, bounds = [], [], [[], []], []
         for i, arm in enumerate(arms):
             ceg = (data[arm].get(size) or {}).get("ceg") or {}
             v = ceg.get("value")
             if v is None:
                 continue
+            x = i + (k - (len(sizes) - 1) / 2) * width
+            if ceg.get("bound"):  # a censored CEG: hatched, an arrow the way the truth lies, no bar
+                bounds.append((x, v, ceg["bound"]))
+                continue
             lo, hi = ceg.get("low"), ceg.get("high")
-            xs.append(i + (k - (len(sizes) - 1) / 2) * width)
+            xs.append(x)
             vals.append(v)
             err[0].append(v - lo if lo is not None else 0.0)
             err[1].append(hi - v if hi is not None else 0.0)
-        ax.bar(xs, vals, width=width, yerr=err, capsize=3, color=f"C{k}", label=size)
+        handles.append(ax.bar(xs, vals, width=width, yerr=err, capsize=3, color=f"C{k}", label=size))
+        for x, v, bound in bounds:
+            ax.bar([x], [v], width=width, color="white", edgecolor=f"C{k}", hatch="//")
+            ax.plot([x], [v], marker="^" if bound == ">=" else "v", color=f"C{k}", ms=8)
+        if bounds:
+            handles.append(
+                Patch(
+                    facecolor="white",
+                    edgecolor=f"C{k}",
+                    hatch="//",
+                    label=f"{size}: bound (censored; arrow = direction)",
+                )
+            )
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
     ax.set_yscale("log")
     ax.set_ylabel(f"FLOP CEG over {reference} (95% CI)")
-    ax.set_title(f"CEG over {reference}")
-    ax.legend(fontsize=7)
+    ax.set_title(f"FLOP CEG over {reference}: geometric mean over seeds, 95% Student-t interval", fontsize=10)
+    ax.legend(handles=handles, fontsize=7)
     ax.grid(True, axis="y", which="both", alpha=0.3)
     return _png(fig)
 
