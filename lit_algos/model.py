@@ -118,8 +118,9 @@ class GPT(nn.Module):
                 aux_total = aux if aux_total is None else aux_total + aux
         x = self.norm_f(x)
         if loss_only and targets is not None:
+            # reshape, not view: the LSTM mixer's output is not contiguous
             loss = lm_loss(
-                x.view(B * T, -1), self.head_weight, targets.reshape(B * T), self.cfg.logit_softcap
+                x.reshape(B * T, -1), self.head_weight, targets.reshape(B * T), self.cfg.logit_softcap
             )
             aux_total = aux_total if aux_total is not None else loss.new_zeros(())
             return (None, loss, aux_total) if return_aux else (None, loss)

@@ -47,8 +47,13 @@ def test_chunked_without_grad_and_all_ignored():
     assert math.isnan(chunked_linear_cross_entropy(x, w, torch.full_like(t, IGNORE_INDEX)).item())
 
 
-def test_model_loss_only_matches_logits_path():
-    cfg = tiny_config(vocab_size=97, logit_softcap=10.0)
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"mixer": "lstm", "position": "none", "final_norm": False}],  # the LSTM's output is not contiguous
+    ids=["transformer", "lstm"],
+)
+def test_model_loss_only_matches_logits_path(extra):
+    cfg = tiny_config(vocab_size=97, logit_softcap=10.0, **extra)
     grads = []
     for loss_only in (False, True):
         torch.manual_seed(0)
