@@ -61,6 +61,18 @@ def test_accepted_entry_holds_runs_statistics_and_summary(board):
     assert "fast-1" in (board / "README.md").read_text()
 
 
+def test_entry_drops_the_machine_local_dataset_path_and_stays_verifiable(board):
+    runs = synthetic_seeds("fast", k=2.0)
+    for r in runs:
+        r.data["root"] = "/home/ada/.cache/lit_algos/datasets/kjv-bpe-4096-0123"
+    submit_toy(board, runs, name="fast-1")
+    text = (board / "entries" / "toy" / "fast-1.json").read_text()
+    assert "/home/ada" not in text
+    loaded = load_entries(board)["toy"]  # digests and audit re-checked on load: not skipped
+    assert [e.id for e in loaded] == ["fast-1"]
+    assert loaded[0].runs[0].data["val_fingerprint"] == runs[0].data["val_fingerprint"]
+
+
 def test_fewer_seeds_than_the_minimum_is_provisional(board):
     entry = submit_toy(board, synthetic_seeds("one", seeds=(0,)))
     assert entry.provisional and entry.statistics["p"] is None

@@ -24,6 +24,7 @@ atomically and the board regenerated while holding an exclusive ``fcntl.flock`` 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fcntl
 import math
 import re
@@ -326,6 +327,7 @@ def build_entry(
             "with baseline seeds run on this host."
         )
     audit_submission(runs)  # last: it rebuilds each config
+    runs = [_published(r) for r in runs]
     now = now or datetime.now(timezone.utc)
     commits = sorted({str(r.code.get("commit")) for r in runs if r.code.get("commit")})
     hardware = sorted(
@@ -353,6 +355,16 @@ def build_entry(
         reference=reference,
         run_digests=[record_digest(r.to_dict()) for r in sorted(runs, key=lambda r: r.seed)],
     )
+
+
+# Record fields that name a place on the submitter's machine: they mean nothing on another host
+# and an entry in the repository must not carry them (the digests cover the published record).
+_LOCAL_DATA_FIELDS = ("root",)
+
+
+def _published(run: RunRecord) -> RunRecord:
+    data = {k: v for k, v in run.data.items() if k not in _LOCAL_DATA_FIELDS}
+    return dataclasses.replace(run, data=data)
 
 
 def submit(
