@@ -310,3 +310,25 @@ def test_muon_batched_step_equals_per_matrix_step(monkeypatch):
 
     for a, b in zip(run(True), run(False), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("native, env, expected", [(True, None, torch.bfloat16), (False, None, torch.float32),
+                                                   (True, "0", torch.float32)])  # fmt: skip
+def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, native, env, expected):
+    from lit_algos.optim import muon
+
+    monkeypatch.setattr("lit_algos.precision.native_bf16", lambda accelerator="cpu", flags=None: native)
+    if env is None:
+        monkeypatch.delenv("LIT_ALGOS_NS_BF16", raising=False)
+    else:
+        monkeypatch.setenv("LIT_ALGOS_NS_BF16", env)
+    muon._cpu_ns_dtype.cache_clear()
+    try:
+        assert muon._cpu_ns_dtype() == expected
+        seen = []
+        real_matmul = torch.Tensor.__matmul__
+        monkeypatch.setattr(torch.Tensor, "__matmul__", lambda a, b: seen.append(a.dtype) or real_matmul(a, b))
+        out = newton_schulz(torch.randn(8, 16))
+        assert out.dtype == torch.float32 and set(seen) == {expected}  # the iteration ran in that dtype
+    finally:
+        muon._cpu_ns_dtype.cache_clear()

@@ -259,6 +259,50 @@ def test_scaling_verdict_recovers_a_growing_gain(tmp_path):
     assert "(from the cited fits)" not in verdict[6] and verdict[6] == "n/a"  # only ref has cited values
 
 
+def test_an_arm_on_a_plateau_gets_no_fit_and_an_inconclusive_verdict(tmp_path):
+    study = _study(tmp_path, SCALING_STUDY.replace("- {kind: allocation, experiment: lad, arm: ref}", "").replace(
+        "E: 2.0, ", ""))  # fmt: skip
+    end = {"mini": 1e12, "tiny": 1e14, "small": 1e16}
+    flat = {"mini": 6.06, "tiny": 6.07, "small": 6.08}  # the ref arm never leaves a plateau
+
+    def loss_for(arm, size, seed):
+        if arm == "ref":
+            return lambda f: flat[size] + 0.002 * seed + 1e-6 * math.log(f)
+        return lambda f: 2.0 + 30.0 * f**-0.12 * (1 + 1e-4 * (seed - 0.5))
+
+    def flops_for(arm, size, seed):
+        return np.geomspace(end[size] / 100, end[size] * (1 + 0.1 * seed), 8)
+
+    write_records(expand(study, "p"), tmp_path / "runs", loss_for, flops_for)
+    report, _ = _report(tmp_path, study)
+    assert "ref: no fit (the loss does not fall with compute" in report
+    assert _row(report, "ref", "6")[2:5] == ["–", "–", "–"]
+    assert _num(_row(report, "new", "6")[4]) == pytest.approx(0.12, rel=0.05)
+    assert _row(report, "ref -> new")[5] == "inconclusive (no fit)"
+
+
+def test_a_pair_whose_multiplier_is_infinite_still_gets_a_report_and_plots(tmp_path):
+    """The new arm ends below the reference's fitted floor E, so C_ref(L_new) is infinite at every
+    C: no curve can be drawn on log axes (this crashed savefig), and the verdict has no slope."""
+    study = _study(tmp_path, SCALING_STUDY.replace("- {kind: allocation, experiment: lad, arm: ref}", "").replace(
+        "E: 2.0, ", ""))  # fmt: skip
+    end = {"mini": 1e12, "tiny": 1e14, "small": 1e16}
+
+    def loss_for(arm, size, seed):
+        floor, amp, alpha = (5.0, 30.0, 0.1) if arm == "ref" else (2.0, 30.0, 0.12)
+        return lambda f: floor + amp * f**-alpha * (1 + 1e-4 * (seed - 0.5))
+
+    def flops_for(arm, size, seed):
+        return np.geomspace(end[size] / 100, end[size] * (1 + 0.1 * seed), 8)
+
+    write_records(expand(study, "p"), tmp_path / "runs", loss_for, flops_for)
+    report, out = _report(tmp_path, study)
+    assert _num(_row(report, "ref", "6")[2]) == pytest.approx(5.0, abs=0.05)
+    verdict = _row(report, "ref -> new")
+    assert verdict[3] in ("inf", "–") and verdict[5].startswith("inconclusive"), verdict
+    _pngs_ok(out, ["fits-lad.png", "multiplier-lad.png"])
+
+
 def test_wandb_logs_the_tables_and_plots_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from lit_algos.reports.render import write_report

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier, allocation_points, fit_hoffmann
-from lit_algos.analysis.scaling import compute_dependence, degenerate_reasons, fit_scaling_law
+from lit_algos.analysis.scaling import compute_dependence, degenerate_reasons, fit_scaling_law, plateau_reason
 from lit_algos.analysis.synthetic import synthetic_record
 
 C = np.geomspace(1e10, 1e14, 9)
@@ -86,6 +86,28 @@ def test_degenerate_inputs_are_named():
     ref = fit_scaling_law(C, noisy(5 + 10 * C**-0.1, 0))
     dep = compute_dependence(ref, ref, 1e10, 1e14, reasons=one_size)
     assert dep.label == "inconclusive" and "one model size" in dep.note
+
+
+# An LSTM ladder that never left the unigram plateau (gundlach full, 2026-12-02): three sizes, three
+# seeds, the loss at 4e12 FLOPs no lower than at 5e11. A free-E fit leaves ln A hundreds wide.
+PLATEAU_C = np.repeat([5.154e11, 1.649e12, 4.020e12], 3)
+PLATEAU_L = np.array([6.0631, 6.0710, 6.0635, 6.0647, 6.0755, 6.0621, 6.0804, 6.0874, 6.0756])
+
+
+def test_a_plateau_is_named_and_its_fit_does_not_overflow():
+    reason = plateau_reason(PLATEAU_C, PLATEAU_L)
+    assert "the loss does not fall with compute" in reason and "6.066 at 5.15e+11" in reason
+    assert plateau_reason(C, 5 + 10 * C**-0.1) == ""
+    assert plateau_reason(np.array([1e12, 1e12]), np.array([5.0, 5.1])) == ""  # one compute: not this reason
+    fit = fit_scaling_law(PLATEAU_C, PLATEAU_L)  # raised OverflowError from e^lnA's upper bound
+    lo, hi = fit.intervals["A"]
+    assert 0 <= lo <= fit.A <= hi  # the upper bound may be inf: A is not determined by these points
+    runs = [
+        synthetic_record(f"p{i}", recipe="r", seed=i % 3, config={"model": {"n_layer": 1 + i // 3}},
+                         flops=[c / 10, c], losses=[8.0, y])  # fmt: skip
+        for i, (c, y) in enumerate(zip(PLATEAU_C, PLATEAU_L))
+    ]
+    assert any("does not fall with compute" in r for r in degenerate_reasons(runs, "final", 3))
 
 
 def test_sweep_scaling_defaults_give_params_plus_two_points_per_fit():

@@ -43,12 +43,32 @@ def degenerate_reasons(records: list[RunRecord], mode: str, n_params: int) -> li
     if len(sizes) < 2:
         what = "a frontier built from one size's checkpoints" if mode == "frontier" else "one model size"
         reasons.append(f"{what}: a scaling law needs at least two model sizes")
-    n_points = scaling_points(records, mode)[0].size
+    c, loss = scaling_points(records, mode)
+    n_points = c.size
+    flat = plateau_reason(c, loss)
+    if flat:
+        reasons.append(flat)
     if n_points < n_params + 1:
         reasons.append(
             f"{n_points} point(s) for a {n_params}-parameter fit: an interval needs more points than parameters"
         )
     return reasons
+
+
+def plateau_reason(compute: np.ndarray, loss: np.ndarray) -> str:
+    """Why L(C) cannot be a falling power law over these points, or "" when it can: the mean loss
+    at the largest compute is not below the mean at the smallest (e.g. every size still sits on
+    the unigram plateau). A fit through such points returns an arbitrary A and alpha."""
+    c, y = np.asarray(compute, dtype=float), np.asarray(loss, dtype=float)
+    if c.size == 0 or np.unique(c).size < 2:
+        return ""
+    lo, hi = y[c == c.min()].mean(), y[c == c.max()].mean()
+    if hi < lo:
+        return ""
+    return (
+        f"the loss does not fall with compute (mean {lo:.4g} at {c.min():.3g} FLOPs, {hi:.4g} at "
+        f"{c.max():.3g}): the runs sit on a plateau and no power law can be fitted"
+    )
 
 
 def scaling_points(records: list[RunRecord], mode: str = "final") -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +116,7 @@ class ScalingFit:
     def compute_for_loss(self, loss: float | np.ndarray) -> float | np.ndarray:
         """The compute at which the law reaches ``loss``; inf at or below the floor E."""
         gap = np.asarray(loss, dtype=float) - self.E
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # overflow: inf compute
             out = np.where(gap > 0, np.power(self.A / np.where(gap > 0, gap, 1.0), 1.0 / self.alpha), np.inf)
         return float(out) if out.ndim == 0 else out
 
@@ -169,8 +189,16 @@ def fit_scaling_law(
             half = tq * math.sqrt(max(cov[k, k], 0.0))
             fit.intervals[name] = (float(params[k] - half), float(params[k] + half))
     lna = fit.intervals.get("lnA")
-    fit.intervals["A"] = (math.exp(lna[0]), math.exp(lna[1])) if lna else None
+    # A = e^lnA: an ill-determined lnA (hundreds wide) overflows a float; that bound is unbounded.
+    fit.intervals["A"] = (_exp_or_inf(lna[0]), _exp_or_inf(lna[1])) if lna else None
     return fit
+
+
+def _exp_or_inf(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def multiplier(ref: ScalingFit, new: ScalingFit, compute: float | np.ndarray) -> float | np.ndarray:

@@ -18,6 +18,7 @@ orthogonalising the matrix: do not combine ``muon`` with FSDP.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,6 +36,17 @@ def batched_ns() -> bool:
     return os.environ.get("LIT_ALGOS_BATCHED_NS", "1") != "0"
 
 
+@functools.cache
+def _cpu_ns_dtype() -> torch.dtype:
+    """bf16 where the CPU runs it natively (AVX-512-BF16 / AMX), as on CUDA; float32 elsewhere
+    (emulated bf16 is ~10x slower). LIT_ALGOS_NS_BF16=0 forces float32 (to measure the change)."""
+    from lit_algos.precision import native_bf16
+
+    if os.environ.get("LIT_ALGOS_NS_BF16", "1") == "0":
+        return torch.float32
+    return torch.bfloat16 if native_bf16("cpu") else torch.float32
+
+
 def newton_schulz(
     g: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
@@ -42,13 +54,13 @@ def newton_schulz(
 
     ``g``: (m, n) or (k, m, n); each matrix of a batch is orthogonalised on its own (one batched
     matmul per iteration instead of k small ones). ``dtype`` is the working precision (default:
-    bfloat16 on CUDA, float32 elsewhere; the iteration is stable in bf16). The result has ``g``'s
+    bfloat16 on CUDA and on CPUs with native bf16, float32 elsewhere; the iteration is stable in bf16). The result has ``g``'s
     shape and dtype.
     """
     if g.ndim not in (2, 3):
         raise ValueError(f"newton_schulz expects a matrix or a batch of matrices, got shape {tuple(g.shape)}")
     if dtype is None:
-        dtype = torch.bfloat16 if g.is_cuda else torch.float32
+        dtype = torch.bfloat16 if g.is_cuda else _cpu_ns_dtype()
     a, b, c = NS_COEFFS
     x = g.to(dtype)
     transposed = x.size(-2) > x.size(-1)

@@ -276,6 +276,7 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
         compute_dependence,
         degenerate_reasons,
         fit_scaling_law,
+        plateau_reason,
         scaling_points,
     )
     from lit_algos.errors import LitAlgosError
@@ -299,7 +300,10 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
         c, loss = scaling_points(runs, "final") if runs else (np.array([]), np.array([]))
         points[arm] = (c, loss)
         reasons[arm] = degenerate_reasons(runs, "final", n_params) if runs else ["no runs yet"]
-        if c.size < n_params:
+        flat = plateau_reason(c, loss)
+        if flat:
+            sec.text.append(f"{arm}: no fit ({flat}).")
+        if c.size < n_params or flat:
             table.rows.append([arm, str(c.size), "–", "–", "–", paper_cell(an.paper, arm, "A"),
                                paper_cell(an.paper, arm, "alpha")])  # fmt: skip
             continue

@@ -155,25 +155,34 @@ def multiplier_bands(pairs: list, fits: dict, points: dict, n_draws: int = 1000,
         c = points[new][0]
         grid = np.geomspace(c.min(), c.max(), 40)
         color = f"C{i % 10}"
-        ax.plot(grid, multiplier(fits[ref], fits[new], grid), color=color, lw=1.3, label=f"{ref} -> {new}")
+        with np.errstate(all="ignore"):
+            line = np.asarray(multiplier(fits[ref], fits[new], grid), dtype=float)
+        shown = np.isfinite(line) & (line > 0)  # inf where the new arm's loss is below ref's floor E
+        if not shown.any():
+            continue  # nothing drawable on a log axis; the verdict table says why
+        ax.plot(grid[shown], line[shown], color=color, lw=1.3, label=f"{ref} -> {new}")
         fr, fn = fits[ref], fits[new]
         if fr.cov is not None and fn.cov is not None:
             dr = rng.multivariate_normal(fr.params, fr.cov, size=n_draws)
             dn = rng.multivariate_normal(fn.params, fn.cov, size=n_draws)
             with np.errstate(all="ignore"):
                 m = np.array([multiplier(_refit(fr, a), _refit(fn, b), grid) for a, b in zip(dr, dn)])
-            m = np.where(np.isfinite(m), m, np.nan)
+            m = np.where(np.isfinite(m) & (m > 0), m, np.nan)
             if np.isfinite(m).sum(0).min() > n_draws // 2:
                 lo, hi = np.nanpercentile(m, [2.5, 97.5], axis=0)
                 ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
-    ax.axhline(1.0, color="black", lw=0.8, ls="--")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("compute C (FLOPs)")
     ax.set_ylabel("M(C) = C_ref(L_new(C)) / C")
     ax.set_title("Compute multiplier against compute (95% band)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    else:  # say why the plot is empty rather than leave blank axes
+        ax.text(0.5, 0.5, "no pair has a finite M(C) to draw\n(see the report's Fits and verdict tables)",
+                transform=ax.transAxes, ha="center", va="center")  # fmt: skip
     return _png(fig)
 
 
