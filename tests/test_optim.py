@@ -322,7 +322,7 @@ def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeyp
         monkeypatch.delenv("LIT_ALGOS_NS_BF16", raising=False)
     else:
         monkeypatch.setenv("LIT_ALGOS_NS_BF16", env)
-    muon._cpu_ns_dtype.cache_clear()
+    muon._cpu_has_native_bf16.cache_clear()
     try:
         assert muon._cpu_ns_dtype() == expected
         seen = []
@@ -331,4 +331,4 @@ def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeyp
         out = newton_schulz(torch.randn(8, 16))
         assert out.dtype == torch.float32 and set(seen) == {expected}  # the iteration ran in that dtype
     finally:
-        muon._cpu_ns_dtype.cache_clear()
+        muon._cpu_has_native_bf16.cache_clear()

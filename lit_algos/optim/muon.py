@@ -37,14 +37,19 @@ def batched_ns() -> bool:
 
 
 @functools.cache
-def _cpu_ns_dtype() -> torch.dtype:
-    """bf16 where the CPU runs it natively (AVX-512-BF16 / AMX), as on CUDA; float32 elsewhere
-    (emulated bf16 is ~10x slower). LIT_ALGOS_NS_BF16=0 forces float32 (to measure the change)."""
+def _cpu_has_native_bf16() -> bool:
     from lit_algos.precision import native_bf16
 
+    return native_bf16("cpu")
+
+
+def _cpu_ns_dtype() -> torch.dtype:
+    """bf16 where the CPU runs it natively (AVX-512-BF16 / AMX), as on CUDA; float32 elsewhere
+    (emulated bf16 is ~10x slower). LIT_ALGOS_NS_BF16=0 forces float32 (read at every step, so
+    ``benchmark --ab`` can measure the change in one process)."""
     if os.environ.get("LIT_ALGOS_NS_BF16", "1") == "0":
         return torch.float32
-    return torch.bfloat16 if native_bf16("cpu") else torch.float32
+    return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
 
 
 def newton_schulz(
