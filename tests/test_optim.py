@@ -327,7 +327,9 @@ def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeyp
         assert muon._cpu_ns_dtype() == expected
         seen = []
         real_matmul = torch.Tensor.__matmul__
-        monkeypatch.setattr(torch.Tensor, "__matmul__", lambda a, b: seen.append(a.dtype) or real_matmul(a, b))
+        monkeypatch.setattr(
+            torch.Tensor, "__matmul__", lambda a, b: seen.append(a.dtype) or real_matmul(a, b)
+        )
         out = newton_schulz(torch.randn(8, 16))
         assert out.dtype == torch.float32 and set(seen) == {expected}  # the iteration ran in that dtype
     finally:

@@ -103,8 +103,14 @@ def test_a_plateau_is_named_and_its_fit_does_not_overflow():
     lo, hi = fit.intervals["A"]
     assert 0 <= lo <= fit.A <= hi  # the upper bound may be inf: A is not determined by these points
     runs = [
-        synthetic_record(f"p{i}", recipe="r", seed=i % 3, config={"model": {"n_layer": 1 + i // 3}},
-                         flops=[c / 10, c], losses=[8.0, y])  # fmt: skip
+        synthetic_record(
+            f"p{i}",
+            recipe="r",
+            seed=i % 3,
+            config={"model": {"n_layer": 1 + i // 3}},
+            flops=[c / 10, c],
+            losses=[8.0, y],
+        )  # fmt: skip
         for i, (c, y) in enumerate(zip(PLATEAU_C, PLATEAU_L))
     ]
     assert any("does not fall with compute" in r for r in degenerate_reasons(runs, "final", 3))
