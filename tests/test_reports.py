@@ -281,6 +281,41 @@ def test_an_arm_on_a_plateau_gets_no_fit_and_an_inconclusive_verdict(tmp_path):
     assert _row(report, "ref -> new")[5] == "inconclusive (no fit)"
 
 
+def test_frontier_points_recover_the_law_where_final_points_cannot(tmp_path):
+    """Mini's and tiny's evaluations lie on L = 2 + 30 C^-alpha (alpha 0.1 for ref, 0.12 for new);
+    small's lie on it at a hundredth of their compute (a size that wastes compute), so small ends
+    where mini does: the finals do not fall with compute (no fit), while the frontier of all
+    evaluations is mini's and tiny's, the law itself (slope 0.12/0.1 - 1 = 0.2)."""
+    base = SCALING_STUDY.replace("- {kind: allocation, experiment: lad, arm: ref}", "")
+    end = {"mini": 1e12, "tiny": 1e13, "small": 1e14}
+
+    def loss_for(arm, size, seed):
+        alpha = 0.1 if arm == "ref" else 0.12
+
+        def law(f):
+            f = f / 100 if size == "small" else f
+            return 2.0 + 30.0 * f**-alpha * (1 + 1e-4 * (seed - 0.5))
+
+        return law
+
+    def flops_for(arm, size, seed):
+        return np.geomspace(end[size] / 100, end[size], 8)
+
+    results = {}
+    for mode in ("final", "frontier"):
+        (tmp_path / mode).mkdir()
+        study = _study(tmp_path / mode, base.replace("E: 2.0,", f"E: 2.0, points: {mode},"))
+        write_records(expand(study, "p"), tmp_path / mode / "runs", loss_for, flops_for)
+        results[mode], _ = _report(tmp_path / mode, study)
+    assert "ref: no fit (the loss does not fall with compute" in results["final"]
+    report = results["frontier"]
+    assert "the frontier of every evaluation" in report
+    assert _num(_row(report, "new")[4]) == pytest.approx(0.12, rel=0.01)
+    assert _num(_row(report, "ref")[4]) == pytest.approx(0.1, rel=0.01)
+    verdict = _row(report, "ref -> new")
+    assert _num(verdict[4]) == pytest.approx(0.2, abs=0.01) and verdict[5] == "gain grows"
+
+
 def test_a_pair_whose_multiplier_is_infinite_still_gets_a_report_and_plots(tmp_path):
     """The new arm ends below the reference's fitted floor E, so C_ref(L_new) is infinite at every
     C: no curve can be drawn on log axes (this crashed savefig), and the verdict has no slope."""

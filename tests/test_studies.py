@@ -74,6 +74,20 @@ analyses: [{kind: ceg, experiment: e, reference: a}]
         (("kind: grid", "kind: lattice"), "experiments.e.kind", "lattice"),
         (("tokens: {mini: 65536}", "tokens: {mini: -5}"), "presets.quick.tokens.mini", -5),
         (("sizes: {mini", "sizez: {mini"), "sizez", None),
+        (
+            ("b: modern", "b: {recipe: modern, overrides: [train.batch_size]}"),
+            "experiments.e.arms.b.overrides[0]",
+            "train.batch_size",
+        ),
+        (("b: modern", "b: {recipe: modern, sets: []}"), "experiments.e.arms.b.sets", []),
+        (
+            (
+                "kind: ceg, experiment: e, reference: a",
+                "kind: scaling, experiment: e, pairs: [[a, b]], points: best",
+            ),
+            "analyses[0].points",
+            "best",
+        ),
     ],
 )
 def test_a_malformed_study_names_the_field_the_value_and_what_is_allowed(tmp_path, patch, field, value):
@@ -96,6 +110,32 @@ def test_an_unknown_ablation_component_is_refused():
     bad["experiments"]["e"] = {"kind": "ablation", "ref": "retro", "new": "modern", "components": ["wings"]}
     with pytest.raises(ConfigError, match="experiments.e.components"):
         parse_study(bad)
+
+
+def test_an_arm_with_its_own_overrides_gets_them_after_the_scale_and_the_preset():
+    import yaml
+
+    study = yaml.safe_load(STUDY)
+    study["experiments"]["e"]["arms"]["b"] = {"recipe": "lstm", "overrides": ["train.batch_size=8",
+                                                                             "model.init_std=1.0"]}  # fmt: skip
+    study["presets"]["quick"]["overrides"] = ["train.batch_size=16"]
+    exp = expand(parse_study(study), "quick")
+    by_arm = {s.tags["arm"]: s for s in exp.runs}
+    lstm, retro = by_arm["b"].config(), by_arm["a"].config()
+    assert lstm.model.mixer == "lstm" and lstm.model.n_embd == 64  # the mini scale still applies
+    assert lstm.train.batch_size == 8 and lstm.model.init_std == 1.0  # the arm's own win
+    assert retro.train.batch_size == 16 and retro.model.init_std == 0.02  # the other arm: untouched
+
+
+def test_the_gundlach_lstm_arm_is_tuned_apart_from_the_transformers():
+    exp = expand(load_study("gundlach"), "full")
+    ladder = {
+        (s.tags["arm"], s.tags["size"]): s.config() for s in exp.runs if s.tags["experiment"] == "ladder"
+    }
+    for size in ("mini", "tiny", "small"):
+        assert ladder[("lstm", size)].train.batch_size == 8
+        assert ladder[("retro", size)].train.batch_size == 32
+        assert ladder[("lstm", size)].train.max_tokens == ladder[("retro", size)].train.max_tokens
 
 
 # ---- the study command -------------------------------------------------------------------------

@@ -284,9 +284,16 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
     exp = an.experiment
     E = an.options.get("E")
     margin = float(an.options.get("margin", 0.05))
+    mode = an.options.get("points", "final")
     sec = Section(f"Scaling ({exp})")
+    where = (
+        "each run's final point (FLOPs, smoothed final loss)"
+        if mode == "final"
+        else "the frontier of every evaluation of every seed and size (at each compute the lowest loss "
+        "reached so far: the envelope of the training curves, as in Hoffmann et al.'s first approach)"
+    )
     sec.text.append(
-        "L(C) = E + A·C^-alpha fitted per arm on each run's final point (FLOPs, smoothed final loss) over the "
+        f"L(C) = E + A·C^-alpha fitted per arm on {where} over the "
         + ("sizes with E free" if E is None else f"sizes with E fixed at {E}")
         + "; M(C) = C_ref(L_new(C)) / C at both ends of the new arm's compute range with 95% intervals from draws "
         "of the fits' parameters; the verdict is the sign of the slope of ln M against ln C."
@@ -297,9 +304,9 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
     arms = list(dict.fromkeys(a for pair in an.options["pairs"] for a in pair))
     for arm in arms:
         runs = [r for size in sizes_of(study, preset, exp) for r in groups.get((exp, arm, size), [])]
-        c, loss = scaling_points(runs, "final") if runs else (np.array([]), np.array([]))
+        c, loss = scaling_points(runs, mode) if runs else (np.array([]), np.array([]))
         points[arm] = (c, loss)
-        reasons[arm] = degenerate_reasons(runs, "final", n_params) if runs else ["no runs yet"]
+        reasons[arm] = degenerate_reasons(runs, mode, n_params) if runs else ["no runs yet"]
         flat = plateau_reason(c, loss)
         if flat:
             sec.text.append(f"{arm}: no fit ({flat}).")

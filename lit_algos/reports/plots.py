@@ -119,7 +119,7 @@ def ceg_bars(data: dict, sizes: list[str], reference: str) -> bytes:
     return _png(fig)
 
 
-def scaling_fits(fits: dict, points: dict) -> bytes:
+def scaling_fits(fits: dict, points: dict, mode: str = "final") -> bytes:
     fig = _figure()
     ax = fig.add_subplot()
     for i, (arm, (c, loss)) in enumerate(points.items()):
@@ -134,7 +134,9 @@ def scaling_fits(fits: dict, points: dict) -> bytes:
                     label=f"{arm}: {f.E:.3g} + {f.A:.3g}·C^-{f.alpha:.3g}")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs")
-    ax.set_ylabel("final validation loss")
+    ax.set_ylabel(
+        "final validation loss" if mode == "final" else "validation loss (frontier of all evaluations)"
+    )
     ax.set_title("L(C) fits through their points")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6)

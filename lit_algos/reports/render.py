@@ -97,7 +97,9 @@ def build_sections(
         elif an.kind == "scaling":
             fits, points = sec.data.pop("_fits"), sec.data.pop("_points")
             if any(c.size for c, _ in points.values()):
-                images[f"fits-{an.experiment}.png"] = plots.scaling_fits(fits, points)
+                images[f"fits-{an.experiment}.png"] = plots.scaling_fits(
+                    fits, points, an.options.get("points", "final")
+                )
                 sec.plots.append(f"fits-{an.experiment}.png")
             if fits:
                 images[f"multiplier-{an.experiment}.png"] = plots.multiplier_bands(

@@ -126,7 +126,9 @@ def expand(study: Study, preset: Preset | str | None = None) -> Expansion:
         for size_name in preset.sizes[exp.name]:
             size = study.sizes[size_name]
             if exp.kind == "grid":
-                jobs = [(arm, recipe, []) for arm, recipe in exp.arms.items()]
+                jobs = [
+                    (arm, recipe, list(exp.arm_overrides.get(arm, ()))) for arm, recipe in exp.arms.items()
+                ]
             else:
                 from lit_algos.config.recipes import load_config
 

@@ -6,7 +6,9 @@ A study is read into typed dataclasses and checked before anything runs; a bad f
 - ``sizes``: name -> ``{scale: scales/mini}`` (a fragment applied on top of each recipe) or
   ``{recipe_dir: paper/compact}`` (the arm's recipe of the same name under that folder, for the
   paper's GPU scales, whose variants differ per scale).
-- ``experiments``: name -> ``{kind: grid, arms: {arm: recipe}}`` (every arm at every size) or
+- ``experiments``: name -> ``{kind: grid, arms: {arm: recipe}}`` (every arm at every size; an arm
+  may be ``{recipe: lstm, overrides: [train.batch_size=8]}``: its own settings, applied after the
+  size's scale, the study's and the preset's overrides, e.g. an LSTM tuned apart) or
   ``{kind: ablation, ref, new, components}`` (add-one / remove-one arms between two recipes).
 - ``presets``: name -> sizes (a list for every experiment, or experiment -> list), seeds, the
   token budget per size (null: the size's own), evaluations per run and extra overrides.
@@ -44,6 +46,7 @@ class Experiment:
     name: str
     kind: str  # grid | ablation
     arms: dict[str, str] = field(default_factory=dict)  # grid: arm -> recipe
+    arm_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # grid: arm -> its own --set
     ref: str | None = None  # ablation: the old stack
     new: str | None = None  # ablation: the new stack
     components: tuple[str, ...] = ()  # ablation: empty = every component of the map
@@ -255,6 +258,23 @@ def parse_study(data: Any, default_name: str = "study", path: str = "") -> Study
     )
 
 
+def _arm(path: str, value: Any) -> tuple[str, tuple[str, ...]]:
+    """A grid arm: a recipe name, or ``{recipe, overrides}``."""
+    if not isinstance(value, dict):
+        return _str(path, value), ()
+    _keys(path, value, ("recipe", "overrides"))
+    recipe = _str(f"{path}.recipe", value.get("recipe"))
+    overrides = _strs(f"{path}.overrides", value.get("overrides") or [])
+    for i, item in enumerate(overrides):
+        if "=" not in item:
+            raise ConfigError(
+                f"{path}.overrides[{i}]",
+                item,
+                "Expected an override 'key.path=value', e.g. train.batch_size=8.",
+            )
+    return recipe, overrides
+
+
 def _experiment(path: str, name: str, spec: Any, sizes: dict) -> Experiment:
     spec = _mapping(path, spec)
     kind = spec.get("kind", "grid")
@@ -265,11 +285,15 @@ def _experiment(path: str, name: str, spec: Any, sizes: dict) -> Experiment:
         arms = _mapping(f"{path}.arms", spec.get("arms"), "a mapping arm -> recipe")
         if not arms:
             raise ConfigError(f"{path}.arms", arms, "Name at least one arm (arm: recipe).")
-        for arm, recipe in arms.items():
-            _str(f"{path}.arms.{arm}", recipe)
+        recipes, arm_overrides = {}, {}
+        for arm, value in arms.items():
+            recipe, overrides = _arm(f"{path}.arms.{arm}", value)
             if not any(s.recipe_dir for s in sizes.values()) or "/" not in recipe:
                 _check_recipe(f"{path}.arms.{arm}", recipe)
-        return Experiment(name, kind, arms=dict(arms))
+            recipes[arm] = recipe
+            if overrides:
+                arm_overrides[arm] = overrides
+        return Experiment(name, kind, arms=recipes, arm_overrides=arm_overrides)
     _keys(path, spec, ("kind", "ref", "new", "components"))
     from lit_algos.studies.expand import component_map
 
@@ -347,7 +371,7 @@ def _analysis(path: str, spec: Any, experiments: dict) -> Analysis:
         "curves": (),
         "ceg": ("reference", "method", "margin"),
         "attribution": (),
-        "scaling": ("pairs", "E", "margin"),
+        "scaling": ("pairs", "E", "margin", "points"),
         "allocation": ("arm",),
     }[kind]
     _keys(path, spec, (*allowed, "kind", "experiment", "paper"))
@@ -369,6 +393,13 @@ def _analysis(path: str, spec: Any, experiments: dict) -> Analysis:
             )
     if kind == "scaling" and not spec.get("pairs"):
         raise ConfigError(f"{path}.pairs", spec.get("pairs"), "Give at least one [ref, new] pair of arms.")
+    if kind == "scaling" and spec.get("points", "final") not in ("final", "frontier"):
+        raise ConfigError(
+            f"{path}.points",
+            spec["points"],
+            "Allowed: final (each run's last evaluation), frontier (the lowest loss reached by any "
+            "evaluation of any size at each compute).",
+        )
     if spec.get("E") is not None and not isinstance(spec["E"], (int, float)):
         raise ConfigError(f"{path}.E", spec["E"], "Expected a number (the fixed irreducible loss) or null.")
     return Analysis(kind, exp_name, options=spec, paper=paper)
