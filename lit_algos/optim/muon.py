@@ -59,8 +59,8 @@ def newton_schulz(
 
     ``g``: (m, n) or (k, m, n); each matrix of a batch is orthogonalised on its own (one batched
     matmul per iteration instead of k small ones). ``dtype`` is the working precision (default:
-    bfloat16 on CUDA and on CPUs with native bf16, float32 elsewhere; the iteration is stable in bf16). The result has ``g``'s
-    shape and dtype.
+    bfloat16 on CUDA and on CPUs with native bf16, float32 elsewhere; the iteration is stable in
+    bf16). The result has ``g``'s shape and dtype.
     """
     if g.ndim not in (2, 3):
         raise ValueError(f"newton_schulz expects a matrix or a batch of matrices, got shape {tuple(g.shape)}")
