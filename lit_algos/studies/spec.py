@@ -168,6 +168,17 @@ def _strs(path: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _overrides(path: str, value: Any) -> tuple[str, ...]:
+    """A list of ``--set`` strings, each 'key.path=value'."""
+    overrides = _strs(path, value or [])
+    for i, item in enumerate(overrides):
+        if "=" not in item:
+            raise ConfigError(
+                f"{path}[{i}]", item, "Expected an override 'key.path=value', e.g. train.target_loss=null."
+            )
+    return overrides
+
+
 def _int(path: str, value: Any, lo: int = 1, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -237,12 +248,7 @@ def parse_study(data: Any, default_name: str = "study", path: str = "") -> Study
     if "threads" in executor:
         _int("executor.threads", executor["threads"], allow_none=True)
     _mapping("executor.slurm", executor.get("slurm") or {})
-    overrides = _strs("overrides", data.get("overrides") or [])
-    for i, item in enumerate(overrides):
-        if "=" not in item:
-            raise ConfigError(
-                f"overrides[{i}]", item, "An override is 'key.path=value', e.g. train.target_loss=null."
-            )
+    overrides = _overrides("overrides", data.get("overrides"))
     return Study(
         name=_str("name", data.get("name", default_name)),
         description=str(data.get("description", "")),
@@ -264,15 +270,7 @@ def _arm(path: str, value: Any) -> tuple[str, tuple[str, ...]]:
         return _str(path, value), ()
     _keys(path, value, ("recipe", "overrides"))
     recipe = _str(f"{path}.recipe", value.get("recipe"))
-    overrides = _strs(f"{path}.overrides", value.get("overrides") or [])
-    for i, item in enumerate(overrides):
-        if "=" not in item:
-            raise ConfigError(
-                f"{path}.overrides[{i}]",
-                item,
-                "Expected an override 'key.path=value', e.g. train.batch_size=8.",
-            )
-    return recipe, overrides
+    return recipe, _overrides(f"{path}.overrides", value.get("overrides"))
 
 
 def _experiment(path: str, name: str, spec: Any, sizes: dict) -> Experiment:
@@ -343,7 +341,7 @@ def _preset(path: str, name: str, spec: Any, sizes: dict, experiments: dict) -> 
                 f"{path}.tokens.{size}", value, f"Not a size of this study. Allowed: {', '.join(sizes)}."
             )
         tokens[size] = _int(f"{path}.tokens.{size}", value, lo=1, allow_none=True)
-    overrides = _strs(f"{path}.overrides", spec.get("overrides") or [])
+    overrides = _overrides(f"{path}.overrides", spec.get("overrides"))
     return Preset(
         name=name,
         sizes=chosen,
