@@ -33,8 +33,9 @@ def chunked_enabled() -> bool:
     return os.environ.get("LIT_ALGOS_CHUNKED_CE", "1") != "0"
 
 
-def _chunk(xc, weight, tc, softcap, want_grad):
-    """Loss sum of one chunk and, with ``want_grad``, the gradient of that sum w.r.t. its logits."""
+def _chunk(xc, weight, tc, softcap, want_grad, grad_dtype=None):
+    """Loss sum of one chunk and, with ``want_grad``, the gradient of that sum w.r.t. its logits
+    (in ``grad_dtype``, default fp32)."""
     z = F.linear(xc, weight).float()  # (n, V)
     t = None
     if softcap is not None:
@@ -46,12 +47,30 @@ def _chunk(xc, weight, tc, softcap, want_grad):
     loss_sum = ((lse - z.gather(1, tgt[:, None]).squeeze(1)) * valid).sum()
     if not want_grad:
         return loss_sum, None
-    p = z.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+    if torch.compiler.is_compiling():
+        # One pointwise expression (softmax - one-hot, masked, soft-capped, cast): inductor emits a
+        # single pass over the chunk. The in-place form below would become a scatter and extra passes.
+        onehot = torch.arange(z.size(1), device=z.device) == tgt[:, None]  # (n, V)
+        p = (torch.exp(z - lse[:, None]) - onehot.to(z.dtype)) * valid[:, None]
+        if t is not None:  # d(cap tanh(z/cap))/dz = 1 - tanh^2
+            p = p * (1 - t * t)
+        return loss_sum, p.to(grad_dtype or p.dtype)
+    # Eager: in place of the logits, no extra (n, V) buffers.
+    p = z.sub_(lse[:, None]).exp_()  # softmax
     p.scatter_add_(1, tgt[:, None], -valid[:, None].to(p.dtype))  # - one-hot of the target
     p.mul_(valid[:, None])
-    if t is not None:  # d(cap tanh(z/cap))/dz = 1 - tanh^2
+    if t is not None:
         p.mul_(1 - t * t)
-    return loss_sum, p
+    return loss_sum, p.to(grad_dtype or p.dtype)
+
+
+def _matmul_dtype(x: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The dtype the head's matmuls run in: autocast's where it is on (as in the plain path's
+    backward), else the inputs' common dtype."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return torch.promote_types(x.dtype, weight.dtype)
 
 
 class _ChunkedLinearCE(torch.autograd.Function):
@@ -60,14 +79,17 @@ class _ChunkedLinearCE(torch.autograd.Function):
         n_valid = (targets != IGNORE_INDEX).sum()
         total = x.new_zeros((), dtype=torch.float32)
         grad_x = torch.empty_like(x)
-        grad_w = torch.zeros_like(weight, dtype=torch.float32)
+        grad_w = torch.zeros_like(weight, dtype=torch.float32)  # chunks summed in fp32
+        mm_dtype = _matmul_dtype(x, weight)
+        w = weight.to(mm_dtype)
         for s in range(0, x.size(0), rows):
             xc, tc = x[s : s + rows], targets[s : s + rows]  # (n, C), (n,)
-            loss_sum, dz = _chunk(xc, weight, tc, softcap, True)
+            loss_sum, dz = _chunk(xc, weight, tc, softcap, True, mm_dtype)  # dz: (n, V)
             total = total + loss_sum
-            dz = dz.to(torch.promote_types(x.dtype, weight.dtype))
-            grad_x[s : s + rows] = (dz @ weight.to(dz.dtype)).to(x.dtype)  # (n, C)
-            grad_w.addmm_(dz.T.float(), xc.float())  # (V, C)
+            grad_x[s : s + rows] = (dz @ w).to(x.dtype)  # (n, C)
+            # In mm_dtype (bf16 under bf16 autocast, as the plain path's weight gradient); an
+            # fp32 addmm here was the slowest matmul of a bf16 step.
+            grad_w.add_(dz.mT @ xc.to(mm_dtype))  # (V, C)
         scale = 1.0 / n_valid.float()
         ctx.save_for_backward(grad_x, grad_w, scale)
         ctx.weight_dtype = weight.dtype

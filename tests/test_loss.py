@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lit_algos.loss import IGNORE_INDEX, chunked_linear_cross_entropy, plain_linear_cross_entropy
 from lit_algos.model import build_model
@@ -69,3 +70,58 @@ def test_model_loss_only_matches_logits_path(extra):
     torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+def test_the_fused_form_used_under_compile_equals_the_plain_path(monkeypatch, softcap):
+    # Under torch.compile the gradient of a chunk is one pointwise expression (no in-place scatter);
+    # check its maths in eager by making the loss believe it is being compiled.
+    monkeypatch.setattr("lit_algos.loss.CHUNK_ELEMENTS", 64 * 50)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    results = []
+    for fn in (plain_linear_cross_entropy, chunked_linear_cross_entropy):
+        x, w, t = _inputs(seed=2)
+        x.requires_grad_(True)
+        w.requires_grad_(True)
+        fn(x, w, t, softcap).backward()
+        results.append((x.grad, w.grad))
+    (gx0, gw0), (gx1, gw1) = results
+    torch.testing.assert_close(gx1, gx0, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-7)
+
+
+class _MatmulDtypes(TorchDispatchMode):
+    """Records the dtype every matmul kernel ran in (below autocast, so after its casts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        aten = torch.ops.aten
+        if func.overloadpacket in (aten.mm, aten.addmm, aten.addmm_, aten.bmm, aten.baddbmm):
+            self.dtypes.append(args[-1].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+def test_under_bf16_autocast_every_head_matmul_runs_in_bf16_and_matches_the_plain_path(monkeypatch):
+    # The plain path's backward computes the head's gradients in bf16 under bf16 autocast; the
+    # chunked path must too (an fp32 weight-gradient matmul was the slowest kernel of a bf16 step),
+    # while still summing its chunks in fp32.
+    monkeypatch.setattr("lit_algos.loss.CHUNK_ELEMENTS", 64 * 50)
+    grads = []
+    for fn in (plain_linear_cross_entropy, chunked_linear_cross_entropy):
+        x, w, t = _inputs(seed=3)
+        x.requires_grad_(True)
+        w.requires_grad_(True)
+        with _MatmulDtypes() as seen:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = fn(x, w, t)
+            loss.backward()
+        assert seen.dtypes and set(seen.dtypes) == {torch.bfloat16}, (fn.__name__, seen.dtypes)
+        assert w.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
+        grads.append((loss.detach(), x.grad, w.grad))
+    (l0, gx0, gw0), (l1, gx1, gw1) = grads
+    torch.testing.assert_close(l1, l0, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(gx1, gx0, rtol=2e-2, atol=2e-3)
+    torch.testing.assert_close(gw1, gw0, rtol=2e-2, atol=2e-3)

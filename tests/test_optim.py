@@ -173,18 +173,55 @@ def test_muon_scale():
 
 
 def test_muon_adamw_part_matches_torch_adamw():
+    # Several shapes in one group, and a parameter that misses a step (no gradient): its step count
+    # and bias corrections fall behind the others', as in torch's AdamW.
     torch.manual_seed(0)
-    p1 = nn.Parameter(torch.randn(10))
-    p2 = nn.Parameter(p1.detach().clone())
+    shapes = [(10,), (3, 4), (5,)]
+    ours_p = [nn.Parameter(torch.randn(s)) for s in shapes]
+    ref_p = [nn.Parameter(p.detach().clone()) for p in ours_p]
     kw = dict(lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
-    ours = Muon([{"params": [p1], "use_muon": False}], **kw)
-    ref = torch.optim.AdamW([p2], **kw)
+    ours = Muon([{"params": ours_p, "use_muon": False}], **kw)
+    ref = torch.optim.AdamW(ref_p, **kw)
     for i in range(5):
-        grad = torch.randn(10, generator=torch.Generator().manual_seed(i))
-        p1.grad, p2.grad = grad.clone(), grad.clone()
+        gen = torch.Generator().manual_seed(i)
+        for j, (a, b) in enumerate(zip(ours_p, ref_p, strict=True)):
+            grad = None if (i == 2 and j == 1) else torch.randn(a.shape, generator=gen)
+            a.grad, b.grad = (None, None) if grad is None else (grad.clone(), grad.clone())
         ours.step()
         ref.step()
-    torch.testing.assert_close(p1, p2)
+    for a, b in zip(ours_p, ref_p, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_muon_matrix_step_matches_a_per_matrix_reference(monkeypatch):
+    # Momentum, Nesterov look-ahead, decoupled weight decay and the shape scale, written out plainly.
+    monkeypatch.setenv("LIT_ALGOS_NS_BF16", "0")  # fp32 Newton-Schulz on every CPU, as the reference
+    torch.manual_seed(0)
+    shapes = [(16, 24), (16, 24), (24, 8)]
+    ours_p = [nn.Parameter(torch.randn(s)) for s in shapes]
+    ref_p = [p.detach().clone() for p in ours_p]
+    lr, mom, wd = 0.05, 0.9, 0.1
+    opt = Muon([{"params": ours_p, "use_muon": True, "lr": lr, "momentum": mom, "weight_decay": wd}])
+    bufs = [torch.zeros(s) for s in shapes]
+    for step in range(3):
+        grads = [torch.sin(p * (i + 1) + step) for i, p in enumerate(ref_p)]
+        for p, g in zip(ours_p, grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        for i, (p, g) in enumerate(zip(ref_p, grads, strict=True)):
+            bufs[i] = mom * bufs[i] + g
+            update = newton_schulz(g + mom * bufs[i], steps=5, dtype=torch.float32)
+            ref_p[i] = p * (1 - lr * wd) - lr * muon_scale(p.shape) * update
+    for a, b in zip(ours_p, ref_p, strict=True):
+        torch.testing.assert_close(a.detach(), b, rtol=1e-4, atol=1e-5)
+
+
+def test_newton_schulz_in_bf16_stays_close_to_the_exact_iteration():
+    # Each iteration's scalings and sums are folded into its matmuls (one bf16 rounding each, not
+    # four): the largest error against the float64 iteration was 0.0105 with separate ops, 0.004 now.
+    g = torch.randn(4, 341, 128, generator=torch.Generator().manual_seed(0))
+    exact = newton_schulz(g.double(), steps=5, dtype=torch.float64).float()
+    assert (newton_schulz(g, steps=5, dtype=torch.bfloat16) - exact).abs().max() < 0.006
 
 
 def _train_steps(

@@ -68,17 +68,23 @@ def newton_schulz(
         dtype = torch.bfloat16 if g.is_cuda else _cpu_ns_dtype()
     a, b, c = NS_COEFFS
     x = g.to(dtype)
+    single = x.ndim == 2
+    if single:
+        x = x[None]  # (1, m, n): one code path, baddbmm below
     transposed = x.size(-2) > x.size(-1)
     if transposed:  # iterate on the wide orientation so the Gram matrix X X^T is the small one
-        x = x.mT  # (..., m, n) with m <= n
+        x = x.mT  # (k, m, n) with m <= n
     # Scale so every singular value is <= 1 (spectral norm <= Frobenius norm): the iteration's basin.
     x = x / (torch.linalg.matrix_norm(x, keepdim=True) + eps)
     for _ in range(steps):
-        gram = x @ x.mT  # (..., m, m)
-        poly = b * gram + c * (gram @ gram)  # (..., m, m)
-        x = a * x + poly @ x  # (..., m, n)
+        gram = x @ x.mT  # (k, m, m)
+        # baddbmm folds the scalings and sums into the matmuls (one rounding, no separate passes).
+        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b G + c G^2: (k, m, m)
+        x = torch.baddbmm(x, poly, x, beta=a)  # a X + poly X: (k, m, n)
     if transposed:
         x = x.mT
+    if single:
+        x = x[0]
     return x.to(g.dtype)
 
 
@@ -147,51 +153,65 @@ class Muon(torch.optim.Optimizer):
 
     def _muon_step(self, group: dict[str, Any]) -> None:
         lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        for p in params:
+            if "momentum_buffer" not in self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p.grad)
+        bufs = [self.state[p]["momentum_buffer"] for p in params]
+        # One foreach call per operation over every matrix (not one Python-level op per matrix).
+        torch._foreach_mul_(bufs, mom)
+        torch._foreach_add_(bufs, grads)
+        # Nesterov: look ahead along the momentum, i.e. use grad + mom * buf instead of buf.
+        updates = torch._foreach_add(grads, bufs, alpha=mom) if group["nesterov"] else bufs
         # Matrices of one shape are orthogonalised together (a batched Newton-Schulz).
         by_shape: dict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            grad = p.grad
-            state = self.state[p]
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = torch.zeros_like(grad)
-            buf = state["momentum_buffer"]
-            buf.mul_(mom).add_(grad)
-            # Nesterov: look ahead along the momentum, i.e. use grad + mom * buf instead of buf.
-            update = grad.add(buf, alpha=mom) if group["nesterov"] else buf
+        for p, update in zip(params, updates, strict=True):
             update = update.reshape(update.size(0), -1)  # (out, in*...)
             by_shape.setdefault((tuple(update.shape), update.dtype, update.device), []).append((p, update))
+        if wd:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
         for items in by_shape.values():
             if batched_ns() and len(items) > 1:
                 orthos = newton_schulz(torch.stack([u for _, u in items]), steps=group["ns_steps"]).unbind(0)
             else:
                 orthos = [newton_schulz(u, steps=group["ns_steps"]) for _, u in items]
-            for (p, _), ortho in zip(items, orthos, strict=True):
-                if wd:
-                    p.mul_(1.0 - lr * wd)
-                p.add_(ortho.view_as(p), alpha=-lr * muon_scale(p.shape))
+            shaped = [p for p, _ in items]
+            torch._foreach_add_(
+                shaped, [o.view_as(p) for p, o in zip(shaped, orthos, strict=True)],
+                alpha=-lr * muon_scale(shaped[0].shape),
+            )  # fmt: skip
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            grad = p.grad
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
             state = self.state[p]
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
             state["step"] += 1
-            t = state["step"]
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg.lerp_(grad, 1.0 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        # Parameters step together, so they share a step count (and bias corrections); group by it
+        # for the rare parameter that missed a step (no gradient).
+        by_step: dict[int, list[torch.Tensor]] = {}
+        for p in params:
+            by_step.setdefault(self.state[p]["step"], []).append(p)
+        for t, ps in by_step.items():
+            grads = [p.grad for p in ps]
+            exp_avg = [self.state[p]["exp_avg"] for p in ps]
+            exp_avg_sq = [self.state[p]["exp_avg_sq"] for p in ps]
+            torch._foreach_lerp_(exp_avg, grads, 1.0 - beta1)
+            torch._foreach_mul_(exp_avg_sq, beta2)
+            torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1.0 - beta2)
             if wd:
-                p.mul_(1.0 - lr * wd)
+                torch._foreach_mul_(ps, 1.0 - lr * wd)
             bias1 = 1.0 - beta1**t
             bias2 = 1.0 - beta2**t
-            denom = (exp_avg_sq / bias2).sqrt_().add_(eps)
-            p.addcdiv_(exp_avg, denom, value=-lr / bias1)
+            denom = torch._foreach_div(exp_avg_sq, bias2)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(ps, exp_avg, denom, value=-lr / bias1)
