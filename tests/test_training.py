@@ -26,10 +26,22 @@ def run_debug(tmp_path, *overrides, **kwargs) -> RunRecord:
     return train(cfg, runs_dir=tmp_path / "runs", progress=False, **kwargs)
 
 
+def _sigint_as_from_a_terminal() -> None:
+    # A suite launched in the background (`pytest &` in a script) inherits an ignored SIGINT, and
+    # Python keeps an inherited SIG_IGN (nohup's contract): the Ctrl-C tests would then hang.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args: str, env_extra: dict | None = None, **popen) -> subprocess.Popen:
     """The CLI in its own process (DDP re-launches the command; a kill must not hit pytest)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "lit_algos", *args], cwd=REPO, env=env, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lit_algos", *args],
+        cwd=REPO,
+        env=env,
+        preexec_fn=_sigint_as_from_a_terminal,
+        **popen,
+    )
 
 
 def test_debug_run_writes_a_complete_record(data_cache, tmp_path):
