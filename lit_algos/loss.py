@@ -8,6 +8,8 @@ hands back to the OS and faults in again every step (tens of seconds of system t
 logits (fp32 for the log-sum-exp), its loss and, when a gradient is wanted, the gradient of the
 chunk's logits, which it turns at once into the gradients of the hidden states and of the head
 weight (the backward pass then only scales them). No extra FLOPs, peak memory of one chunk.
+Those two matmuls run in autocast's dtype where autocast is on (bf16 under bf16-mixed, as the
+plain path's backward); the head-weight gradient still sums its chunks in fp32.
 
 The logit soft-cap (``cap * tanh(z / cap)``) is applied per chunk with its derivative. Targets
 equal to ``IGNORE_INDEX`` count for nothing; the mean is over the others (NaN when there are
