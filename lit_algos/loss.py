@@ -83,10 +83,10 @@ class _ChunkedLinearCE(torch.autograd.Function):
         grad_x = torch.empty_like(x)
         grad_w = torch.zeros_like(weight, dtype=torch.float32)  # chunks summed in fp32
         mm_dtype = _matmul_dtype(x, weight)
-        w = weight.to(mm_dtype)
+        w = weight.to(mm_dtype)  # cast once, not in every chunk's F.linear (no autocast cache in here)
         for s in range(0, x.size(0), rows):
             xc, tc = x[s : s + rows], targets[s : s + rows]  # (n, C), (n,)
-            loss_sum, dz = _chunk(xc, weight, tc, softcap, True, mm_dtype)  # dz: (n, V)
+            loss_sum, dz = _chunk(xc, w, tc, softcap, True, mm_dtype)  # dz: (n, V)
             total = total + loss_sum
             grad_x[s : s + rows] = (dz @ w).to(x.dtype)  # (n, C)
             # In mm_dtype (bf16 under bf16 autocast, as the plain path's weight gradient); an
@@ -115,8 +115,9 @@ def chunked_linear_cross_entropy(
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return _ChunkedLinearCE.apply(x, weight, targets, softcap, rows)
     total = x.new_zeros((), dtype=torch.float32)
+    w = weight.to(_matmul_dtype(x, weight))
     for s in range(0, x.size(0), rows):
-        total = total + _chunk(x[s : s + rows], weight, targets[s : s + rows], softcap, False)[0]
+        total = total + _chunk(x[s : s + rows], w, targets[s : s + rows], softcap, False)[0]
     return total / (targets != IGNORE_INDEX).sum()
 
 
