@@ -14,9 +14,14 @@ from lit_algos.analysis.synthetic import log_linear_loss, synthetic_record
 from lit_algos.errors import LitAlgosError
 
 
-def ref_new(k: float, seed: int = 0, **new_kwargs):
-    ref = synthetic_record(f"ref-{seed}", recipe="ref", seed=seed, loss_fn=log_linear_loss())
-    new = synthetic_record(f"new-{seed}", recipe="new", seed=seed, loss_fn=log_linear_loss(k=k), **new_kwargs)
+def ref_new(k: float, seed: int = 0, jitter: float = 0.0, **new_kwargs):
+    """A pair with CEG k; ``jitter`` shifts both curves by e^jitter in compute (distinct seeds
+    have distinct curves: a copy of a record is not another seed)."""
+    u = math.exp(jitter)
+    ref = synthetic_record(f"ref-{seed}", recipe="ref", seed=seed, loss_fn=log_linear_loss(k=u))
+    new = synthetic_record(
+        f"new-{seed}", recipe="new", seed=seed, loss_fn=log_linear_loss(k=k * u), **new_kwargs
+    )
     return ref, new
 
 
@@ -92,7 +97,7 @@ def test_time_speedup_is_flop_ceg_times_throughput_ratio():
 
 def test_seeds_are_paired_when_both_sides_share_them():
     k = 2.0
-    refs, news = zip(*(ref_new(k, seed=s) for s in (0, 1, 2)))
+    refs, news = zip(*(ref_new(k, seed=s, jitter=0.01 * (s - 1)) for s in (0, 1, 2)))
     paired, pairs = pair_up(list(refs), list(reversed(news)))
     assert paired and sorted(pairs) == [(0, 2), (1, 1), (2, 0)]
     summary = compare(list(refs), list(news)).summaries[0]
@@ -102,8 +107,8 @@ def test_seeds_are_paired_when_both_sides_share_them():
 
 
 def test_unpaired_seeds_use_every_combination():
-    refs = [ref_new(2.0, seed=s)[0] for s in (0, 1)]
-    news = [ref_new(2.0, seed=s)[1] for s in (5, 6, 7)]
+    refs = [ref_new(2.0, seed=s, jitter=j)[0] for s, j in ((0, -0.005), (1, 0.005))]
+    news = [ref_new(2.0, seed=s, jitter=j)[1] for s, j in ((5, -0.01), (6, 0.0), (7, 0.01))]
     summary = compare(refs, news).summaries[0]
     assert not summary.paired and len(summary.pairs) == 6
     assert summary.estimates["flops"].value == pytest.approx(2.0)
@@ -112,7 +117,7 @@ def test_unpaired_seeds_use_every_combination():
 def test_geometric_mean_over_seeds():
     refs, news = [], []
     for s, k in enumerate((1.0, 4.0)):
-        r, n = ref_new(k, seed=s)
+        r, n = ref_new(k, seed=s, jitter=0.01 * s)
         refs.append(r)
         news.append(n)
     est = compare(refs, news, n_resamples=500).summaries[0].estimates["flops"]
@@ -196,7 +201,9 @@ def test_attribution_of_independent_components_has_no_interaction():
 
     def runs(recipe, k):
         return [
-            synthetic_record(f"{recipe}-{s}", recipe=recipe, seed=s, loss_fn=log_linear_loss(k=k))
+            synthetic_record(
+                f"{recipe}-{s}", recipe=recipe, seed=s, loss_fn=log_linear_loss(k=k * math.exp(0.01 * s))
+            )
             for s in (0, 1)
         ]
 

@@ -187,3 +187,35 @@ def test_submit_measures_a_same_machine_reference_by_default(runs_dir, board, ca
     (entry_file,) = (board / "entries" / "toy").glob("*.json")
     ref = json.loads(entry_file.read_text())["reference"]
     assert ref["kind"] == "benchmark" and ref["seconds"] == [1e6]  # 1e9 declared tokens at 1e3 tokens/s
+
+
+def test_ceg_drops_a_record_copied_under_another_id_and_seed(tmp_path, capsys):
+    """One run, one pair: a copy of a new run relabelled as seed 7 narrowed the interval from
+    [0.20, 21.3] to [1.15, 3.30]; now it is named and left out, and the figures are unchanged."""
+    import dataclasses
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "runs"
+    for recipe, k in (("retro", 1.0), ("modern", 2.0)):
+        for s in (0, 1):
+            rec = synthetic_record(
+                f"{recipe}-s{s}",
+                recipe=recipe,
+                seed=s,
+                loss_fn=log_linear_loss(k=k * np.exp(rng.normal(0, 1))),
+            )
+            rec.save(root / rec.run_id / "record.json")
+    argv = ["ceg", "--ref", "retro", "--new", "modern", "--runs-dir", str(root), "--json"]
+    honest = run_json(capsys, argv)["results"][0]["ceg"]["flops"]
+    from lit_algos.records import RunRecord
+
+    original = RunRecord.load(root / "modern-s1" / "record.json")
+    copy = dataclasses.replace(original, run_id="modern-s7", seed=7)
+    copy.save(root / "modern-s7" / "record.json")
+    out = run_json(capsys, argv)
+    assert out["results"][0]["ceg"]["flops"] == honest and out["new"]["runs"] == ["modern-s0", "modern-s1"]
+    assert main(argv[:-1]) == 0
+    err = capsys.readouterr().err
+    assert "modern-s7 (seed 7) has the same evaluation curve as run modern-s1" in err and "left out" in err

@@ -33,6 +33,7 @@ from scipy import stats
 from lit_algos.analysis.ceg import common_loss, smoothed, summarize
 from lit_algos.analysis.censoring import run_cost
 from lit_algos.analysis.stats import Estimate
+from lit_algos.analysis.runs import distinct_runs
 from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
 
@@ -148,7 +149,10 @@ def attribute(
 ) -> Attribution:
     """Add-one / remove-one CEGs per component against the whole-stack CEG at one common L*.
     ``subsets``: run groups named "a+b" (retro plus those components), for Shapley shares."""
-    add_one, remove_one, subsets = add_one or {}, remove_one or {}, subsets or {}
+    retro, modern = distinct_runs(retro, "reference"), distinct_runs(modern, "new")
+    add_one = {c: distinct_runs(runs, f"add-one {c}") for c, runs in (add_one or {}).items()}
+    remove_one = {c: distinct_runs(runs, f"remove-one {c}") for c, runs in (remove_one or {}).items()}
+    subsets = {name: distinct_runs(runs, name) for name, runs in (subsets or {}).items()}
     components = list(dict.fromkeys([*add_one, *remove_one]))
     full = frozenset(components)
     groups: dict[frozenset, list[RunRecord]] = {frozenset(): retro, full: modern}

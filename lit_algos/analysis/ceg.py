@@ -7,9 +7,12 @@ and tokens. Two rules for C(L*):
   linearly in (log C, loss) between the two evaluations that bracket L*.
 - ``paper``: the rule of the paper's own analysis notebook (see ``paper_pair``).
 
-Curves are first smoothed by a local quadratic fit in (ln FLOPs, loss) over a window chosen by
-leave-one-out cross-validation (``--smooth N`` fixes it; 1 = raw evaluations), so eval noise
-biases neither L* nor C(L*), and a noise-free curve is left (almost) as it is.
+Curves are first made robust (``curves.robust_curve``): an evaluation far outside its
+neighbours' range is set aside as an outlier, then each loss is replaced by a local quadratic
+fit in (ln FLOPs, loss) over a window chosen by leave-one-out cross-validation (``--smooth N``
+fixes it; 1 = raw evaluations), so eval noise biases neither L* nor C(L*), one spike does not
+move a CEG, and a noise-free curve is left as it is, however sharply it bends. Every run whose
+crossing the grid cannot resolve, and every outlier, is named in ``CEGSummary.warnings``.
 
 One common L* for every seed (``summarize``): with a ``target``, that loss; else the *primary*
 L* = the highest of the reference seeds' (smoothed) final losses, which every reference seed
@@ -35,17 +38,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lit_algos.analysis.censoring import RATIO_BOUND, RunCost, describe_censor, pair_bound, run_cost
+from lit_algos.analysis.censoring import (
+    RATIO_BOUND,
+    RunCost,
+    describe_censor,
+    pair_bound,
+    run_cost,
+    sparse_grid_warning,
+)
 from lit_algos.analysis.curves import (
     UNITS,
-    auto_window,
     cost_at_loss,
     first_index_at_or_below,
-    local_linear_curve,
+    outliers,
+    robust_curve,
     running_min,
     trailing_mean,
 )
-from lit_algos.analysis.runs import check_comparable
+from lit_algos.analysis.runs import check_comparable, distinct_runs
 from lit_algos.analysis.stats import Estimate, log_ratio_interval
 from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
@@ -164,9 +174,11 @@ class CEGSummary:
     censored: list[str] = field(default_factory=list)  # runs whose cost is only a bound, with why
     identity: dict | None = None  # speedup vs FLOP CEG x measured throughput ratio
     note: str = ""
+    warnings: list[str] = field(default_factory=list)  # sparse grids, outliers, raw-read crossings
 
     def to_dict(self) -> dict:
         return {
+            "warnings": self.warnings,
             "measure": self.measure,
             "kind": self.kind,
             "loss": self.loss,
@@ -199,8 +211,7 @@ def smoothed(record: RunRecord, smooth: int | None):
     key = (tuple(dataclasses.astuple(p) for p in record.curve), smooth)
     hit = _SMOOTH_CACHE.get(key)
     if hit is None:
-        window = auto_window(record.curve) if smooth is None else max(1, int(smooth))
-        hit = local_linear_curve(record.curve, window)
+        hit = robust_curve(record.curve, None if smooth is None else max(1, int(smooth)))
         if len(_SMOOTH_CACHE) > 4096:
             _SMOOTH_CACHE.clear()
         _SMOOTH_CACHE[key] = hit
@@ -331,6 +342,7 @@ def summarize(
         for c in costs
         if c.censor
     ]
+    warnings = curve_warnings({"ref": refs, "new": news}, {"ref": ref_costs, "new": new_costs}, loss, smooth)
     return CEGSummary(
         measure=measure,
         kind=kind,
@@ -342,7 +354,28 @@ def summarize(
         excluded=excluded,
         censored=censored,
         identity=identity_check(estimates),
+        warnings=warnings,
     )
+
+
+def curve_warnings(records: dict, costs: dict, loss: float, smooth: int | None) -> list[str]:
+    """What a reader must know about how each run's cost was read: evaluations set aside as
+    outliers, crossings the grid cannot resolve, crossings read off the raw evaluations."""
+    out = []
+    for side, runs in records.items():
+        for record, cost in zip(runs, costs[side]):
+            if smooth is None or smooth >= 3:
+                for i in np.flatnonzero(outliers(record.curve)):
+                    p = record.curve[i]
+                    out.append(
+                        f"{side} {record.run_id}: the evaluation at step {p.step} (loss {p.val_loss:.4f}) stands "
+                        "far out of its curve and was replaced by the fit of its neighbours (an outlier)"
+                    )
+            if cost.note:
+                out.append(f"{side} {record.run_id}: {cost.note}")
+            if (sparse := sparse_grid_warning(cost, side, loss)) is not None:
+                out.append(sparse)
+    return out
 
 
 def identity_check(estimates: dict[str, Estimate]) -> dict | None:
@@ -430,6 +463,7 @@ def compare(
     if not refs or not news:
         raise LitAlgosError("CEG needs at least one reference run and one new run.")
     fingerprint = check_comparable(refs + news)
+    refs, news = distinct_runs(refs, "--ref"), distinct_runs(news, "--new")
     kwargs = dict(method=method, smooth=smooth, confidence=confidence, n_resamples=n_resamples, seed=seed)
     summaries = [summarize(refs, news, None, **kwargs)]
     summaries += [summarize(refs, news, float(t), **kwargs) for t in targets]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lit_algos.analysis.curves import UNITS, cost_at_loss
+from lit_algos.analysis.curves import SPARSE_GAP, UNITS, cost_at_loss, crossing_gap
 from lit_algos.records import RunRecord
 
 
@@ -23,6 +23,8 @@ class RunCost:
     cost: dict[str, float | None]
     censor: str | None = None  # None | "above" (never reached: cost > value) | "below" (cost <= value)
     flop_per_s: float | None = None  # measured training throughput of the whole run
+    note: str = ""  # how the cost was read when not from the smoothed curve
+    gap: tuple[float, float, float] | None = None  # crossing_gap: (relative gap, cost before, cost after)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -39,6 +41,11 @@ def run_cost(record: RunRecord, curve, loss: float) -> RunCost:
     out = RunCost(record.run_id, record.seed, record.status, {u: None for u in UNITS})
     out.flop_per_s = _measured_flop_per_s(record)
     hit = cost_at_loss(curve, loss)
+    if hit is None and (raw := cost_at_loss(record.curve, loss)) is not None:
+        # the smoothed curve ends a little above L* (e.g. L* is this run's own final evaluation)
+        # but the evaluations reached it: that is a crossing, read off the evaluations
+        hit, curve = raw, record.curve
+        out.note = "the smoothed curve ends above L*; the cost is read off the raw evaluations"
     if hit is None:
         last = curve[-1]
         out.cost, out.censor = {u: float(getattr(last, u)) for u in UNITS}, "above"
@@ -46,7 +53,20 @@ def run_cost(record: RunRecord, curve, loss: float) -> RunCost:
         out.cost, out.censor = hit, "below"
     else:
         out.cost = hit
+        out.gap = crossing_gap(curve, loss)
     return out
+
+
+def sparse_grid_warning(c: RunCost, side: str, loss: float) -> str | None:
+    """A warning when the grid cannot resolve this run's crossing to within ``SPARSE_GAP``."""
+    if c.gap is None or c.gap[0] <= SPARSE_GAP:
+        return None
+    gap, lo, hi = c.gap
+    return (
+        f"{side} {c.run_id}: L*={loss:.4f} is crossed between evaluations at {lo:.3g} and {hi:.3g} FLOPs "
+        f"({hi / lo:.2g}x apart) and that crossing moves {gap:.1%} between linear and quadratic "
+        "interpolation: the grid is too sparse to resolve it (evaluate more often: train.eval_every_tokens)"
+    )
 
 
 # ratio = C_ref / C_new: a censored cost turns the ratio into a bound in this direction

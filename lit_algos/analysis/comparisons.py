@@ -94,7 +94,7 @@ def compare_scaling(
     seed: int = 0,
 ) -> ScalingComparison:
     """``L(C) = E + A C^-alpha`` per side over a size ladder and the compute dependence of M(C)."""
-    from lit_algos.analysis.runs import check_comparable
+    from lit_algos.analysis.runs import check_comparable, distinct_runs
     from lit_algos.analysis.scaling import (
         compute_dependence,
         degenerate_reasons,
@@ -103,6 +103,7 @@ def compare_scaling(
     )
 
     check_comparable(refs + news)
+    refs, news = distinct_runs(refs, "--ref"), distinct_runs(news, "--new")
     fit_E = fit_E and E is None
     n_params = 3 if fit_E else 2
     fits, reasons, new_c = {}, [], None
@@ -151,8 +152,9 @@ def allocation_summary(refs: list[RunRecord], n_points: int = 4) -> AllocationSu
     """``L(N, D) = E + A/N^a + B/D^b`` over every evaluation of ``refs`` and the Kaplan ->
     Chinchilla multiplier at ``n_points`` computes across their range."""
     from lit_algos.analysis.allocation import allocation_multiplier, allocation_points, fit_hoffmann
+    from lit_algos.analysis.runs import distinct_runs
 
-    n, d, loss = allocation_points(refs)
+    n, d, loss = allocation_points(distinct_runs(refs, "--ref"))
     fit = fit_hoffmann(n, d, loss)
     compute = 6.0 * n * d
     grid = np.geomspace(compute.min(), compute.max(), n_points)

@@ -116,3 +116,30 @@ def single_recipe(records: list[RunRecord], what: str) -> str:
             "one config; pass record paths to choose, or use --scaling to fit across sizes."
         )
     return next(iter(hashes))
+
+
+def curve_key(record: RunRecord) -> tuple:
+    """What makes two records the same run: their evaluation curves, loss by loss (to 1e-9: two
+    seeds never agree that closely on every evaluation; a copied record does, exactly)."""
+    return tuple((p.tokens, round(p.val_loss, 9)) for p in record.curve)
+
+
+def distinct_runs(records: list[RunRecord], what: str = "runs") -> list[RunRecord]:
+    """The records with every copy dropped: one run stands for one seed. A record whose curve
+    equals an earlier record's (under another run id or seed) is left out with a warning that
+    names both; a copy would count as an extra seed and narrow every interval."""
+    seen: dict[tuple, RunRecord] = {}
+    out = []
+    for r in records:
+        key = curve_key(r) if r.curve else ("no curve", r.run_id)
+        first = seen.setdefault(key, r)
+        if first is r:
+            out.append(r)
+            continue
+        warnings.warn(
+            f"{what}: run {r.run_id} (seed {r.seed}) has the same evaluation curve as run {first.run_id} "
+            f"(seed {first.seed}), loss for loss; it is a copy of one run, not another seed, and is left out",
+            LitAlgosWarning,
+            stacklevel=2,
+        )
+    return out

@@ -85,6 +85,7 @@ def censoring_lines(report) -> list[str]:
         label = f"{measure_label(summary)} L*={fmt(summary.loss, 5)}"
         lines += [f"censored at {label}: {c}" for c in summary.censored]
         lines += [f"excluded: {c}" for c in summary.excluded]
+        lines += [f"warning at {label}: {w}" for w in getattr(summary, "warnings", [])]
         if summary.note:
             lines.append(f"{label}: {summary.note}")
     return lines

@@ -81,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.showwarning = _show_warning
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            from lit_algos.errors import LitAlgosWarning
+
+            # every command shows its own warnings, also when one process runs several (tests, notebooks)
+            warnings.simplefilter("default", LitAlgosWarning)
+            return int(args.func(args) or 0)
     except LitAlgosError as err:
         from rich.console import Console
         from rich.markup import escape

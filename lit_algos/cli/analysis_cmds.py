@@ -54,8 +54,11 @@ def register(subparsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="paper: trailing mean over N evaluations (default 8); interp: local linear fit in (ln FLOPs, loss) over "
-        "N evaluations (default: a fifth of the curve; 1 = raw evaluations)",
+        help="paper: trailing mean over N evaluations (default 8). interp: evaluations far outside their neighbours' "
+        "range (more than 4 robust noise scales) are set aside as outliers, then each loss is replaced by a local "
+        "quadratic fit in (ln FLOPs, loss) over N evaluations (default: N chosen by leave-one-out cross-validation "
+        "among 3, which keeps the raw values, and odd windows up to two thirds of the curve; 1 = the raw "
+        "evaluations, outliers included)",
     )
     p.add_argument(
         "--confidence",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from lit_algos.analysis.runs import distinct_runs
 from lit_algos.errors import LitAlgosError, LitAlgosWarning
 from lit_algos.records import RunRecord
 from lit_algos.studies.expand import Expansion
@@ -47,5 +48,5 @@ def group_records(expansion: Expansion, runs_dir: Path) -> tuple[dict, list[str]
                 missing.append(f"{spec.name} seed {spec.seed}")
             elif rec.run_id not in {r.run_id for r in found}:
                 found.append(rec)
-        groups[key] = found
+        groups[key] = distinct_runs(found, f"{key[1]} at {key[2]}")
     return groups, sorted(set(missing))
