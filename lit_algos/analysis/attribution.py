@@ -32,8 +32,8 @@ from scipy import stats
 
 from lit_algos.analysis.ceg import common_loss, smoothed, summarize
 from lit_algos.analysis.censoring import run_cost
-from lit_algos.analysis.stats import Estimate
 from lit_algos.analysis.runs import distinct_runs
+from lit_algos.analysis.stats import Estimate
 from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
 
