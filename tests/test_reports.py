@@ -255,11 +255,12 @@ def test_scaling_verdict_recovers_a_growing_gain(tmp_path):
     report, _ = _report(tmp_path, study)
     verdict = _row(report, "ref -> new")
     assert _num(verdict[4]) == pytest.approx(0.2, abs=0.01)
-    assert verdict[5] == "gain grows"
+    assert verdict[5].startswith("gain grows (other sign")
     assert _num(verdict[2]) == pytest.approx(
         end["mini"] ** 0.2, rel=0.05
     )  # M = C^0.2 at the lowest final point
-    assert "(from the cited fits)" not in verdict[6] and verdict[6] == "n/a"  # only ref has cited values
+    assert verdict[6] == "3 model sizes x 2 seeds, E fixed at 2 (assumed), each run's final point"
+    assert "(from the cited fits)" not in verdict[7] and verdict[7] == "n/a"  # only ref has cited values
 
 
 def test_an_arm_on_a_plateau_gets_no_fit_and_an_inconclusive_verdict(tmp_path):
@@ -316,7 +317,7 @@ def test_frontier_points_recover_the_law_where_final_points_cannot(tmp_path):
     assert _num(_row(report, "new")[4]) == pytest.approx(0.12, rel=0.01)
     assert _num(_row(report, "ref")[4]) == pytest.approx(0.1, rel=0.01)
     verdict = _row(report, "ref -> new")
-    assert _num(verdict[4]) == pytest.approx(0.2, abs=0.01) and verdict[5] == "gain grows"
+    assert _num(verdict[4]) == pytest.approx(0.2, abs=0.01) and verdict[5].startswith("gain grows")
 
 
 def test_a_pair_whose_multiplier_is_infinite_still_gets_a_report_and_plots(tmp_path):

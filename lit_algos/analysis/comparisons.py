@@ -93,12 +93,16 @@ def compare_scaling(
     margin: float = 0.05,
     seed: int = 0,
 ) -> ScalingComparison:
-    """``L(C) = E + A C^-alpha`` per side over a size ladder and the compute dependence of M(C)."""
+    """``L(C) = E + A C^-alpha`` per side over a size ladder and the compute dependence of M(C).
+    E fitted needs three model sizes per side; with two, E must be fixed (``E``) and the verdict
+    says it rests on that value."""
     from lit_algos.analysis.runs import check_comparable, distinct_runs
     from lit_algos.analysis.scaling import (
         compute_dependence,
         degenerate_reasons,
         fit_scaling_law,
+        model_sizes,
+        scaling_basis,
         scaling_points,
     )
 
@@ -108,6 +112,12 @@ def compare_scaling(
     n_params = 3 if fit_E else 2
     fits, reasons, new_c = {}, [], None
     for side, runs in (("ref", refs), ("new", news)):
+        if fit_E and len(model_sizes(runs)) == 2:
+            raise LitAlgosError(
+                f"The {side} runs span 2 model sizes: a scaling fit with E fitted needs at least three (E + A·C^-alpha "
+                "cannot be determined from two computes; it gave confident verdicts of the wrong sign). Fix E with "
+                "--E VALUE (e.g. --E 1.9 as Gundlach et al.), and the verdict rests on that value, or train a third size."
+            )
         c, loss = scaling_points(runs, points)
         reasons += [f"{side}: {r}" for r in degenerate_reasons(runs, points, n_params)]
         if c.size < n_params:
@@ -116,8 +126,11 @@ def compare_scaling(
                 + "; ".join(reasons)
                 + ". Train more sizes or seeds (lit-algos sweep scaling)."
             )
-        fits[side] = fit_scaling_law(c, loss, fit_E=fit_E, confidence=confidence, E=E)
+        fits[side] = fit_scaling_law(
+            c, loss, fit_E=fit_E, confidence=confidence, E=E if E is not None else None
+        )
         new_c = c
+    basis = scaling_basis(news, points, None if fit_E else (E if E is not None else 0.0))
     dep = compute_dependence(
         fits["ref"],
         fits["new"],
@@ -127,6 +140,7 @@ def compare_scaling(
         confidence=confidence,
         seed=seed,
         reasons=reasons,
+        basis=basis,
     )
     return ScalingComparison(points, confidence, fits, dep)
 

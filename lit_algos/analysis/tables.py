@@ -179,7 +179,9 @@ def dependence_line(dep) -> str:
         f"M(C) = C_ref(L_new(C)) / C: {fmt(dep.m_lo)}× {_interval(dep.m_lo_interval)} at C={dep.c_lo:.3g} → "
         f"{fmt(dep.m_hi)}× {_interval(dep.m_hi_interval)} at C={dep.c_hi:.3g}; slope d ln M / d ln C = "
         f"{fmt(dep.slope)} {_interval(dep.interval)} → [bold]{dep.label}[/]"
+        + (f" (other sign in {dep.p_other_sign:.1%} of the draws)" if dep.p_other_sign is not None else "")
         + (f" ({dep.note})" if dep.note else "")
+        + (f"; basis: {dep.basis}" if getattr(dep, "basis", "") else "")
     )
 
 

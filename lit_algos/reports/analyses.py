@@ -277,6 +277,7 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
         degenerate_reasons,
         fit_scaling_law,
         plateau_reason,
+        scaling_basis,
         scaling_points,
     )
     from lit_algos.errors import LitAlgosError
@@ -295,15 +296,19 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
     sec.text.append(
         f"L(C) = E + A·C^-alpha fitted per arm on {where} over the "
         + ("sizes with E free" if E is None else f"sizes with E fixed at {E}")
-        + "; M(C) = C_ref(L_new(C)) / C at both ends of the new arm's compute range with 95% intervals from draws "
-        "of the fits' parameters; the verdict is the sign of the slope of ln M against ln C."
+        + "; M(C) = C_ref(L_new(C)) / C at both ends of the new arm's compute range with 95% intervals from "
+        "multivariate-t draws of the fits' parameters (widened for few points). Verdicts, the flat band first: "
+        f"'gain flat' when the slope interval of ln M against ln C lies within +-{margin}; 'gain grows' / 'gain "
+        "shrinks' when under 0.5% of the draws give the other sign; else inconclusive. E fitted needs three model "
+        "sizes; with two, E is fixed and the verdict rests on that value (the basis column says which)."
     )
     n_params = 2 if E is not None else 3
-    fits, points, reasons = {}, {}, {}
+    fits, points, reasons, arm_runs = {}, {}, {}, {}
     table = Table("Fits", ["arm", "points", "E", "A", "alpha", "paper A", "paper alpha"])
     arms = list(dict.fromkeys(a for pair in an.options["pairs"] for a in pair))
     for arm in arms:
         runs = [r for size in sizes_of(study, preset, exp) for r in groups.get((exp, arm, size), [])]
+        arm_runs[arm] = runs
         c, loss = scaling_points(runs, mode) if runs else (np.array([]), np.array([]))
         points[arm] = (c, loss)
         reasons[arm] = degenerate_reasons(runs, mode, n_params) if runs else ["no runs yet"]
@@ -335,6 +340,7 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
             "M at high C",
             "slope d ln M / d ln C",
             "verdict",
+            "basis",
             "paper slope (alpha_new/alpha_ref - 1)",
         ],  # fmt: skip
     )
@@ -345,15 +351,22 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
             if isinstance(pa, dict) and isinstance(pn, dict) and "alpha" in pa and "alpha" in pn
             else "n/a"
         )
+        basis = scaling_basis(arm_runs[ref] + arm_runs[new], mode, E) if arm_runs[new] else "no runs"
         if ref not in fits or new not in fits:
             verdicts.rows.append(
-                [f"{ref} -> {new}", "–", "–", "–", "–", "inconclusive (no fit)", paper_slope]
+                [f"{ref} -> {new}", "–", "–", "–", "–", "inconclusive (no fit)", basis, paper_slope]
             )
             continue
         c_new = points[new][0]
         why = [f"{ref}: {r}" for r in reasons[ref]] + [f"{new}: {r}" for r in reasons[new]]
         dep = compute_dependence(
-            fits[ref], fits[new], float(c_new.min()), float(c_new.max()), margin=margin, reasons=why
+            fits[ref],
+            fits[new],
+            float(c_new.min()),
+            float(c_new.max()),
+            margin=margin,
+            reasons=why,
+            basis=basis,
         )
         verdicts.rows.append(
             [
@@ -362,7 +375,10 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
                 fmt_iv(dep.m_lo, dep.m_lo_interval),
                 fmt_iv(dep.m_hi, dep.m_hi_interval),
                 fmt_iv(dep.slope, dep.interval),
-                dep.label + (f" ({dep.note})" if dep.note else ""),
+                dep.label
+                + (f" (other sign: {dep.p_other_sign:.1%} of draws)" if dep.p_other_sign is not None else "")
+                + (f" ({dep.note})" if dep.note else ""),
+                basis,
                 paper_slope,
             ]  # fmt: skip
         )

@@ -145,12 +145,11 @@ def scaling_fits(fits: dict, points: dict, mode: str = "final") -> bytes:
 
 def multiplier_bands(pairs: list, fits: dict, points: dict, n_draws: int = 1000, seed: int = 0) -> bytes:
     """M(C) of each pair over the new arm's compute range, with a 95% band from draws of the fits'
-    parameters within their covariance (the draws ``compute_dependence`` makes at the ends)."""
-    from lit_algos.analysis.scaling import _refit, multiplier
+    parameters (``scaling.multiplier_band``: the draws ``compute_dependence`` makes at the ends)."""
+    from lit_algos.analysis.scaling import multiplier, multiplier_band
 
     fig = _figure()
     ax = fig.add_subplot()
-    rng = np.random.default_rng(seed)
     for i, (ref, new) in enumerate(pairs):
         if ref not in fits or new not in fits:
             continue
@@ -163,16 +162,11 @@ def multiplier_bands(pairs: list, fits: dict, points: dict, n_draws: int = 1000,
         if not shown.any():
             continue  # nothing drawable on a log axis; the verdict table says why
         ax.plot(grid[shown], line[shown], color=color, lw=1.3, label=f"{ref} -> {new}")
-        fr, fn = fits[ref], fits[new]
-        if fr.cov is not None and fn.cov is not None:
-            dr = rng.multivariate_normal(fr.params, fr.cov, size=n_draws)
-            dn = rng.multivariate_normal(fn.params, fn.cov, size=n_draws)
-            with np.errstate(all="ignore"):
-                m = np.array([multiplier(_refit(fr, a), _refit(fn, b), grid) for a, b in zip(dr, dn)])
-            m = np.where(np.isfinite(m) & (m > 0), m, np.nan)
-            if np.isfinite(m).sum(0).min() > n_draws // 2:
-                lo, hi = np.nanpercentile(m, [2.5, 97.5], axis=0)
-                ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
+        band = multiplier_band(fits[ref], fits[new], grid, n_samples=n_draws, seed=seed + i)
+        if band is not None:
+            lo, hi = band
+            ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0)
+            ax.fill_between(grid[ok], lo[ok], hi[ok], color=color, alpha=0.2, lw=0)
     ax.set_xlabel("compute C (FLOPs)")
     ax.set_ylabel("M(C) = C_ref(L_new(C)) / C")
     ax.set_title("Compute multiplier against compute (95% band)")
