@@ -236,7 +236,10 @@ def test_scaling_fits_verdict_and_allocation_match_the_truth(tmp_path):
     ]
     assert len(allocation_rows) == 4
     for row in allocation_rows:  # the fitted law's multiplier = the published law's, at the same C
-        assert _num(row[4]) == pytest.approx(_num(row[5]), rel=0.05)
+        assert _num(row[4]) == pytest.approx(_num(row[6]), rel=0.05)
+    # inside the runs' N 1e7-1e10, D 1e9-1e12 at 6e18 and 6e20 FLOPs; outside at both ends of the range
+    assert [row[5] == "no" for row in allocation_rows] == [False, True, True, False]
+    assert "compute-optimal N = 1.21e+10 is outside the runs' 1e+07-1e+10" in allocation_rows[3][5]
     _pngs_ok(out, ["fits-lad.png", "multiplier-lad.png"])
 
 

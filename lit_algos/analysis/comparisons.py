@@ -151,33 +151,52 @@ class AllocationSummary:
     n_runs: int
     compute: list[float] = field(default_factory=list)
     kaplan_to_chinchilla: list[float] = field(default_factory=list)
+    interval: list[tuple[float, float] | None] = field(default_factory=list)  # of each multiplier
+    extrapolated: list[str] = field(default_factory=list)  # why each multiplier is an extrapolation, or ""
     optimal_params: list[float] = field(default_factory=list)  # Chinchilla-optimal N at each compute
     kaplan_params: list[float] = field(default_factory=list)
+    confidence: float = 0.95
 
     def to_dict(self) -> dict:
         return {
             "fit": self.fit.to_dict(),
             "compute": self.compute,
             "kaplan_to_chinchilla": self.kaplan_to_chinchilla,
+            "interval": [list(iv) if iv else None for iv in self.interval],
+            "extrapolated": self.extrapolated,
+            "confidence": self.confidence,
         }
 
 
-def allocation_summary(refs: list[RunRecord], n_points: int = 4) -> AllocationSummary:
+def allocation_summary(
+    refs: list[RunRecord], n_points: int = 4, confidence: float = 0.95, seed: int = 0
+) -> AllocationSummary:
     """``L(N, D) = E + A/N^a + B/D^b`` over every evaluation of ``refs`` and the Kaplan ->
-    Chinchilla multiplier at ``n_points`` computes across their range."""
-    from lit_algos.analysis.allocation import allocation_multiplier, allocation_points, fit_hoffmann
+    Chinchilla multiplier at ``n_points`` computes across their range, each with its interval
+    and a flag where the rules' (N, D) leave the runs' range."""
+    from lit_algos.analysis.allocation import (
+        allocation_multiplier,
+        allocation_points,
+        extrapolation,
+        fit_hoffmann,
+        multiplier_interval,
+    )
     from lit_algos.analysis.runs import distinct_runs
 
     n, d, loss = allocation_points(distinct_runs(refs, "--ref"))
     fit = fit_hoffmann(n, d, loss)
     compute = 6.0 * n * d
     grid = np.geomspace(compute.min(), compute.max(), n_points)
-    mult = allocation_multiplier(fit, grid)
+    mult = np.atleast_1d(allocation_multiplier(fit, grid))
+    band = multiplier_interval(fit, grid, confidence=confidence, seed=seed)
     return AllocationSummary(
         fit,
         len(refs),
         grid.tolist(),
-        np.asarray(mult).tolist(),
+        mult.tolist(),
+        [(float(lo), float(hi)) for lo, hi in zip(*band)] if band else [None] * len(grid),
+        [extrapolation(fit, float(c), float(m)) for c, m in zip(grid, mult)],
         [float(fit.params_for(c, "chinchilla")) for c in grid],
         [float(fit.params_for(c, "kaplan")) for c in grid],
+        confidence,
     )

@@ -189,13 +189,20 @@ def allocation_lines(summary) -> list[str]:
     fit = summary.fit
     lines = [
         f"L(N, D) = {fmt(fit.E, 4)} + {fmt(fit.A, 4)}/N^{fmt(fit.alpha)} + {fmt(fit.B, 4)}/D^{fmt(fit.beta)} "
-        f"({fit.n} evaluations of {summary.n_runs} runs)"
+        f"({fit.n} evaluations of {summary.n_runs} runs; N {fmt(fit.n_range[0])}-{fmt(fit.n_range[1])}, "
+        f"D {fmt(fit.d_range[0])}-{fmt(fit.d_range[1])})"
     ]
-    for c, m, n_opt, n_kaplan in zip(
-        summary.compute, summary.kaplan_to_chinchilla, summary.optimal_params, summary.kaplan_params
+    for c, m, iv, why, n_opt, n_kaplan in zip(
+        summary.compute,
+        summary.kaplan_to_chinchilla,
+        summary.interval,
+        summary.extrapolated,
+        summary.optimal_params,
+        summary.kaplan_params,
     ):
         lines.append(
             f"C={c:.3g}: compute-optimal N={n_opt:.3g}, D={c / 6 / n_opt:.3g}; Kaplan N={n_kaplan:.3g}; "
-            f"Kaplan -> Chinchilla multiplier {fmt(m)}×"
+            f"Kaplan -> Chinchilla multiplier {fmt(m)}× {_interval(iv)} ({summary.confidence:.0%})"
+            + (f" EXTRAPOLATED: {why}" if why else "")
         )
     return lines

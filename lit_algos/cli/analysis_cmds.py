@@ -238,7 +238,9 @@ def cmd_ceg(args) -> int:
     if args.allocation:
         from lit_algos.analysis.comparisons import allocation_summary
 
-        return print_allocation(allocation_summary(refs), as_json=args.json)
+        return print_allocation(
+            allocation_summary(refs, confidence=args.confidence, seed=args.seed), as_json=args.json
+        )
     if args.scaling:
         from lit_algos.analysis.comparisons import compare_scaling
 

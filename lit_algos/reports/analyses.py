@@ -394,12 +394,8 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
 
 
 def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.allocation import (
-        HoffmannFit,
-        allocation_multiplier,
-        allocation_points,
-        fit_hoffmann,
-    )
+    from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier
+    from lit_algos.analysis.comparisons import allocation_summary
     from lit_algos.errors import LitAlgosError
 
     exp, arm = an.experiment, an.options["arm"]
@@ -407,22 +403,25 @@ def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Sect
     sec.text.append(
         f"L(N, D) = E + A/N^alpha + B/D^beta fitted on every evaluation of the {arm} runs (N: non-embedding "
         "parameters, D: tokens); the multiplier C_kaplan(L_chinchilla(C)) / C says how much more compute Kaplan's "
-        "N = 1.3e9 (C / 1 PF-day)^0.73 needs than the fit's compute-optimal split."
+        "N = 1.3e9 (C / 1 PF-day)^0.73 needs than the fit's compute-optimal split. Its 95% interval comes from "
+        "multivariate-t draws of the fit's parameters; a multiplier is marked extrapolated when the compute-optimal "
+        "(N, D) or Kaplan's lies outside the runs' (N, D) range (the law is then used where it was not measured)."
     )
     runs = [r for size in sizes_of(study, preset, exp) for r in groups.get((exp, arm, size), [])]
-    n, d, loss = allocation_points(runs) if runs else (np.array([]),) * 3
     try:
-        fit = fit_hoffmann(n, d, loss)
+        if not runs:
+            raise LitAlgosError("no runs yet")
+        summary = allocation_summary(runs)
     except LitAlgosError as err:
         sec.text.append(f"No fit: {err}")
         return sec
+    fit = summary.fit
     published = HoffmannFit(1.69, 406.4, 410.7, 0.34, 0.28)
-    compute = 6.0 * n * d
-    grid = np.geomspace(compute.min(), compute.max(), 4)
-    mult = np.atleast_1d(allocation_multiplier(fit, grid))
-    ref_mult = np.atleast_1d(allocation_multiplier(published, grid))
-    sec.tables.append(Table("Fit", ["E", "A", "alpha", "B", "beta", "points"],
-                            [[fmt(fit.E, 4), fmt(fit.A, 4), fmt(fit.alpha), fmt(fit.B, 4), fmt(fit.beta), str(fit.n)]]))  # fmt: skip
+    ref_mult = np.atleast_1d(allocation_multiplier(published, np.array(summary.compute)))
+    sec.tables.append(Table("Fit", ["E", "A", "alpha", "B", "beta", "points", "N range", "D range"],
+                            [[fmt(fit.E, 4), fmt(fit.A, 4), fmt(fit.alpha), fmt(fit.B, 4), fmt(fit.beta), str(fit.n),
+                              f"{fmt(fit.n_range[0])} – {fmt(fit.n_range[1])}",
+                              f"{fmt(fit.d_range[0])} – {fmt(fit.d_range[1])}"]]))  # fmt: skip
     table = Table(
         "Compute-optimal split and the Kaplan -> Chinchilla multiplier",
         [
@@ -430,20 +429,22 @@ def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Sect
             "N_opt",
             "D_opt",
             "Kaplan N",
-            "multiplier (this fit)",
+            "multiplier (this fit) [95% CI]",
+            "extrapolated?",
             "multiplier on Hoffmann's published law",
         ],
     )
-    for c, m, rm in zip(grid, mult, ref_mult):
-        n_opt = float(fit.params_for(c, "chinchilla"))
-        table.rows.append([f"{c:.3g}", f"{n_opt:.3g}", f"{c / 6 / n_opt:.3g}",
-                           f"{float(fit.params_for(c, 'kaplan')):.3g}", f"{fmt(m)}×", f"{fmt(rm)}×"])  # fmt: skip
+    for c, m, iv, why, n_opt, n_k, rm in zip(summary.compute, summary.kaplan_to_chinchilla, summary.interval,
+                                             summary.extrapolated, summary.optimal_params, summary.kaplan_params,
+                                             ref_mult):  # fmt: skip
+        table.rows.append([f"{c:.3g}", f"{n_opt:.3g}", f"{c / 6 / n_opt:.3g}", f"{n_k:.3g}",
+                           fmt_iv(m, iv) + "×", f"yes: {why}" if why else "no", f"{fmt(rm)}×"])  # fmt: skip
     sec.tables.append(table)
     sec.text.append(
         "Reference (Hoffmann et al.'s published law E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28): "
         "1.067× at 1e18 FLOPs and 26.1× at 1e23; the last column evaluates that law at this study's compute. "
         "At CPU compute Kaplan's rule asks for far fewer parameters than these models have, so the multiplier "
-        "here says little about large scale."
+        "here is an extrapolation and says little about large scale."
     )
-    sec.data = {"fit": fit.to_dict(), "compute": grid.tolist(), "multiplier": mult.tolist()}
+    sec.data = summary.to_dict() | {"multiplier": summary.kaplan_to_chinchilla}
     return sec
