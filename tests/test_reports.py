@@ -146,10 +146,10 @@ def test_a_censored_arm_is_reported_as_a_bound_not_a_number(tmp_path):
     report, out = _report(tmp_path, study)
     row = _row(report, "new", "mini")
     assert row[2].startswith("≤ ") and "[" not in row[2]
-    assert row[4].startswith("bound")
+    assert row[4] == "bound (<=; no interval), censored on the arm side: new_mini-s0 never reached L*"
     assert "censored runs" in report
     dep = _row(report, "new", "≤ " + row[2][2:-1])  # compute dependence: no ratio from a bound
-    assert dep[3] == "–" and "a bound" in dep[5]
+    assert dep[3] == "–" and "a bound" in dep[5] and dep[6].startswith("CEG at 2 sizes (mini: ")
     _pngs_ok(out, ["ceg-e.png"])
 
 

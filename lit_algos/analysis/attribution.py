@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from lit_algos.analysis.ceg import common_loss, smoothed, summarize
-from lit_algos.analysis.censoring import run_cost
+from lit_algos.analysis.censoring import describe_censor, run_cost
 from lit_algos.analysis.runs import distinct_runs
 from lit_algos.analysis.stats import Estimate
 from lit_algos.errors import LitAlgosError
@@ -190,7 +190,10 @@ def attribute(
     for key, runs in groups.items():
         costs = [run_cost(r, smoothed(r, smooth), loss) for r in runs]
         censored += [
-            f"{'+'.join(sorted(key)) or 'retro'} {c.run_id}: censored ({c.censor})" for c in costs if c.censor
+            f"{'+'.join(sorted(key)) or 'retro'} {c.run_id}: "
+            + describe_censor(c, "run", loss).split(": ", 1)[1]
+            for c in costs
+            if c.censor
         ]
         log_costs[key] = np.array([math.log(c.cost[unit]) for c in costs if c.cost.get(unit)], dtype=float)
     out.censored = censored

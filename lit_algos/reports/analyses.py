@@ -73,13 +73,26 @@ def mean_final_flops(records: list[RunRecord]) -> float | None:
 
 # ---- CEG of every arm over a reference, per size, and its compute dependence ------------------
 
+CENSOR_WHY = {"above": "never reached L*", "below": "already at or below L* at its first evaluation"}
+
+
+def bound_text(summary) -> str:
+    """Why a CEG is a bound, and which side censored it: 'bound (≤): arm side: n2 never reached L*'."""
+    parts = []
+    for side, name in (("ref", "reference side"), ("new", "arm side")):
+        runs = [f"{c.run_id} {CENSOR_WHY[c.censor]}" for c in summary.runs.get(side, []) if c.censor]
+        if runs:
+            parts.append(f"{name}: " + ", ".join(runs))
+    est = summary.estimates["flops"]
+    return f"bound ({est.bound}; no interval), censored on the " + "; ".join(parts)
+
 
 def dependence_from_sizes(
     small: list[float], large: list[float], c_small: float, c_large: float, margin: float
 ):
     """CEG at the larger size over CEG at the smaller (Welch t on per-pair log CEGs), and the slope
     of ln CEG against ln C between the sizes, labelled like the scaling verdicts."""
-    from lit_algos.analysis.scaling import LABELS
+    from lit_algos.analysis.scaling import LABELS, SIGN_LEVEL
 
     ratio = log_ratio_interval(np.log(large), np.log(small))
     out = {"ratio": ratio.to_dict(), "slope": None, "interval": None, "label": LABELS[-1], "note": ratio.note}
@@ -93,14 +106,19 @@ def dependence_from_sizes(
         return out
     lo, hi = math.log(ratio.low) / span, math.log(ratio.high) / span
     out["interval"] = [lo, hi]
-    if lo > 0:
-        out["label"] = "gain grows"
-    elif hi < 0:
-        out["label"] = "gain shrinks"
-    elif -margin <= lo and hi <= margin:
+    # as the scaling verdicts: the flat band first (95% interval), then the sign at one-sided 0.5%
+    # (the 99% interval excludes 0), so a label carries the wrong sign in at most ~0.5% of studies
+    sign = log_ratio_interval(np.log(large), np.log(small), confidence=1 - 2 * SIGN_LEVEL)
+    if -margin <= lo and hi <= margin:
         out["label"] = "gain flat"
+    elif sign.low > 1.0:
+        out["label"] = "gain grows"
+    elif sign.high < 1.0:
+        out["label"] = "gain shrinks"
     else:
-        out["note"] = f"the slope interval straddles 0 and is wider than +-{margin}"
+        out["note"] = (
+            f"the slope interval is wider than the flat band +-{margin} and its 99% interval holds 0"
+        )
     return out
 
 
@@ -150,7 +168,7 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
                     size,
                     est_text(est),
                     str(est.n),
-                    "bound (a censored cost; no interval)" if est.bound else (est.method or est.note),
+                    bound_text(s) if est.bound else (est.method or est.note),
                     f"{fmt(s.loss, 4)} ({s.kind})",
                     est_text(paper_rule),
                 ]
@@ -158,6 +176,7 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
             )
             if s.censored:
                 sec.text.append(f"{arm}@{size}: censored runs: " + "; ".join(s.censored))
+            sec.text += [f"{arm}@{size}: warning: {w}" for w in s.warnings]
     sec.tables.append(table)
     if paper_cols:
         sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
@@ -172,19 +191,24 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
                 "ratio [95% CI]",
                 "slope d ln CEG / d ln C [95% CI]",
                 "label",
+                "basis",
             ],
         )
         for arm, per_size in data.items():
             a, b = per_size.get(small), per_size.get(large)
+            basis = (
+                f"CEG at 2 sizes ({small}: {len(a['pairs']) if a else 0} pairs, {large}: "
+                f"{len(b['pairs']) if b else 0} pairs); C = the {ref} runs' mean final FLOPs"
+            )
             if not a or not b or not a["pairs"] or not b["pairs"]:
-                dep.rows.append([arm, "–", "–", "–", "–", "inconclusive (no runs at both sizes)"])
+                dep.rows.append([arm, "–", "–", "–", "–", "inconclusive (no runs at both sizes)", basis])
                 continue
             bounded = [sz for sz, e in ((small, a), (large, b)) if (e["ceg"] or {}).get("bound")]
             if bounded:  # the uncensored pairs alone would drop the censored seeds silently
                 cells = [(("≥ " if e["ceg"]["bound"] == ">=" else "≤ ") if e["ceg"].get("bound") else "")
                          + fmt(e["ceg"]["value"]) for e in (a, b)]  # fmt: skip
                 why = f"inconclusive (a bound, not a number, at {', '.join(bounded)}: censored seeds)"
-                dep.rows.append([arm, *cells, "–", "–", why])
+                dep.rows.append([arm, *cells, "–", "–", why, basis])
                 continue
             d = dependence_from_sizes(a["pairs"], b["pairs"], a["ref_flops"], b["ref_flops"], margin)
             per_size["dependence"] = d
@@ -197,6 +221,7 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
                     fmt_iv(r["value"], (r["low"], r["high"]) if r["low"] is not None else None),
                     fmt_iv(d["slope"], d["interval"]),
                     d["label"] + (f" ({d['note']})" if d["note"] else ""),
+                    basis,
                 ]  # fmt: skip
             )
         sec.tables.append(dep)
