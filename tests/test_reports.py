@@ -131,24 +131,26 @@ def test_missing_runs_are_listed_not_fatal(tmp_path):
 
 
 def test_a_censored_arm_is_reported_as_a_bound_not_a_number(tmp_path):
-    # "new" (2x better per FLOP) has one seed stopped at 1/100 of the reference's compute, before
-    # the reference's final loss: that seed's cost is only a lower bound, so the CEG is an upper
-    # bound. The table says so and gives no interval; the bar chart is still drawn.
+    # "new" (2x better per FLOP) has one seed first evaluated at 6e13 FLOPs, already below the
+    # reference's final loss (reached at 5e13): that seed's cost is only an upper bound, so the CEG
+    # is a lower bound. The table says so and gives no interval; the bar chart is still drawn.
     study = _study(tmp_path, CEG_STUDY)
 
     def loss_for(arm, size, seed):
         return log_linear_loss(k=2.0 if arm == "new" else 1.0)
 
     def flops_for(arm, size, seed):
-        return np.geomspace(1e12, 2e12 if (arm, seed) == ("new", 0) else 1e14, 12)
+        return np.geomspace(6e13 if (arm, seed) == ("new", 0) else 1e12, 1e14, 12)
 
     write_records(expand(study, "p"), tmp_path / "runs", loss_for, flops_for)
     report, out = _report(tmp_path, study)
     row = _row(report, "new", "mini")
-    assert row[2].startswith("≤ ") and "[" not in row[2]
-    assert row[4] == "bound (<=; no interval), censored on the arm side: new_mini-s0 never reached L*"
+    assert row[2].startswith("≥ ") and "[" not in row[2]
+    assert row[4] == (
+        "bound (>=; no interval), censored on the arm side: new_mini-s0 already at or below L* at its first evaluation"
+    )
     assert "censored runs" in report
-    dep = _row(report, "new", "≤ " + row[2][2:-1])  # compute dependence: no ratio from a bound
+    dep = _row(report, "new", "≥ " + row[2][2:-1])  # compute dependence: no ratio from a bound
     assert dep[3] == "–" and "a bound" in dep[5] and dep[6].startswith("CEG at 2 sizes (mini: ")
     _pngs_ok(out, ["ceg-e.png"])
 

@@ -16,8 +16,8 @@ crossing the grid cannot resolve, and every outlier, is named in ``CEGSummary.wa
 
 One common L* for every seed (``summarize``): with a ``target``, that loss; else the *primary*
 L* = the highest of the reference seeds' (smoothed) final losses, which every reference seed
-reaches; if no new seed reaches it, the *auxiliary* L* = the highest of the new seeds' final
-losses. A run whose cost the evaluation grid cannot resolve is *censored*: never reached L*
+reaches; if a new seed ends above it, the *auxiliary* L* = the highest of the new seeds' final
+losses, which every complete run of both sides reaches. A run whose cost the evaluation grid cannot resolve is *censored*: never reached L*
 (cost > its total spend) or already below L* at its first evaluation (cost <= that
 evaluation's). A CEG built on a censored cost is a bound (``>= x`` or ``<= x``), never a number.
 
@@ -229,7 +229,13 @@ def common_loss(
     ref_curves, new_curves, target: float | None, ref_ok=None, new_ok=None
 ) -> tuple[str, float | None]:
     """The one L* every pair is compared at, and its kind (module docstring). Only complete runs
-    (``*_ok``) choose L*: a diverged run's best loss says nothing about the recipe."""
+    (``*_ok``) choose L*: a diverged run's best loss says nothing about the recipe.
+
+    Primary: the highest reference seed's final (smoothed, best-so-far) loss. When a complete new
+    seed ends above it, auxiliary: the highest new seed's final loss, which every complete run of
+    both sides reaches. So no complete seed is censored for ending a little above the others (a
+    null control, sdpa against manual attention, read "<= 1x" on the seed that did) and seeds
+    never get different L*s."""
     if target is not None:
         return "target", float(target)
     ref_ok = ref_ok or [True] * len(ref_curves)
@@ -239,11 +245,11 @@ def common_loss(
     if not ref_finals:
         return "undefined", None
     primary = max(ref_finals)
-    if any(cost_at_loss(c, primary) is not None for c in new_curves) or not any(new_ok):
-        return "primary", primary
     new_finals = [final_smoothed_loss(c) for c, ok in zip(new_curves, new_ok) if ok]
     new_finals = [v for v in new_finals if math.isfinite(v)]
-    return ("auxiliary", max(new_finals)) if new_finals else ("undefined", None)
+    if not new_finals or max(new_finals) <= primary:
+        return "primary", primary
+    return "auxiliary", max(new_finals)
 
 
 def _estimate(

@@ -20,8 +20,8 @@ def register(subparsers) -> None:
         help="compute-equivalent gain of one recipe over another",
         description=(
             "CEG = C_ref(L*) / C_new(L*) in FLOPs, training seconds and tokens, at one common L* for all seeds: "
-            "primary L* = the highest reference seed's (smoothed) final loss; auxiliary when no new seed gets there: "
-            "L* = the highest new seed's final loss. Geometric mean over seeds with a Student-t interval on log costs "
+            "primary L* = the highest reference seed's (smoothed) final loss; auxiliary when a new seed ends above it: "
+            "L* = the highest new seed's final loss, which every run reaches. Geometric mean over seeds with a Student-t interval on log costs "
             "(paired by seed when both sides have the same seeds, Welch otherwise). Costs the evaluation grid cannot "
             "resolve are reported as bounds (≥ / ≤) and listed. Only runs on the same validation set "
             "(data.val_fingerprint) can be compared."
