@@ -48,7 +48,6 @@ from lit_algos.analysis.censoring import (
 )
 from lit_algos.analysis.curves import (
     UNITS,
-    cost_at_loss,
     first_index_at_or_below,
     outliers,
     robust_curve,
