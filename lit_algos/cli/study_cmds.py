@@ -3,6 +3,7 @@ STUDY_DIR`` (rewrite the report from existing runs). Thin shells over lit_algos.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from lit_algos.errors import LitAlgosError
@@ -60,7 +61,7 @@ def cmd_study(args) -> int:
     from rich.console import Console
 
     from lit_algos.records import default_runs_dir
-    from lit_algos.reports.render import write_report, write_study_meta
+    from lit_algos.reports.render import record_wall_time, write_report, write_study_meta
     from lit_algos.studies.run import dry_run_rows, plan_study, run_study
     from lit_algos.studies.spec import load_study
 
@@ -83,8 +84,9 @@ def cmd_study(args) -> int:
         check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
         write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
         slurm = {"partition": args.partition} if args.partition else None
+        started = time.perf_counter()
         try:
-            run_study(
+            done = run_study(
                 plan,
                 executor=args.executor,
                 workers=args.workers,
@@ -94,10 +96,14 @@ def cmd_study(args) -> int:
                 console=console,
             )
         except LitAlgosError:  # some runs failed: report what finished, then say what failed
+            record_wall_time(
+                plan.out_dir, time.perf_counter() - started, len(plan.specs), args.workers, args.threads
+            )
             if plan.out_dir.exists():
                 report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=False)
                 console.print(f"report of the finished runs: {report}")
             raise
+        record_wall_time(plan.out_dir, time.perf_counter() - started, len(done), args.workers, args.threads)
     else:
         write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
     report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=args.wandb)
@@ -138,5 +144,10 @@ def _print_plan(console, plan, rows) -> int:
     console.print(table)
     if total:
         console.print(f"estimated training time (one worker): {total / 60:.1f} min")
+    if plan.pending:
+        console.print(
+            f"learning-rate sweep pending for {', '.join(plan.pending)}: its {len(plan.tuning)} runs train first; "
+            "the other runs of those arms are listed at the recipe's own rate and will use the rate the sweep chooses"
+        )
     console.print(f"report would go to {plan.out_dir}")
     return 0

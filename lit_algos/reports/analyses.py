@@ -473,3 +473,33 @@ def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Sect
     )
     sec.data = summary.to_dict() | {"multiplier": summary.kaplan_to_chinchilla}
     return sec
+
+
+# ---- the preset's learning-rate sweep ------------------------------------------------------------
+
+
+def tuning_section(preset, sweeps: list) -> Section:
+    """The learning-rate sweep of every tuned arm: final loss at each multiplier, the choice."""
+    tune = preset.tune
+    sec = Section("Learning-rate sweep (every tuned arm the same way)")
+    sec.text.append(
+        f"Before the runs below, every arm of {', '.join(tune.experiments)} was trained at {tune.size} with each of its "
+        f"learning rates (AdamW's; Muon's too for Muon) times {', '.join(f'{s:g}' for s in tune.lr_scale)}, "
+        f"{tune.seeds} seed(s) each, at the preset's budget; the multiplier with the lowest mean final validation "
+        "loss (ties: the one nearest 1) is used for that arm at every size. A diverged run counts as infinite."
+    )
+    table = Table("Final validation loss per learning-rate multiplier", ["experiment", "arm"]
+                  + [f"x{s:g}" for s in tune.lr_scale] + ["chosen", "learning rates used"])  # fmt: skip
+    for sweep in sweeps:
+        cells = []
+        for s in tune.lr_scale:
+            mean = sweep.mean(s)
+            cells.append(
+                "not trained yet" if mean is None else fmt(mean, 4) + (" *" if s == sweep.chosen else "")
+            )
+        chosen = "pending" if sweep.chosen is None else f"x{sweep.chosen:g}"
+        used = sweep.lrs.get(sweep.chosen, "–") if sweep.chosen is not None else "–"
+        table.rows.append([sweep.experiment, sweep.arm, *cells, chosen, used])
+    sec.tables.append(table)
+    sec.data = {"sweeps": [s.to_dict() for s in sweeps]}
+    return sec

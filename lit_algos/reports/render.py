@@ -28,15 +28,18 @@ BUILDERS = {
 
 
 def write_study_meta(out_dir: Path, study: Study, preset: Preset, runs_dir: Path) -> Path:
-    return atomic_write_json(
-        Path(out_dir) / "study.json",
-        {
-            "study": study.path or study.name,
-            "name": study.name,
-            "preset": preset.name,
-            "runs_dir": str(Path(runs_dir).resolve()),
-        },
-    )
+    path = Path(out_dir) / "study.json"
+    try:  # keep the wall times of earlier invocations
+        earlier = read_json(path).get("wall_times") if path.is_file() else None
+    except (ValueError, OSError, LitAlgosError):
+        earlier = None
+    meta = {
+        "study": study.path or study.name,
+        "name": study.name,
+        "preset": preset.name,
+        "runs_dir": str(Path(runs_dir).resolve()),
+    }
+    return atomic_write_json(path, meta | ({"wall_times": earlier} if earlier else {}))
 
 
 def read_study_meta(study_dir: Path) -> tuple[Study, Preset, Path]:
@@ -114,9 +117,14 @@ def write_report(
     study: Study, preset: Preset, runs_dir: Path, out_dir: Path, *, wandb: bool = False, console=None
 ) -> Path:
     """Analyse the study's runs in ``runs_dir`` and write the report into ``out_dir``; returns report.md."""
-    expansion = expand(study, preset)
+    from lit_algos.studies.tuning import chosen_scales, sweep_results
+
+    sweeps = sweep_results(study, preset, Path(runs_dir)) if preset.tune else []
+    expansion = expand(study, preset, chosen_scales(sweeps))
     groups, missing = group_records(expansion, Path(runs_dir))
     sections, images = build_sections(study, preset, groups)
+    if preset.tune:
+        sections.insert(0, analyses.tuning_section(preset, sweeps))
     out_dir = Path(out_dir)
     for name, png in images.items():
         atomic_write_bytes(out_dir / "plots" / name, png)
@@ -140,6 +148,7 @@ def write_report(
         "measured number below is derived from them. Columns marked 'paper' are published values, cited below.",
         "",
     ]
+    lines += [claims_paragraph(preset), ""] + wall_time_lines(out_dir)
     if missing:
         lines += ["Missing runs (not trained yet): " + ", ".join(missing), ""]
     for sec in sections:
@@ -165,6 +174,57 @@ def write_report(
     if wandb:
         log_to_wandb(study, preset, sections, out_dir)
     return report
+
+
+def claims_paragraph(preset: Preset) -> str:
+    """What the preset's numbers can carry (``claims``)."""
+    if preset.claims == "directions":
+        return (
+            f"**This preset ({preset.name}) shows directions, not verdicts**: its runs are short and few, so "
+            "intervals are wide, some runs may still sit near the unigram plateau, and its labels are not claims. "
+            "Run the full preset for verdicts."
+        )
+    return (
+        f"**Preset {preset.name} is sized for verdicts**: every verdict below names its basis (sizes, seeds, E fixed "
+        "or fitted, points) and every bound says which side censored it."
+    )
+
+
+def record_wall_time(
+    out_dir: Path, seconds: float, trained: int, workers: int | None, threads: int | None
+) -> None:
+    """Append one `lit-algos study` invocation's wall time to study.json (the report prints them)."""
+    from lit_algos.hardware import host_fingerprint, host_string
+
+    path = Path(out_dir) / "study.json"
+    meta = read_json(path) if path.is_file() else {}
+    meta.setdefault("wall_times", []).append(
+        {
+            "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "seconds": round(float(seconds), 1),
+            "runs_trained_or_checked": trained,
+            "workers": workers,
+            "threads": threads,
+            "host": host_string(host_fingerprint()),
+        }
+    )
+    atomic_write_json(path, meta)
+
+
+def wall_time_lines(out_dir: Path) -> list[str]:
+    path = Path(out_dir) / "study.json"
+    times = (read_json(path) if path.is_file() else {}).get("wall_times") or []
+    if not times:
+        return []
+    lines = [
+        "Measured wall time of `lit-algos study` (each invocation; a resumed study trains only what is missing):"
+    ]
+    for t in times:
+        lines.append(
+            f"- {t['finished_at']}: {t['seconds'] / 60:.1f} min for {t['runs_trained_or_checked']} runs "
+            f"({t['workers'] or 'default'} worker(s), {t['threads'] or 'default'} thread(s)) on {t['host']}"
+        )
+    return lines + [""]
 
 
 def _jsonable(obj):

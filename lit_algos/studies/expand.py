@@ -98,8 +98,24 @@ class Expansion:
         return out
 
 
+def per_param_tokens(preset: Preset, size: Size, base: list[str]) -> int:
+    """``tokens_per_param``'s budget at ``size``: ratio x the non-embedding parameters of its recipe
+    there, rounded up to whole evaluation intervals of whole optimizer steps."""
+    from lit_algos.config.recipes import load_config
+    from lit_algos.model import param_counts
+
+    rule = preset.tokens_per_param
+    sized, scale = _sized(size, rule.recipe)
+    cfg = load_config(sized, [*scale, *base])
+    step = cfg.train.batch_size * cfg.model.block_size * (preset.evals or 1)
+    want = rule.ratio * param_counts(cfg.model)["non_embedding"]
+    return int(-(-want // step) * step)
+
+
 def _budget(preset: Preset, size: Size, recipe: str, base: list[str]) -> list[str]:
     tokens = preset.tokens.get(size.name)
+    if tokens is None and size.name not in preset.tokens and preset.tokens_per_param is not None:
+        tokens = per_param_tokens(preset, size, base)
     out = [f"train.max_tokens={tokens}"] if tokens is not None else []
     if preset.evals:
         if tokens is None:
@@ -117,10 +133,26 @@ def _sized(size: Size, recipe: str) -> tuple[str, list[str]]:
     return recipe, fragment_overrides(size.scale)
 
 
-def expand(study: Study, preset: Preset | str | None = None) -> Expansion:
-    """Every run of the study under ``preset`` (default: the study's default preset)."""
+def lr_overrides(recipe: str, overrides: list[str] | tuple[str, ...], scale: float) -> list[str]:
+    """Every learning rate of the run (AdamW's; Muon's too for Muon) times ``scale``."""
+    from lit_algos.config.recipes import load_config
+
+    optim = load_config(recipe, list(overrides)).optim
+    out = [f"optim.lr={optim.lr * scale:.6g}"]
+    if optim.name == "muon":
+        out.append(f"optim.muon_lr={optim.muon_lr * scale:.6g}")
+    return out
+
+
+def expand(
+    study: Study, preset: Preset | str | None = None, lr_scales: dict[tuple[str, str], float] | None = None
+) -> Expansion:
+    """Every run of the study under ``preset`` (default: the study's default preset).
+    ``lr_scales``: (experiment, arm) -> the learning-rate multiplier its sweep chose
+    (``lit_algos.studies.tuning``), applied to that arm's runs at every size."""
     if not isinstance(preset, Preset):
         preset = study.preset(preset)
+    lr_scales = lr_scales or {}
     runs: list[RunSpec] = []
     for exp in study.experiments.values():
         for size_name in preset.sizes[exp.name]:
@@ -141,6 +173,8 @@ def expand(study: Study, preset: Preset | str | None = None) -> Expansion:
                 sized, scale = _sized(size, recipe)
                 base = [*scale, *study.overrides, *preset.overrides]
                 overrides = (*base, *_budget(preset, size, sized, base), *arm_overrides)
+                if lr_scales.get((exp.name, arm), 1.0) != 1.0:
+                    overrides = (*overrides, *lr_overrides(sized, overrides, lr_scales[(exp.name, arm)]))
                 tags = {"study": study.name, "experiment": exp.name, "arm": arm, "size": size_name}
                 for seed in range(preset.seeds):
                     runs.append(RunSpec(f"{arm}_{size_name}", sized, overrides, seed, dict(tags)))

@@ -6,7 +6,7 @@ running a study again trains only what is missing and then rewrites the report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lit_algos.studies.expand import Expansion, expand
@@ -16,22 +16,46 @@ from lit_algos.studies.spec import Study, study_dir
 @dataclass
 class StudyPlan:
     expansion: Expansion
-    specs: list  # the distinct RunSpecs to train
+    specs: list  # the distinct RunSpecs to train (the learning-rate sweep's first)
     runs_dir: Path
     out_dir: Path
+    tuning: list = field(default_factory=list)  # the sweep's specs, trained before the others
+    pending: list = field(default_factory=list)  # tuned arms whose sweep is not complete yet
+    wandb: bool = False
 
 
 def plan_study(study: Study, preset: str | None, runs_dir: Path, *, wandb: bool = False) -> StudyPlan:
-    """The study's distinct runs under ``preset``; reads YAML only (no model, no data)."""
-    from lit_algos.sweeps.spec import RunSpec
+    """The study's distinct runs under ``preset``; reads YAML only (no model, no data). Arms with a
+    learning-rate sweep (``preset.tune``) use the multiplier it chose where its records are all
+    there; until then they are listed at the recipe's own rate and named in ``pending``."""
+    from lit_algos.studies.tuning import chosen_scales, sweep_results, tuning_runs
 
     p = study.preset(preset)
-    expansion = expand(study, p)
-    specs = expansion.unique()
+    tuning = tuning_runs(study, p)
+    sweeps = sweep_results(study, p, runs_dir) if tuning else []
+    expansion = expand(study, p, chosen_scales(sweeps))
+    specs = _distinct(expansion, [*tuning, *expansion.runs])
     if wandb:  # W&B settings are left out of the config hash: the same spec ids with or without
-        extra = ("train.wandb.enabled=true", f"train.wandb.group=study-{study.name}")
-        specs = [RunSpec(s.name, s.recipe, (*s.overrides, *extra), s.seed, s.tags) for s in specs]
-    return StudyPlan(expansion, specs, Path(runs_dir), study_dir(study, p, runs_dir))
+        specs, tuning = _with_wandb(study, specs), _with_wandb(study, _distinct(expansion, tuning))
+    pending = [f"{s.experiment}/{s.arm}" for s in sweeps if s.chosen is None]
+    return StudyPlan(expansion, specs, Path(runs_dir), study_dir(study, p, runs_dir), tuning, pending, wandb)
+
+
+def _distinct(expansion: Expansion, specs: list) -> list:
+    seen, out = set(), []
+    for spec in specs:
+        key = (expansion.config_hash(spec), spec.seed)
+        if key not in seen:
+            seen.add(key)
+            out.append(spec)
+    return out
+
+
+def _with_wandb(study: Study, specs: list) -> list:
+    from lit_algos.sweeps.spec import RunSpec
+
+    extra = ("train.wandb.enabled=true", f"train.wandb.group=study-{study.name}")
+    return [RunSpec(s.name, s.recipe, (*s.overrides, *extra), s.seed, s.tags) for s in specs]
 
 
 def dry_run_rows(plan: StudyPlan) -> list[dict]:
@@ -64,7 +88,8 @@ def run_study(
     progress: bool = True,
     console=None,
 ) -> dict:
-    """Train the study's runs with the sweep engine (finished ones are skipped); spec id -> run dir."""
+    """Train the study's runs with the sweep engine (finished ones are skipped), the learning-rate
+    sweep first where its choice is still pending; spec id -> run dir."""
     study, preset = plan.expansion.study, plan.expansion.preset
     workers = workers or preset.workers or study.executor.get("workers") or 1
     threads = threads if threads is not None else (preset.threads or study.executor.get("threads"))
@@ -73,13 +98,21 @@ def run_study(
     }
     from lit_algos.sweeps import run_sweep
 
-    return run_sweep(
-        plan.specs,
-        runs_dir=plan.runs_dir,
-        executor=executor,
-        workers=workers,
-        threads=threads,
-        slurm=slurm_cfg if executor == "slurm" else None,
-        progress=progress,
-        console=console,
-    )
+    def sweep(specs):
+        return run_sweep(
+            specs,
+            runs_dir=plan.runs_dir,
+            executor=executor,
+            workers=workers,
+            threads=threads,
+            slurm=slurm_cfg if executor == "slurm" else None,
+            progress=progress,
+            console=console,
+        )
+
+    done = {}
+    if plan.pending:  # the learning-rate sweep first: the other runs of a tuned arm need its choice
+        done.update(sweep(plan.tuning))
+        plan = plan_study(study, preset.name, plan.runs_dir, wandb=plan.wandb)
+    done.update(sweep(plan.specs))
+    return done

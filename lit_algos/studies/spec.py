@@ -52,6 +52,30 @@ class Experiment:
     components: tuple[str, ...] = ()  # ablation: empty = every component of the map
 
 
+CLAIMS = ("verdicts", "directions")  # what a preset's report may claim
+
+
+@dataclass(frozen=True)
+class Tune:
+    """A learning-rate sweep per arm, run before the study's own runs (``lit_algos.studies.tuning``):
+    every learning rate of the arm (AdamW's, and Muon's for Muon) times each of ``lr_scale``, at
+    one size, ``seeds`` seeds each; the scale with the lowest final loss is used at every size."""
+
+    size: str
+    lr_scale: tuple[float, ...]
+    seeds: int = 1
+    experiments: tuple[str, ...] = ()  # grid experiments whose arms are tuned (empty: every grid one)
+
+
+@dataclass(frozen=True)
+class TokensPerParam:
+    """Token budgets that grow with model size: each size trains ``ratio`` tokens per
+    non-embedding parameter of ``recipe`` at that size (every arm of the size the same tokens)."""
+
+    ratio: float
+    recipe: str
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -62,6 +86,9 @@ class Preset:
     overrides: tuple[str, ...] = ()
     workers: int | None = None  # local executor defaults for this preset (the CLI's flags win)
     threads: int | None = None
+    tune: Tune | None = None
+    tokens_per_param: TokensPerParam | None = None  # budgets for the sizes ``tokens`` leaves out
+    claims: str = "verdicts"  # "directions": the report says this preset shows directions only
 
 
 @dataclass(frozen=True)
@@ -309,7 +336,8 @@ def _experiment(path: str, name: str, spec: Any, sizes: dict) -> Experiment:
 
 def _preset(path: str, name: str, spec: Any, sizes: dict, experiments: dict) -> Preset:
     spec = _mapping(path, spec)
-    _keys(path, spec, ("sizes", "seeds", "tokens", "evals", "overrides", "workers", "threads"))
+    _keys(path, spec, ("sizes", "seeds", "tokens", "evals", "overrides", "workers", "threads", "tune",
+                       "tokens_per_param", "claims"))  # fmt: skip
     raw = spec.get("sizes")
     if isinstance(raw, (list, str)):
         raw = {exp: raw for exp in experiments}
@@ -351,7 +379,60 @@ def _preset(path: str, name: str, spec: Any, sizes: dict, experiments: dict) -> 
         overrides=overrides,
         workers=_int(f"{path}.workers", spec.get("workers"), allow_none=True),
         threads=_int(f"{path}.threads", spec.get("threads"), allow_none=True),
+        tune=_tune(f"{path}.tune", spec["tune"], sizes, experiments)
+        if spec.get("tune") is not None
+        else None,
+        tokens_per_param=_per_param(f"{path}.tokens_per_param", spec.get("tokens_per_param")),
+        claims=_choice(f"{path}.claims", spec.get("claims", "verdicts"), CLAIMS),
     )
+
+
+def _choice(path: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(path, value, f"Allowed: {', '.join(allowed)}.")
+    return value
+
+
+def _positive(path: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfigError(path, value, "Expected a finite number > 0.")
+    return float(value)
+
+
+def _tune(path: str, spec: Any, sizes: dict, experiments: dict) -> Tune:
+    spec = _mapping(path, spec)
+    _keys(path, spec, ("size", "lr_scale", "seeds", "experiments"))
+    size = _str(f"{path}.size", spec.get("size"))
+    if size not in sizes:
+        raise ConfigError(f"{path}.size", size, f"Not a size of this study. Allowed: {', '.join(sizes)}.")
+    raw = spec.get("lr_scale")
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ConfigError(
+            f"{path}.lr_scale", raw, "Expected a list of at least two multipliers, e.g. [0.5, 1, 2]."
+        )
+    scales = tuple(_positive(f"{path}.lr_scale[{i}]", v) for i, v in enumerate(raw))
+    if 1.0 not in scales:
+        raise ConfigError(
+            f"{path}.lr_scale", raw, "Include 1 (the recipe's own learning rate) among the multipliers."
+        )
+    grids = [name for name, e in experiments.items() if e.kind == "grid"]
+    tuned = _strs(f"{path}.experiments", spec.get("experiments") or grids)
+    for i, name in enumerate(tuned):
+        if name not in grids:
+            raise ConfigError(
+                f"{path}.experiments[{i}]", name, f"Allowed: grid experiments {', '.join(grids)}."
+            )
+    return Tune(size, scales, _int(f"{path}.seeds", spec.get("seeds", 1)), tuple(tuned))
+
+
+def _per_param(path: str, spec: Any) -> TokensPerParam | None:
+    if spec is None:
+        return None
+    spec = _mapping(path, spec, "a mapping {ratio, recipe}")
+    _keys(path, spec, ("ratio", "recipe"))
+    recipe = _str(f"{path}.recipe", spec.get("recipe"))
+    _check_recipe(f"{path}.recipe", recipe)
+    return TokensPerParam(_positive(f"{path}.ratio", spec.get("ratio")), recipe)
 
 
 def _analysis(path: str, spec: Any, experiments: dict) -> Analysis:
