@@ -94,9 +94,20 @@ analyses:
 """
 
 
+CEG3_STUDY = CEG_STUDY.replace(
+    "sizes: {mini: {scale: scales/mini}, tiny: {scale: scales/tiny}}",
+    "sizes: {mini: {scale: scales/mini}, tiny: {scale: scales/tiny}, small: {scale: scales/small}}",
+).replace(
+    "sizes: [mini, tiny], seeds: 3, tokens: {mini: 65536, tiny: 65536}",
+    "sizes: [mini, tiny, small], seeds: 3, tokens: {mini: 65536, tiny: 65536, small: 65536}",
+)
+SIZE_SCALE = {"mini": 1.0, "tiny": 10.0, "small": 100.0}
+
+
 def test_ceg_table_and_compute_dependence_match_the_truth(tmp_path):
-    study = _study(tmp_path, CEG_STUDY)
-    k = {"mini": 2.0, "tiny": 4.0}
+    """CEG 2x, 4x, 8x at 1e14, 1e15, 1e16 FLOPs: ln CEG rises by ln 2 per decade of compute."""
+    study = _study(tmp_path, CEG3_STUDY)
+    k = {"mini": 2.0, "tiny": 4.0, "small": 8.0}
 
     def loss_for(arm, size, seed):
         shift = 0.01 * seed
@@ -104,21 +115,23 @@ def test_ceg_table_and_compute_dependence_match_the_truth(tmp_path):
         return lambda f: log_linear_loss(k=mult)(f) + shift
 
     def flops_for(arm, size, seed):
-        return np.geomspace(1e12, 1e14, 12) * (10.0 if size == "tiny" else 1.0)
+        return np.geomspace(1e12, 1e14, 12) * SIZE_SCALE[size]
 
     write_records(expand(study, "p"), tmp_path / "runs", loss_for, flops_for)
     report, out = _report(tmp_path, study)
-    for size in ("mini", "tiny"):
+    for size in ("mini", "tiny", "small"):
         row = _row(report, "new", size)
         assert _num(row[2]) == pytest.approx(k[size], rel=1e-3)
         lo, hi = _iv(row[2])
         assert lo < k[size] < hi and hi / lo < 1.5  # a real interval over 3 paired seeds
         assert row[3] == "3" and "paired" in row[4]
         assert row[-1] == "1.5"  # the paper column (compact scale) holds the study's cited value
-    dep = _row(report, "new", "2")  # compute-dependence table: arm, CEG mini, CEG tiny, ...
-    assert _num(dep[3]) == pytest.approx(2.0, rel=1e-3)
+    dep = _row(report, "new", "2")  # compute-dependence table: arm, CEG mini, tiny, small, slope, ...
+    assert [_num(c) for c in dep[1:4]] == pytest.approx([2.0, 4.0, 8.0], rel=1e-3)
     assert _num(dep[4]) == pytest.approx(math.log(2) / math.log(10), rel=1e-3)
-    assert dep[5].startswith("gain grows")
+    assert dep[5] == "gain grows" and dep[6].startswith(
+        "3 sizes (mini: 3 pairs, tiny: 3 pairs, small: 3 pairs)"
+    )
     assert "Missing runs" not in report
     _pngs_ok(out, ["curves-e.png", "ceg-e.png"])
     assert (out / "results.json").is_file()
@@ -151,7 +164,7 @@ def test_a_censored_arm_is_reported_as_a_bound_not_a_number(tmp_path):
     )
     assert "censored runs" in report
     dep = _row(report, "new", "≥ " + row[2][2:-1])  # compute dependence: no ratio from a bound
-    assert dep[3] == "–" and "a bound" in dep[5] and dep[6].startswith("CEG at 2 sizes (mini: ")
+    assert dep[3] == "–" and "a bound" in dep[4] and dep[5].startswith("2 sizes (mini: ")
     _pngs_ok(out, ["ceg-e.png"])
 
 

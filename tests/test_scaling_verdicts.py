@@ -293,3 +293,31 @@ def test_the_allocation_multiplier_interval_covers_and_extrapolation_is_flagged(
     assert "compute-optimal N" in extrapolation(fit, 1e23, float(m[2])) and "Kaplan N" in extrapolation(
         fit, 1e23, float(m[2])
     )
+
+
+@pytest.mark.parametrize("slope", [0.15, 0.0, -0.15])
+@pytest.mark.parametrize("n_sizes, n_pairs", [(3, 2), (3, 3), (5, 2)])
+def test_the_ceg_trend_over_sizes_covers_and_never_flips_sign(slope, n_sizes, n_pairs):
+    """Per-pair CEGs lognormal (sd 0.15) around 2 x (C / 1e12)^slope at sizes 1e12-1e14: 400 draws,
+    the slope interval covers in >= 93%, a label of the wrong sign in <= 2%."""
+    from lit_algos.analysis.scaling import ceg_trend
+
+    rng = np.random.default_rng(7 + n_sizes + n_pairs)
+    compute = list(np.geomspace(1e12, 1e14, n_sizes))
+    hits = wrong = 0
+    for _ in range(400):
+        pairs = [list(2 * (c / 1e12) ** slope * np.exp(rng.normal(0, 0.15, n_pairs))) for c in compute]
+        trend = ceg_trend(compute, pairs)
+        hits += trend.interval[0] <= slope <= trend.interval[1]
+        wrong += (trend.label == "gain shrinks" and slope >= 0) or (
+            trend.label == "gain grows" and slope <= 0
+        )
+    assert hits / 400 >= 0.93 and wrong <= 8
+
+
+def test_two_sizes_give_a_direction_not_a_verdict():
+    from lit_algos.analysis.scaling import ceg_trend
+
+    trend = ceg_trend([1e12, 1e14], [[2.0, 2.1, 1.9], [8.0, 8.4, 7.6]])
+    assert trend.label == "inconclusive" and "needs three" in trend.note
+    assert trend.slope == pytest.approx(np.log(4) / np.log(100), rel=0.02) and trend.interval is None

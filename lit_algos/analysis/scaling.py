@@ -411,3 +411,59 @@ def multiplier_band(
         bands.append(_conservative_interval(np.exp(log_m), confidence))
     lo, hi = (np.array(v) for v in zip(*bands))
     return lo, hi
+
+
+@dataclass
+class CEGTrend:
+    """How a CEG measured at several sizes moves with compute: the slope of ln CEG against ln C."""
+
+    slope: float | None
+    interval: tuple[float, float] | None
+    label: str
+    n_sizes: int
+    n_pairs: int
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["interval"] = list(self.interval) if self.interval else None
+        return out
+
+
+def ceg_trend(
+    compute: list[float], pair_cegs: list[list[float]], margin: float = 0.05, confidence: float = 0.95
+) -> CEGTrend:
+    """The slope of ln CEG against ln C over sizes (``compute[i]``: the reference's compute at size
+    i; ``pair_cegs[i]``: that size's per-pair CEGs), by least squares over every pair with a
+    Student-t interval (n - 2 degrees of freedom), labelled as ``compute_dependence`` does: the
+    flat band first, then the sign when the (1 - 2 x 0.5%) interval excludes 0. Fewer than three
+    sizes: inconclusive (two sizes cannot tell a trend from the noise of either)."""
+    x = np.concatenate([np.full(len(p), math.log(c)) for c, p in zip(compute, pair_cegs)])
+    y = np.log(np.concatenate([np.asarray(p, dtype=float) for p in pair_cegs]))
+    n_sizes = sum(1 for p in pair_cegs if len(p))
+    out = CEGTrend(None, None, "inconclusive", n_sizes, int(y.size))
+    if n_sizes < 3:
+        out.note = f"{n_sizes} size(s): a compute-dependence verdict needs three"
+        if n_sizes == 2 and np.unique(x).size == 2:
+            out.slope = float(np.polyfit(x, y, 1)[0])
+        return out
+    if y.size < 4:
+        out.note = f"{y.size} pairs: an interval needs at least four"
+        return out
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    dof = y.size - 2
+    se = math.sqrt(float(resid @ resid) / dof / float(((x - x.mean()) ** 2).sum()))
+    out.slope = float(slope)
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * se
+    out.interval = (float(slope - half), float(slope + half))
+    sign_half = float(stats.t.ppf(1 - SIGN_LEVEL, dof)) * se
+    if -margin <= out.interval[0] and out.interval[1] <= margin:
+        out.label = "gain flat"
+    elif slope - sign_half > 0:
+        out.label = "gain grows"
+    elif slope + sign_half < 0:
+        out.label = "gain shrinks"
+    else:
+        out.note = f"the slope interval is wider than the flat band +-{margin} and holds 0 at one-sided {SIGN_LEVEL:.1%}"
+    return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lit_algos.analysis.stats import Estimate, log_ratio_interval
+from lit_algos.analysis.stats import Estimate
 from lit_algos.records import RunRecord
 from lit_algos.studies.spec import Analysis, Study, arm_names
 
@@ -87,39 +87,39 @@ def bound_text(summary) -> str:
     return f"bound ({est.bound}; no interval), censored on the " + "; ".join(parts)
 
 
-def dependence_from_sizes(
-    small: list[float], large: list[float], c_small: float, c_large: float, margin: float
-):
-    """CEG at the larger size over CEG at the smaller (Welch t on per-pair log CEGs), and the slope
-    of ln CEG against ln C between the sizes, labelled like the scaling verdicts."""
-    from lit_algos.analysis.scaling import LABELS, SIGN_LEVEL
+def _trend_table(ref: str, sizes: list[str], data: dict, margin: float) -> Table:
+    """One row per arm: its CEG at each size, the slope of ln CEG against ln C, the verdict."""
+    from lit_algos.analysis.scaling import ceg_trend
 
-    ratio = log_ratio_interval(np.log(large), np.log(small))
-    out = {"ratio": ratio.to_dict(), "slope": None, "interval": None, "label": LABELS[-1], "note": ratio.note}
-    if ratio.value is None or not c_small or not c_large or c_large <= c_small:
-        out["note"] = out["note"] or "no defined CEG at one of the sizes"
-        return out
-    span = math.log(c_large / c_small)
-    out["slope"] = math.log(ratio.value) / span
-    if ratio.low is None:
-        out["note"] = out["note"] or "no interval"
-        return out
-    lo, hi = math.log(ratio.low) / span, math.log(ratio.high) / span
-    out["interval"] = [lo, hi]
-    # as the scaling verdicts: the flat band first (95% interval), then the sign at one-sided 0.5%
-    # (the 99% interval excludes 0), so a label carries the wrong sign in at most ~0.5% of studies
-    sign = log_ratio_interval(np.log(large), np.log(small), confidence=1 - 2 * SIGN_LEVEL)
-    if -margin <= lo and hi <= margin:
-        out["label"] = "gain flat"
-    elif sign.low > 1.0:
-        out["label"] = "gain grows"
-    elif sign.high < 1.0:
-        out["label"] = "gain shrinks"
-    else:
-        out["note"] = (
-            f"the slope interval is wider than the flat band +-{margin} and its 99% interval holds 0"
+    table = Table(
+        f"Compute dependence over {', '.join(sizes)}",
+        ["arm", *(f"CEG {s}" for s in sizes), "slope d ln CEG / d ln C [95% CI]", "label", "basis"],
+    )
+    for arm, per_size in data.items():
+        entries = [per_size.get(s) for s in sizes]
+        cells = [_ceg_cell(e) for e in entries]
+        have = [s for s, e in zip(sizes, entries) if e and e["pairs"]]
+        counts = ", ".join(f"{s}: {len(per_size[s]['pairs'])} pairs" for s in have)
+        basis = f"{len(have)} sizes ({counts}); C = the {ref} runs' mean final FLOPs"
+        bounded = [s for s, e in zip(sizes, entries) if e and (e["ceg"] or {}).get("bound")]
+        if bounded:  # the uncensored pairs alone would drop the censored seeds silently
+            why = f"inconclusive (a bound, not a number, at {', '.join(bounded)}: censored seeds)"
+            table.rows.append([arm, *cells, "–", why, basis])
+            continue
+        trend = ceg_trend(
+            [per_size[s]["ref_flops"] for s in have], [per_size[s]["pairs"] for s in have], margin
         )
-    return out
+        per_size["dependence"] = trend.to_dict()
+        label = trend.label + (f" ({trend.note})" if trend.note else "")
+        table.rows.append([arm, *cells, fmt_iv(trend.slope, trend.interval), label, basis])
+    return table
+
+
+def _ceg_cell(entry: dict | None) -> str:
+    if not entry or not entry["ceg"] or entry["ceg"].get("value") is None:
+        return "–"
+    bound = {">=": "≥ ", "<=": "≤ "}.get(entry["ceg"].get("bound") or "", "")
+    return bound + fmt(entry["ceg"]["value"])
 
 
 def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
@@ -181,53 +181,12 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
     if paper_cols:
         sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
     if len(sizes) >= 2:
-        small, large = sizes[0], sizes[-1]
-        dep = Table(
-            f"Compute dependence from {small} to {large}",
-            [
-                "arm",
-                f"CEG {small}",
-                f"CEG {large}",
-                "ratio [95% CI]",
-                "slope d ln CEG / d ln C [95% CI]",
-                "label",
-                "basis",
-            ],
-        )
-        for arm, per_size in data.items():
-            a, b = per_size.get(small), per_size.get(large)
-            basis = (
-                f"CEG at 2 sizes ({small}: {len(a['pairs']) if a else 0} pairs, {large}: "
-                f"{len(b['pairs']) if b else 0} pairs); C = the {ref} runs' mean final FLOPs"
-            )
-            if not a or not b or not a["pairs"] or not b["pairs"]:
-                dep.rows.append([arm, "–", "–", "–", "–", "inconclusive (no runs at both sizes)", basis])
-                continue
-            bounded = [sz for sz, e in ((small, a), (large, b)) if (e["ceg"] or {}).get("bound")]
-            if bounded:  # the uncensored pairs alone would drop the censored seeds silently
-                cells = [(("≥ " if e["ceg"]["bound"] == ">=" else "≤ ") if e["ceg"].get("bound") else "")
-                         + fmt(e["ceg"]["value"]) for e in (a, b)]  # fmt: skip
-                why = f"inconclusive (a bound, not a number, at {', '.join(bounded)}: censored seeds)"
-                dep.rows.append([arm, *cells, "–", "–", why, basis])
-                continue
-            d = dependence_from_sizes(a["pairs"], b["pairs"], a["ref_flops"], b["ref_flops"], margin)
-            per_size["dependence"] = d
-            r = d["ratio"]
-            dep.rows.append(
-                [
-                    arm,
-                    fmt(a["ceg"]["value"]),
-                    fmt(b["ceg"]["value"]),
-                    fmt_iv(r["value"], (r["low"], r["high"]) if r["low"] is not None else None),
-                    fmt_iv(d["slope"], d["interval"]),
-                    d["label"] + (f" ({d['note']})" if d["note"] else ""),
-                    basis,
-                ]  # fmt: skip
-            )
-        sec.tables.append(dep)
+        sec.tables.append(_trend_table(ref, sizes, data, margin))
         sec.text.append(
-            f"The label compares the two sizes: the slope of ln CEG against ln C (C: the {ref} runs' final FLOPs) "
-            f"with its interval; 'gain flat' when the interval is within +-{margin}."
+            f"Compute dependence: the slope of ln CEG against ln C over the sizes (C: the {ref} runs' mean final "
+            f"FLOPs at each size), least squares over every pair of seeds with a Student-t interval; 'gain flat' when "
+            f"the interval lies within +-{margin}, 'grows' / 'shrinks' when the slope's sign holds at one-sided 0.5%. "
+            "A verdict needs three sizes; with two the slope is shown as a direction only."
         )
     sec.data = data
     return sec
