@@ -105,3 +105,15 @@ def test_ablation_sweep_skips_runs_with_an_endpoint_config():
         "retro+norm": "retro",
         "retro-norm": "retro",
     }
+
+
+def test_an_arm_worse_than_retro_is_a_number_not_a_bound():
+    """An add-one arm that ends above retro's final loss (0.8x) never reached retro's L*, so it was
+    a censored bound; L* is now the highest final loss of any arm, which every run reaches."""
+    st = stacks()
+    st["add_one"]["bias"] = runs("retro+bias", 0.8)
+    attr = attribute(**st)
+    by_name = {c.component: c for c in attr.components}
+    assert attr.censored == [] and by_name["bias"].add_one.bound is None
+    assert by_name["bias"].add_one.value == pytest.approx(0.8, rel=1e-2)
+    assert attr.whole.value == pytest.approx(6.0, rel=1e-2)

@@ -1,7 +1,8 @@
 """Attribution: how much of a whole stack's gain each component carries, and how much is interaction.
 
 For a "retro" stack and a "modern" stack (DESIGN §7), every CEG here is read at **one common
-L*** (the retro seeds' primary L*, ``ceg.common_loss``), so parts and whole compare the same loss
+L*** (the retro seeds' primary L*, or the highest final loss of any arm's seeds when one ends
+above it, so that every complete run reaches it: ``ceg.common_loss``), so parts and whole compare the same loss
 level (remove-one CEGs at each ablated stack's own final loss showed a spurious interaction of
 0.939 for two independent components):
 
@@ -177,7 +178,13 @@ def attribute(
                 f"Shapley shares need runs for every subset of {', '.join(components)}; missing: {', '.join(missing)}. "
                 "Pass them as --add NAME=RUNS with NAME like a+b (lit-algos sweep ablation --shapley trains them)."
             )
-    _, loss = common_loss([smoothed(r, smooth) for r in retro], [], None)
+    # one L* that every complete run of every group reaches: the highest final loss among them
+    # (the retro seeds' primary L* unless an arm ends above it, which would leave that arm a bound)
+    others = [r for key, runs in groups.items() if key for r in runs]
+    _, loss = common_loss(
+        [smoothed(r, smooth) for r in retro], [smoothed(r, smooth) for r in others], None,
+        [r.complete for r in retro], [r.complete for r in others],
+    )  # fmt: skip
     if loss is None:
         raise LitAlgosError("Attribution needs retro runs with a finite final loss to fix the common L*.")
 
