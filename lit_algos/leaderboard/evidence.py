@@ -132,8 +132,8 @@ def differences(stored: Any, derived: Any, where: str) -> list[str]:
         if (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=REL, abs_tol=1e-12):
             return []
         return [f"{where} is {a:.6g}, its runs give {b:.6g}"]
-    if stored is None and isinstance(derived, float) and math.isnan(derived):
-        return []  # JSON stores a NaN (a mean over no crossing) as null
+    if stored is None and isinstance(derived, float) and not math.isfinite(derived):
+        return []  # JSON stores NaN (a mean over no crossing) and infinity (t of equal losses) as null
     return [] if stored == derived else [f"{where} is {stored!r}, its runs give {derived!r}"]
 
 

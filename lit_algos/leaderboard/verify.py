@@ -23,6 +23,7 @@ is stored in ``<leaderboard dir>/verified/<track>/<entry>.json`` and shown on th
 from __future__ import annotations
 
 import math
+import os
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -139,9 +140,14 @@ def judge_time(
         ratio,
         (
             f"time not reproduced: the re-run took {b:.4g} s where the record says {a:.4g} s at step {last} "
-            f"(ratio {ratio:.3g}, allowed [{low:.3g}, {high:.3g}] on the same host)"
+            f"(ratio {ratio:.3g}, allowed [{low:.3g}, {high:.3g}] on the same host; load average here "
+            f"{_load():.2f}: other work on the host slows a re-run, so judge time on an idle one)"
         ),
     )
+
+
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
 
 def find_entry(entry_id: str, root: Path, track: str | None = None):
