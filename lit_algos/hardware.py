@@ -72,6 +72,11 @@ def host_string(host: dict | None) -> str:
 
 
 def same_host(a: dict | None, b: dict | None) -> bool:
-    """Hosts whose seconds are comparable: same CPU model, ISA flags, threads and accelerator."""
+    """Hosts whose seconds are comparable: same CPU model, ISA flags, threads and accelerator.
+
+    The one place that decides "is this the same machine as the record's?": the same-machine
+    reference of a board entry (``leaderboard.speedrun``) and ``lit-algos verify``'s time
+    judgement (``leaderboard.verify.judge_time``) both ask it, so a finer fingerprint (e.g.
+    measured matmul peaks) changes both at once."""
     keys = ("cpu_model", "isa", "torch_threads", "accelerator_name", "accelerator_count")
     return bool(a) and bool(b) and all(a.get(k) == b.get(k) for k in keys)

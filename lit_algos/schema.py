@@ -194,6 +194,10 @@ class EntryModel(BaseModel):
     runs: Annotated[list[dict[str, Any]], Field(min_length=1)]
     entry_version: NonNegInt = 1
     run_digests: list[str] | None = None
+    reference: dict[str, Any] | None = None
+    reference_runs: list[dict[str, Any]] | None = None
+    reference_digests: list[str] | None = None
+    entry_digest: str | None = None
 
     @field_validator("statistics", "summary")
     @classmethod
@@ -328,15 +332,17 @@ def check_entry(data: Any, source: str) -> dict:
         EntryModel.model_validate(data)
     except ValidationError as err:
         _raise(err, data, source, "Leaderboard entry")
-    for i, run in enumerate(data["runs"]):
-        check_record(run, source, what="Leaderboard entry", prefix=f"runs[{i}].")
-    digests = data.get("run_digests")
-    if digests is not None and len(digests) != len(data["runs"]):
-        raise RecordError(
-            source,
-            "run_digests",
-            digests,
-            f"one digest per run ({len(data['runs'])}).",
-            "Leaderboard entry",
-        )
+    for key, digests_key in (("runs", "run_digests"), ("reference_runs", "reference_digests")):
+        runs = data.get(key) or []
+        for i, run in enumerate(runs):
+            check_record(run, source, what="Leaderboard entry", prefix=f"{key}[{i}].")
+        digests = data.get(digests_key)
+        if digests is not None and len(digests) != len(runs):
+            raise RecordError(
+                source,
+                digests_key,
+                digests,
+                f"one digest per {'run' if key == 'runs' else 'reference run'} ({len(runs)}).",
+                "Leaderboard entry",
+            )
     return data

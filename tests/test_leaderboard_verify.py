@@ -13,8 +13,11 @@ import pytest
 
 from lit_algos.analysis.synthetic import synthetic_reference, synthetic_seeds, synthetic_tracks_yaml
 from lit_algos.errors import SubmissionError
+from lit_algos.leaderboard.audit import audit_record, record_digest
 from lit_algos.leaderboard.entries import BoardWarning, Entry, load_entries, submit
-from lit_algos.leaderboard.verify import audit_record, compare_curves, entry_problems, record_digest
+from lit_algos.leaderboard.evidence import entry_problems
+from lit_algos.leaderboard.tracks import load_tracks
+from lit_algos.leaderboard.verify import compare_curves
 from lit_algos.records import EvalPoint, RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +32,8 @@ def board(tmp_path) -> Path:
 
 
 def submit_toy(root, runs, **kwargs):
-    kwargs.setdefault("reference", synthetic_reference(1e6))
+    if "reference_runs" not in kwargs:
+        kwargs.setdefault("reference", synthetic_reference(1e6))
     return submit(runs, "toy", "toy entry", ["ada"], leaderboard_dir=root, plots=False, **kwargs)
 
 
@@ -93,8 +97,9 @@ def test_synthetic_and_board_records_pass_the_audit():
         warnings.simplefilter("error", BoardWarning)  # every bundled entry loads and passes
         entries = load_entries(REPO / "leaderboard")
     assert sum(len(v) for v in entries.values()) >= 3
+    tracks = load_tracks(REPO / "leaderboard")
     for entry in (e for v in entries.values() for e in v):
-        assert entry_problems(entry) == []
+        assert entry_problems(entry, tracks[entry.track]) == []
 
 
 @pytest.mark.parametrize("name", list(TAMPERS))
@@ -164,7 +169,7 @@ def test_a_corrupt_entry_blocks_nothing_else(board):
         assert [e.id for e in load_entries(board)["toy"]] == ["good"]
     assert {"broken.json", "wrong.json"} <= {Path(str(w.message).split()[1].rstrip(":")).name for w in caught}
     with pytest.warns(BoardWarning):
-        submit_toy(board, synthetic_seeds("other"), name="other")  # submits still work
+        submit_toy(board, synthetic_seeds("other", k=1.5), name="other")  # submits still work
     assert "other" in (board / "README.md").read_text()
 
 
@@ -240,73 +245,109 @@ def test_loaded_entry_round_trips_with_its_digests(board):
 
 
 # ---- end to end: a real run passes the audit, and verify reproduces it bitwise ------------------
-def _entry_of(record: RunRecord, root: Path, name: str) -> Path:
+def _entry_of(runs: list[RunRecord], root: Path, name: str, reference_runs=None) -> Path:
+    """An entry of ``runs`` written without the board's cross-entry checks (forgeries share losses)."""
+    from lit_algos.leaderboard.entries import build_entry, entry_path
     from lit_algos.utils.io import atomic_write_json
 
-    entry = Entry(
-        id=name,
-        track="toy",
-        description="debug",
-        contributors=["ada"],
-        date="2026-01-01T00:00:00Z",
-        commit=None,
-        dirty=None,
-        recipe=record.recipe,
-        config_hash=record.config_hash,
-        hardware="test",
-        statistics={"target_loss": None},
-        summary={},
-        runs=[record],
-        run_digests=[record_digest(record.to_dict())],
+    track = load_tracks(root)["toy"]
+    entry = build_entry(
+        runs, track, "debug", ["ada"], name, reference_runs=reference_runs, require_reference=False
     )
-    return atomic_write_json(root / "entries" / "toy" / f"{name}.json", entry.to_dict())
+    return atomic_write_json(entry_path(root, "toy", name), entry.to_dict())
 
 
-@pytest.mark.slow
-def test_verify_reproduces_a_real_run_and_marks_the_entry(data_cache, board, tmp_path, capsys):
+def _verify(capsys, root: Path, tmp_path: Path, name: str, *extra: str) -> tuple[int, str]:
     from lit_algos.cli import main
-    from lit_algos.config.recipes import load_config
-    from lit_algos.training.run import train
 
-    cfg = load_config("debug", ["train.max_tokens=8192", "train.eval_every_tokens=2048"])
-    record = train(cfg, runs_dir=tmp_path / "runs", progress=False)
-    assert audit_record(record) == []  # what training writes re-derives exactly
-    _entry_of(record, board, "real")
     args = [
         "verify",
-        "real",
+        name,
         "--leaderboard-dir",
-        str(board),
+        str(root),
         "--runs-dir",
         str(tmp_path / "rerun"),
         "--no-progress",
     ]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "VERIFIED" in out and "max |loss difference| 0" in out
-    [loaded] = load_entries(board)["toy"]
+    code = main([*args, *extra])
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_verify_judges_losses_seed_and_time(data_cache, tmp_path, monkeypatch, capsys):
+    from tests.leaderboard_fixtures import (
+        fake_clock,
+        forged,
+        relabelled,
+        seconds_times,
+        tracks_yaml,
+        train_debug,
+    )
+
+    fake_clock(monkeypatch)  # a run and its re-run take exactly the same (fake) seconds
+    record, ref = (train_debug(tmp_path / "runs", seed) for seed in (0, 1))
+    assert audit_record(record) == [] and audit_record(ref) == []  # what training writes re-derives exactly
+    root = tmp_path / "board"
+    root.mkdir()
+    (root / "tracks.yaml").write_text(tracks_yaml(record))
+
+    _entry_of([record], root, "real", reference_runs=[ref])
+    code, out = _verify(capsys, root, tmp_path, "real", "--seed", "0")
+    assert code == 0 and "VERIFIED: entry real seed 0" in out and "max |loss difference| 0 " in out
+    assert "re-run time / recorded time 1 " in out
+    [loaded] = load_entries(root)["toy"]
     assert loaded._verified
     from lit_algos.leaderboard.render import board_rows
-    from lit_algos.leaderboard.tracks import load_tracks
 
-    assert board_rows(load_tracks(board)["toy"], [loaded])[0].to_dict()["verified"]
+    assert board_rows(load_tracks(root)["toy"], [loaded])[0].to_dict()["verified"]
+
+    # issue 25: every seconds figure halved, consistently: the losses reproduce, the time does not
+    _entry_of([forged(record, seconds_times(0.5))], root, "fast", reference_runs=[ref])
+    code, out = _verify(capsys, root, tmp_path, "fast", "--seed", "0")
+    assert code == 1 and "TIME NOT REPRODUCED" in out and "ratio 2," in out
+    # issue 25: the reference runs' seconds tripled: a reference run is re-run and judged alike
+    _entry_of([record], root, "slowref", reference_runs=[forged(ref, seconds_times(3.0))])
+    code, out = _verify(capsys, root, tmp_path, "slowref", "--reference", "--seed", "1")
+    assert code == 1 and "TIME NOT REPRODUCED" in out and "reference run 1" in out
+    # a record relabelled as another seed: the seed's data order and initialization do not reproduce it
+    _entry_of([relabelled(record, 77)], root, "relabelled")
+    code, out = _verify(capsys, root, tmp_path, "relabelled", "--seed", "77")
+    assert code == 1 and "NOT REPRODUCED" in out
+    # on another host the time is not judged, and verify says so
+    moved = forged(record, lambda d: d["hardware"]["host"].update(cpu_model="Another CPU"))
+    _entry_of([moved], root, "moved")
+    code, out = _verify(capsys, root, tmp_path, "moved", "--seed", "0")
+    assert code == 0 and "LOSSES VERIFIED (time not judged)" in out and "Another CPU" in out
+    # without --seed, a run or reference run is drawn at random
+    code, out = _verify(capsys, root, tmp_path, "real", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["chosen"] == "random" and result["run_id"] in {record.run_id, ref.run_id}
 
     ckpt = tmp_path / "runs" / record.run_id / "checkpoints" / "last.ckpt"
     # The checkpoint's loss is summed outside Lightning's loop: equal to float32 rounding (6e-7 seen).
-    assert main([*args, "--checkpoint", str(ckpt), "--tolerance", "1e-5"]) == 0
-    assert "VERIFIED" in capsys.readouterr().out
+    code, out = _verify(capsys, root, tmp_path, "real", "--checkpoint", str(ckpt), "--tolerance", "1e-5")
+    assert code == 0 and "LOSSES VERIFIED (time not judged)" in out
 
     # A forged curve (losses lowered consistently, digest recomputed) is not reproduced.
-    forged = edited(record, lambda d: [p.update(val_loss=p["val_loss"] - 0.01) for p in d["curve"]])
-    forged = replace(
-        forged,
-        curve=[replace(p, val_bpb=p.val_bpb * (p.val_loss / (p.val_loss + 0.01))) for p in forged.curve],
-    )
-    forged = replace(forged, final=forged.curve[-1])
-    _entry_of(forged, board, "forged")
-    args[1] = "forged"
-    assert main(args) == 1
-    assert "NOT REPRODUCED" in capsys.readouterr().out
-    assert main([*args, "--checkpoint", str(ckpt), "--tolerance", "1e-5"]) == 1  # nor by its checkpoint
-    assert "NOT REPRODUCED" in capsys.readouterr().out
-    assert not {e.id: e for e in load_entries(board)["toy"]}["forged"]._verified
+    from tests.leaderboard_fixtures import losses_lowered
+
+    _entry_of([forged(record, losses_lowered(0.01))], root, "forged")
+    code, out = _verify(capsys, root, tmp_path, "forged", "--seed", "0")
+    assert code == 1 and "NOT REPRODUCED" in out
+    code, out = _verify(capsys, root, tmp_path, "forged", "--checkpoint", str(ckpt), "--tolerance", "1e-5")
+    assert code == 1 and "NOT REPRODUCED" in out  # nor by its checkpoint
+    assert not {e.id: e for e in load_entries(root)["toy"]}["forged"]._verified
+
+
+def test_verify_draws_among_runs_and_reference_runs(board):
+    import random
+
+    from lit_algos.leaderboard.verify import choose_run
+
+    submit_toy(board, synthetic_seeds("fast", k=2.0), name="fast", reference_runs=synthetic_seeds("retro"))
+    [entry] = load_entries(board)["toy"]
+    rng = random.Random(0)
+    drawn = {choose_run(entry, board, rng=rng)[0].run_id for _ in range(200)}
+    assert drawn == {f"{r}-s{s}" for r in ("fast", "retro") for s in (0, 1, 2)}  # all six can be re-run
+    assert choose_run(entry, board, seed=1)[0].run_id == "fast-s1"
+    assert choose_run(entry, board, seed=1, reference=True) == (entry.reference_runs[1], "reference")

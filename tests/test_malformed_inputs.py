@@ -452,6 +452,363 @@ DISK_CASES = {
     ),
 }
 
+
+# ---- issue 25: the classes that still ended in a traceback, a hang, an unwanted write -----------
+def trainer(*items: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["train", "debug", *items, "--runs-dir", str(tmp / "runs")]
+
+
+TRAINER_CASES = {  # --trainer.KEY=VALUE is checked against lightning.Trainer's signature and values
+    "string for an int": Case(
+        trainer("--trainer.log_every_n_steps=abc"),
+        ("train.trainer.log_every_n_steps", "'abc'", "an integer or null"),
+    ),
+    "float for an int": Case(
+        trainer("--trainer.log_every_n_steps=2.5"), ("log_every_n_steps", "2.5", "an integer")
+    ),
+    "bool for an int": Case(
+        trainer("--trainer.log_every_n_steps=true"), ("log_every_n_steps", "True", "an integer")
+    ),
+    "string for a bool": Case(
+        trainer("--trainer.detect_anomaly=maybe"),
+        ("train.trainer.detect_anomaly", "'maybe'", "true or false"),
+    ),
+    "list for a bool": Case(
+        trainer("--trainer.benchmark=[1]"), ("train.trainer.benchmark", "[1]", "true or false")
+    ),
+    "number for a choice": Case(
+        trainer("--trainer.deterministic=3"), ("train.trainer.deterministic", "3", "'warn'")
+    ),
+    "a value Lightning refuses": Case(
+        trainer("--trainer.gradient_clip_algorithm=bogus"),
+        ("train.trainer.gradient_clip_algorithm", "'bogus'", "['value', 'norm']"),
+    ),
+    "unknown profiler": Case(
+        trainer("--trainer.profiler=nope"), ("train.trainer.profiler", "'nope'", "'simple'")
+    ),
+    "no such argument": Case(
+        trainer("--trainer.colour=red"), ("train.trainer.colour", "'red'", "no argument")
+    ),
+}
+
+
+def sample(*flags: str) -> Callable[[Path], list[str]]:
+    return argv("sample", "some-run", "--runs-dir", "{tmp}/runs", *flags)
+
+
+SAMPLE_CASES = {  # checked before the run is even looked up
+    "tokens 0": Case(sample("--tokens", "0"), ("--tokens", "0", "from 1 to 100,000")),
+    "tokens negative": Case(sample("--tokens", "-5"), ("--tokens", "-5", "from 1 to")),
+    "tokens ten million": Case(sample("--tokens", "10000000"), ("--tokens", "10000000", "to 100,000")),
+    "temperature NaN": Case(sample("--temperature", "nan"), ("--temperature", "nan", "finite number >= 0")),
+    "temperature inf": Case(sample("--temperature", "inf"), ("--temperature", "inf", "finite number >= 0")),
+    "temperature negative": Case(sample("--temperature", "-0.5"), ("--temperature", "-0.5", ">= 0")),
+    "top-k 0": Case(sample("--top-k", "0"), ("--top-k", "0", "integer >= 1")),
+    "top-k negative": Case(sample("--top-k", "-3"), ("--top-k", "-3", "integer >= 1")),
+    "seed negative": Case(sample("--seed", "-1"), ("--seed", "-1", "0 to 2**63 - 1")),
+    "seed past 64 bits": Case(sample("--seed", str(2**64)), ("--seed", str(2**64), "0 to 2**63 - 1")),
+}
+
+
+def export_into(*names: str, fmt: str = "safetensors") -> Callable[[Path], list[str]]:
+    """Export the trained debug run into a folder already holding files of these names."""
+
+    def build(tmp: Path) -> list[str]:
+        out = tmp / "out"
+        out.mkdir()
+        for name in names:
+            (out / name).write_text("someone else's file")
+        (out / "notes.txt").write_text("unrelated files may stay")
+        return ["export", str(DEBUG_RUN[0]), "--format", fmt, "--out", str(out)]
+
+    return build
+
+
+EXPORT_CASES = {
+    "--out names a file": Case(
+        lambda tmp: (tmp / "afile").write_text("x") and ["export", "some-run", "--out", str(tmp / "afile")],
+        ("--out", "afile", "this is a file"),
+    ),
+    "--out empty": Case(argv("export", "some-run", "--out", ""), ("--out", "''", "current directory")),
+    "weights already there": Case(
+        export_into("model.safetensors"), ("--out", "model.safetensors", "--overwrite")
+    ),
+    "tokenizer already there": Case(
+        export_into("tokenizer.json"), ("--out", "tokenizer.json", "--overwrite")
+    ),
+    "hf config already there": Case(
+        export_into("config.json", fmt="hf"), ("--out", "'", "already holds config.json", "--overwrite")
+    ),
+}
+
+DEEP = 5000
+DEEP_CASES = {  # the parsers' RecursionError becomes one sentence
+    "recipe nested 5000 deep": Case(
+        recipe("model:\n" + "".join("  " * i + f"a{i}:\n" for i in range(1, DEEP)) + "  " * DEEP + "x: 1\n"),
+        ("bad.yaml", "too deeply", "a few levels deep"),
+    ),
+    "recipe list nested 5000 deep": Case(
+        recipe("model: " + "[" * DEEP + "]" * DEEP + "\n", command="describe"), ("bad.yaml", "too deeply")
+    ),
+    "override nested 5000 deep": Case(
+        override("model.attention=" + "[" * DEEP + "]" * DEEP), ("model.attention", "[[[[", "too deeply")
+    ),
+    "tracks.yaml nested 5000 deep": Case(
+        tracks(lambda t: "tracks: " + "[" * DEEP + "]" * DEEP + "\n"), ("tracks.yaml", "too deeply")
+    ),
+    "study nested 5000 deep": Case(
+        lambda tmp: (
+            (tmp / "s.yaml").write_text("runs: " + "{a: " * DEEP + "1" + "}" * DEEP)
+            and ["study", str(tmp / "s.yaml"), "--dry-run", "--runs-dir", str(tmp / "runs")]
+        ),
+        ("s.yaml", "too deeply"),
+    ),
+    "record nested 100000 deep": Case(
+        record_case(lambda d: ("[" * 100_000 + "]" * 100_000).encode()), ("record.json", "nested too deeply")
+    ),
+}
+
+EMPTY_CASES = {  # nothing set is refused: an empty recipe would train the defaults, "" is the cwd
+    "empty recipe": Case(recipe(""), ("bad.yaml", "is empty", "extends")),
+    "recipe of comments": Case(recipe("# to do\n"), ("bad.yaml", "is empty", "extends")),
+    "recipe {}": Case(recipe("{}\n"), ("bad.yaml", "is empty", "model, optim, data or train")),
+    "recipe with a description only": Case(recipe("description: soon\n"), ("bad.yaml", "is empty")),
+    "--runs-dir empty": Case(
+        argv("train", "debug", "--runs-dir", ""), ("--runs-dir", "''", "current directory")
+    ),
+    "--runs-dir= empty": Case(
+        argv("train", "debug", "--runs-dir="), ("--runs-dir", "''", "current directory")
+    ),
+    "--cache-dir empty": Case(
+        argv("data", "prepare", "--corpus", "kjv", "--tokenizer", "bpe:300", "--cache-dir", ""),
+        ("--cache-dir", "''", "current directory"),
+    ),
+    "--leaderboard-dir empty": Case(
+        argv("leaderboard", "--leaderboard-dir", "", "--no-write"), ("--leaderboard-dir", "''", "directory")
+    ),
+}
+
+
+def small_corpus(tmp: Path) -> Path:
+    path = tmp / "corpus.txt"
+    path.write_text("\n\n".join(f"and the light {i} was good, and the evening was {i}." for i in range(2000)))
+    return path
+
+
+def data_flags(corpus: Path, **extra: str) -> list[str]:
+    sets = {"data.corpus": str(corpus), "data.tokenizer": "bpe:300", "data.val_tokens": "1000",
+            "model.vocab_size": "512", **extra}  # fmt: skip
+    return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+
+
+def prepared_then(edit: str) -> Callable[[Path], list[str]]:
+    """A small corpus prepared into the cache, then one of its files edited by hand."""
+
+    def build(tmp: Path) -> list[str]:
+        from lit_algos.config.data import DataConfig
+        from lit_algos.data import prepare_dataset
+        from lit_algos.data.shards import HEADER_BYTES, read_header
+
+        corpus = small_corpus(tmp)
+        ds = prepare_dataset(DataConfig(corpus=str(corpus), tokenizer="bpe:300", val_tokens=1000))
+        tok_path = ds.root / "tokenizer.json"
+        if edit.startswith("train id"):
+            shard = ds.train_files[0]
+            tokens = np.memmap(shard, dtype=read_header(shard).dtype, mode="r+", offset=HEADER_BYTES)
+            tokens[100] = int(edit.split()[-1])
+            tokens.flush()
+        elif edit == "tokenizer truncated":
+            tok_path.write_bytes(tok_path.read_bytes()[:500])
+        elif edit == "tokenizer rank changed":
+            data = json.loads(tok_path.read_text())
+            data["mergeable_ranks"][300 - 2] = data["mergeable_ranks"][0]
+            tok_path.write_text(json.dumps(data))
+        elif edit == "tokenizer without its pattern":
+            data = json.loads(tok_path.read_text())
+            del data["pattern"]
+            tok_path.write_text(json.dumps(data))
+        elif edit == "tokenizer of another dataset":
+            tok_path.write_bytes((tmp.parent / "tok" / "tok.json").read_bytes())
+        elif edit == "tokenizer deleted":
+            tok_path.unlink()
+        elif edit == "cached tokenizer corrupt":  # read when another dataset of the corpus is prepared
+            (cached,) = (tmp / "default-cache" / "tokenizers").glob("*.json")
+            data = json.loads(cached.read_text())
+            del data["mergeable_ranks"]  # the right format, its merges lost
+            cached.write_text(json.dumps(data))
+            return [
+                "train",
+                "debug",
+                *data_flags(corpus, **{"data.val_tokens": "900"}),
+                "--runs-dir",
+                str(tmp / "r"),
+            ]
+        return ["train", "debug", *data_flags(corpus), "--runs-dir", str(tmp / "runs")]
+
+    return build
+
+
+CACHE_CASES = {  # a prepared dataset is re-checked when it is loaded
+    "train id at the vocabulary": Case(
+        prepared_then("train id 300"),
+        ("train token id 300", "ids 0..299", "train_000000.bin changed", "prepare it"),
+    ),
+    "train id far above": Case(prepared_then("train id 65000"), ("train token id 65000", "ids 0..299")),
+    "tokenizer truncated": Case(
+        prepared_then("tokenizer truncated"), ("tokenizer.json", "Cannot read", "prepare")
+    ),
+    "tokenizer rank changed": Case(
+        prepared_then("tokenizer rank changed"), ("tokenizer.json", "corrupt", "prepare")
+    ),
+    "tokenizer without its pattern": Case(
+        prepared_then("tokenizer without its pattern"), ("tokenizer.json", "'pattern'", "must hold")
+    ),
+    "tokenizer of another dataset": Case(
+        prepared_then("tokenizer of another dataset"), ("tokenizer.json", "not the one", "prepare again")
+    ),
+    "tokenizer deleted": Case(
+        prepared_then("tokenizer deleted"), ("lost its tokenizer.json", "prepare again")
+    ),
+    "cached tokenizer corrupt": Case(
+        prepared_then("cached tokenizer corrupt"),
+        ("Tokenizer file", "bpe300", "corrupt", "'mergeable_ranks'", "prepare again"),
+    ),
+}
+
+
+def few_tokens(train: int, val: int = 3000, command: str = "train") -> Callable[[Path], list[str]]:
+    def build(tmp: Path) -> list[str]:
+        d = tmp / "sh"
+        write_shard(d / "x_val_000000.bin", np.arange(val) % 250)
+        write_shard(d / "x_train_000001.bin", np.arange(train) % 250)
+        tok = tmp.parent / "tok" / "tok.json"
+        if command == "prepare":
+            return [
+                "data",
+                "prepare",
+                "--shards",
+                str(d),
+                "--tokenizer",
+                f"file:{tok}",
+                "--val-tokens",
+                "1000",
+            ]
+        sets = [
+            "--set",
+            f"data.shards={d}",
+            "--set",
+            f"data.tokenizer=file:{tok}",
+            "--set",
+            "data.val_tokens=1000",
+        ]
+        return ["train", "debug", *sets, "--runs-dir", str(tmp / "runs")]
+
+    return build
+
+
+ZERO_CASES = {  # refused data leaves no run folder, manifest or tokenizer behind
+    "train shard of 0 tokens": Case(
+        few_tokens(0), ("train shards", "hold 0 tokens", "at least one sequence")
+    ),
+    "train shard of 1 token": Case(few_tokens(1, command="prepare"), ("x_train_000001.bin", "hold 1 tokens")),
+    "val shard of 0 tokens": Case(
+        few_tokens(50, val=0), ("validation shards", "hold 0 tokens", "needs 1001")
+    ),
+    "train shorter than a sequence": Case(few_tokens(20), ("train split", "20 tokens", "one sequence of 33")),
+    "corpus short of validation tokens": Case(
+        lambda tmp: [
+            "train",
+            "debug",
+            *data_flags(small_corpus(tmp), **{"data.val_tokens": "100000"}),
+            "--runs-dir",
+            str(tmp / "runs"),
+        ],  # fmt: skip
+        ("yields only", "data.val_tokens=100000", "Lower data.val_tokens"),
+    ),
+    "corpus with no validation documents": Case(
+        lambda tmp: [
+            "train",
+            "debug",
+            *data_flags(small_corpus(tmp), **{"data.val_fraction": "1e-6"}),
+            "--runs-dir",
+            str(tmp / "runs"),
+        ],  # fmt: skip
+        ("yields only 0 validation tokens", "data.val_fraction=1e-06", "raise data.val_fraction"),
+    ),
+}
+
+
+def sweep(kind: str, *flags: str) -> Callable[[Path], list[str]]:
+    return argv("sweep", kind, "--dry-run", "--runs-dir", "{tmp}/runs", *flags)
+
+
+SWEEP_CASES = {  # a dry run refuses what the real run would refuse
+    "seeds 0": Case(sweep("scaling", "--seeds", "0"), ("--seeds", "0", "integer >= 1")),
+    "seeds -2": Case(sweep("ablation", "--seeds", "-2"), ("--seeds", "-2", "integer >= 1")),
+    "workers 0": Case(sweep("scaling", "--workers", "0"), ("--workers", "0", "integer >= 1")),
+    "threads 0": Case(sweep("ablation", "--threads", "0"), ("--threads", "0", "integer >= 1")),
+    "slurm time abc": Case(sweep("scaling", "--slurm-time", "abc"), ("--slurm-time", "'abc'", "HH:MM:SS")),
+    "slurm time 0": Case(sweep("scaling", "--slurm-time", "0"), ("--slurm-time", "'0'", "at least a minute")),
+    "slurm time 1:2:3:4": Case(
+        sweep("scaling", "--slurm-time", "1:2:3:4"), ("--slurm-time", "'1:2:3:4'", "D-HH")
+    ),
+    "slurm memory negative": Case(sweep("scaling", "--slurm-mem-gb", "-1"), ("--slurm-mem-gb", "-1", "> 0")),
+    "slurm cpus 0": Case(
+        sweep("ablation", "--slurm-cpus-per-task", "0"), ("--slurm-cpus-per-task", "0", ">= 1")
+    ),
+    "study workers 0": Case(
+        argv("study", "gundlach", "--quick", "--dry-run", "--workers", "0", "--runs-dir", "{tmp}/runs"),
+        ("--workers", "0", "integer >= 1"),
+    ),
+}
+
+
+def report_only(setup: str) -> Callable[[Path], list[str]]:
+    def build(tmp: Path) -> list[str]:
+        runs = tmp / "runs"
+        if setup != "missing":
+            runs.mkdir()
+        if setup == "other runs":
+            for r in synthetic_seeds("toyrec"):
+                r.save(runs / r.run_id / "record.json")
+        return ["study", "gundlach", "--quick", "--report-only", "--runs-dir", str(runs)]
+
+    return build
+
+
+STUDY_CASES = {  # --report-only with nothing to report is refused before study.json or report.md
+    "empty runs folder": Case(report_only("empty"), ("--report-only", "none of the", "is finished", "/runs")),
+    "missing runs folder": Case(report_only("missing"), ("--report-only", "'gundlach'", "--runs-dir")),
+    "only other runs": Case(report_only("other runs"), ("--report-only", "none of the", "Train them first")),
+}
+
+LSTM_CASES = {  # an LSTM has no attention or feed-forward layer: their options would be ignored
+    "qk-norm": Case(
+        override("model.mixer=lstm", "model.attention.qk_norm=true", command="describe"),
+        ("model.attention.qk_norm", "True", "mixer=lstm", "leave model.attention at its default"),
+    ),
+    "gqa": Case(
+        override("model.mixer=lstm", "model.attention.kind=gqa", "model.attention.n_kv_head=1"),
+        ("model.attention.kind", "'gqa'", "no attention layer"),
+    ),
+    "manual backend": Case(
+        override("model.mixer=lstm", "model.attention.backend=manual", command="describe"),
+        ("model.attention.backend", "'manual'", "mixer=lstm"),
+    ),
+    "swiglu": Case(
+        override("model.mixer=lstm", "model.mlp.kind=swiglu"),
+        ("model.mlp.kind", "'swiglu'", "no feed-forward layer"),
+    ),
+    "mlp hidden": Case(
+        override("model.mixer=lstm", "model.mlp.hidden=64", command="describe"),
+        ("model.mlp.hidden", "64", "default"),
+    ),
+    "recipe file": Case(
+        recipe("extends: lstm\nmodel:\n  attention: {kind: mla}\n"),
+        ("model.attention.kind", "'mla'", "mixer=lstm"),
+    ),
+}
+
 ALL = {
     **{f"recipe: {k}": v for k, v in RECIPE_CASES.items()},
     **{f"override: {k}": v for k, v in OVERRIDE_CASES.items()},
@@ -461,18 +818,44 @@ ALL = {
     **{f"tracks: {k}": v for k, v in TRACK_CASES.items()},
     **{f"entry: {k}": v for k, v in ENTRY_CASES.items()},
     **{f"disk: {k}": v for k, v in DISK_CASES.items()},
+    **{f"trainer: {k}": v for k, v in TRAINER_CASES.items()},
+    **{f"sample: {k}": v for k, v in SAMPLE_CASES.items()},
+    **{f"export: {k}": v for k, v in EXPORT_CASES.items()},
+    **{f"deep: {k}": v for k, v in DEEP_CASES.items()},
+    **{f"empty: {k}": v for k, v in EMPTY_CASES.items()},
+    **{f"cache: {k}": v for k, v in CACHE_CASES.items()},
+    **{f"zero: {k}": v for k, v in ZERO_CASES.items()},
+    **{f"sweep: {k}": v for k, v in SWEEP_CASES.items()},
+    **{f"study: {k}": v for k, v in STUDY_CASES.items()},
+    **{f"lstm: {k}": v for k, v in LSTM_CASES.items()},
 }
+DEBUG_RUN: list[Path] = []  # the trained run folder the export cases use (debug_run fixture)
 
 
 def test_the_corpus_is_large():
     assert len(ALL) >= 60
 
 
+@pytest.fixture(scope="module")
+def debug_run(data_cache, tmp_path_factory) -> Path:
+    """One trained run of the debug recipe, outside the folders the cases snapshot."""
+    from lit_algos.config.recipes import load_config
+    from lit_algos.training.run import train
+
+    runs = tmp_path_factory.mktemp("debug-run")
+    record = train(load_config("debug", ["train.max_tokens=2048"]), runs_dir=runs, progress=False)
+    DEBUG_RUN[:] = [runs / record.run_id]
+    return DEBUG_RUN[0]
+
+
 @pytest.mark.parametrize("name", list(ALL))
-def test_malformed_input_is_a_clear_error(name, tmp_path, monkeypatch, capsys, tokenizer_file):
+def test_malformed_input_is_a_clear_error(name, tmp_path, monkeypatch, capsys, tokenizer_file, request):
     case = ALL[name]
+    if name.startswith("export: ") and "already there" in name:
+        request.getfixturevalue("debug_run")
     work = tmp_path / "work"
     work.mkdir()
+    monkeypatch.chdir(work)  # "" as a path would be the working directory: it is watched too
     monkeypatch.setenv("LIT_ALGOS_CACHE", str(work / "default-cache"))
     monkeypatch.setenv("LIT_ALGOS_RUNS", str(work / "default-runs"))
     monkeypatch.setenv("LIT_ALGOS_LEADERBOARD", str(work / "board"))
@@ -488,3 +871,46 @@ def test_malformed_input_is_a_clear_error(name, tmp_path, monkeypatch, capsys, t
     for needle in case.expect:
         assert needle in text, f"{needle!r} not in: {text}"
     assert snapshot(work) == before, "files were created or changed"
+
+
+# ---- disk full while training (issue 25) ----------------------------------------------------------
+@pytest.mark.parametrize("full_at", [1, 2])  # the first checkpoint, or a later one
+def test_disk_full_while_training_leaves_no_partial_file_and_says_what_is_left(
+    full_at, data_cache, tmp_path, monkeypatch, capsys
+):
+    """Issue 25: a partial last.ckpt.tmp and a 'running' record stayed, under a message saying
+    nothing was left half-written. The disk filling up is simulated where it happens: the
+    checkpoint writer gets part of the file out, then ENOSPC."""
+    import errno
+
+    import lightning as L
+
+    real, calls = L.Trainer.save_checkpoint, []
+
+    def save(self, filepath, weights_only=False, storage_options=None):
+        calls.append(filepath)
+        if len(calls) >= full_at:
+            Path(filepath).parent.mkdir(parents=True, exist_ok=True)
+            Path(filepath).write_bytes(b"PK\x03\x04 the first bytes of a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+        return real(self, filepath, weights_only, storage_options)
+
+    monkeypatch.setattr(L.Trainer, "save_checkpoint", save)
+    runs = tmp_path / "runs"
+    code = main(
+        ["train", "debug", "--set", "train.max_tokens=8192", "--runs-dir", str(runs), "--no-progress"]
+    )
+    out, err = capsys.readouterr()
+    text = " ".join((out + err).split())
+    assert code == 2 and "Traceback" not in text
+    assert (
+        "is full" in text and "No space left on device" in text and "No partial checkpoint was left" in text
+    )
+    assert not list(runs.rglob("*.tmp"))  # the partial file is gone
+    (record_path,) = runs.glob("*/record.json")
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "failed" and "No space left" in record["error"]  # not "running"
+    if full_at == 1:
+        assert "it had no checkpoint yet" in text
+    else:
+        assert (record_path.parent / "checkpoints" / "last.ckpt").is_file() and "--resume" in text

@@ -202,16 +202,28 @@ def synthetic_seeds(
     ]
 
 
-def synthetic_reference(seconds: float | Sequence[float], tokens_per_second: float = 1e3, **extra) -> dict:
-    """A same-machine reference (``speedrun.reference_from_benchmark``'s format) on SYNTHETIC_HOST:
-    the baseline's declared run takes ``seconds`` here."""
-    values = [float(seconds)] if isinstance(seconds, (int, float)) else [float(v) for v in seconds]
+def synthetic_reference(
+    seconds: float, flops_per_second: float = 1e9, host: dict | None = None, recipe: str = "base"
+) -> dict:
+    """A same-machine reference as ``speedrun.benchmark_reference`` measures it on SYNTHETIC_HOST
+    (or ``host``): a short benchmark run of the baseline at ``flops_per_second`` (the synthetic
+    runs' default), declaring as many tokens as take ``seconds`` (to whole tokens) at that rate."""
+    fpt = synthetic_record("probe", recipe=recipe).flops_per_token["analytic"]
+    record = synthetic_record(
+        f"{recipe}-bench",
+        recipe=recipe,
+        flops=[fpt * 1024, fpt * 2048],  # >= 1e9 FLOPs: a grid of whole tokens at the analytic FLOPs/token
+        flops_per_second=flops_per_second,
+        full_run=True,
+        host=host,
+    )
+    tps = record.tokens_per_second
     return {
-        "kind": "benchmark",
-        "recipe": "base",
-        "seconds": values,
-        "tokens_per_second": tokens_per_second,
-        "flops_per_token": 1e6,
-        "host": dict(SYNTHETIC_HOST),
-        **extra,
+        "recipe": recipe,
+        "tokens_per_second": tps,
+        "flops_per_token": fpt,
+        "host": dict(host or SYNTHETIC_HOST),
+        "declared_tokens": int(round(seconds * tps)),
+        "steps": 2048,
+        "record": record,
     }

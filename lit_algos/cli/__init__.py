@@ -54,6 +54,27 @@ def trainer_flags_as_overrides(argv: list[str]) -> list[str]:
     return out
 
 
+PATH_FLAGS = ("--out", "--checkpoint", "--shards", "--corpus")  # and every --*-dir flag
+
+
+def refuse_empty_paths(argv: list[str]) -> None:
+    """A path flag given an empty string: Path("") is the current directory, so ``--runs-dir ""``
+    would silently write runs into it. Refused before anything runs."""
+    from lit_algos.errors import ConfigError
+
+    for i, item in enumerate(argv):
+        flag, eq, value = item.partition("=")
+        if not (flag.endswith("-dir") or flag in PATH_FLAGS) or not flag.startswith("--"):
+            continue
+        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+        if value is not None and not value.strip():
+            raise ConfigError(
+                flag,
+                value,
+                f"A path; an empty one would mean the current directory. Give {flag} a directory or file name.",
+            )
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our own warnings (a skipped board entry) as one line; everything else as Python shows it."""
     from lit_algos.errors import LitAlgosWarning
@@ -81,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.showwarning = _show_warning
     try:
+        refuse_empty_paths(sys.argv[1:] if argv is None else list(argv))
         with warnings.catch_warnings():
             from lit_algos.errors import LitAlgosWarning
 

@@ -138,9 +138,12 @@ def register(subparsers) -> None:
         "submit",
         help="submit runs (all seeds of one recipe) to a leaderboard track",
         description=(
-            "Validates the runs against the track (validation fingerprint, target, completeness, one recipe), runs a "
-            "one-sided t-test that the mean final loss is below the target, writes the entry atomically and "
-            "regenerates the board. A rejected submission prints the reason and changes nothing."
+            "Validates the runs and the same-machine reference runs against the track (validation fingerprint, "
+            "target, completeness, one recipe, distinct seeds), audits every record, re-evaluates each run's final "
+            "checkpoint (runs/<id>/checkpoints/last.ckpt) against its recorded final loss, refuses records that "
+            "carry another run's losses, runs a one-sided t-test that the mean final loss is below the target, "
+            "writes the entry atomically and regenerates the board. A rejected submission prints the reason and "
+            "changes nothing."
         ),
     )
     s.add_argument("runs", nargs="+", metavar="RUNS", help=RUNS_HELP)
@@ -195,6 +198,14 @@ def register(subparsers) -> None:
     )
     b.add_argument("--no-write", action="store_true", help="only print; do not regenerate README.md")
     b.add_argument("--json", action="store_true", help="print JSON rows instead of tables")
+    b.add_argument(
+        "--migrate",
+        nargs="*",
+        default=None,
+        metavar="RUNS_DIR",
+        help="first bring entries made before issue 25 to the evidence format: figures re-derived from their runs, "
+        "reference runs found on the board or in the RUNS_DIR folders given (lit_algos.leaderboard.migrate)",
+    )
     b.set_defaults(func=cmd_leaderboard)
 
 
@@ -324,6 +335,7 @@ def cmd_submit(args) -> int:
     from lit_algos.analysis.curves import UNIT_NAMES  # here: lit_algos.analysis loads scipy (seconds)
     from lit_algos.analysis.runs import resolve_runs
     from lit_algos.leaderboard import speedrun
+    from lit_algos.leaderboard.checkpoints import check_final_checkpoints
     from lit_algos.leaderboard.entries import build_entry, entry_path, get_submission_track, submit
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
 
@@ -334,14 +346,18 @@ def cmd_submit(args) -> int:
     reference, reference_runs = None, None
     if args.reference_runs:
         reference_runs = resolve_runs(args.reference_runs, args.runs_dir, "--reference-runs")
+    # validate first: a rejected entry must not cost a re-evaluation or a benchmark
+    build_entry(runs, track, args.description, contributors, args.name, reference_runs=reference_runs,
+                require_reference=False)  # fmt: skip
+    _console().print(f"Re-evaluating the final checkpoints of {len(runs) + len(reference_runs or [])} run(s)")
+    check_final_checkpoints(runs, args.runs, args.runs_dir)
+    if reference_runs:
+        check_final_checkpoints(reference_runs, args.reference_runs, args.runs_dir, "reference runs")
     elif not args.no_reference and not track.exact_hardware:
-        # validate first: a rejected entry must not cost a benchmark
-        build_entry(runs, track, args.description, contributors, args.name, require_reference=False)
         _console().print(
             f"Measuring the same-machine reference: {args.reference_steps} steps of {track.baseline_recipe}"
         )
-        bench = speedrun.benchmark_reference(track, args.reference_steps)
-        reference = speedrun.reference_from_benchmark(bench, bench["declared_tokens"], runs)
+        reference = speedrun.benchmark_reference(track, args.reference_steps)
     entry = submit(
         runs,
         args.track,
@@ -389,6 +405,11 @@ def cmd_leaderboard(args) -> int:
 
     root = Path(args.leaderboard_dir) if args.leaderboard_dir else default_leaderboard_dir()
     tracks = {args.track: get_track(args.track, root)} if args.track else load_tracks(root)
+    if args.migrate is not None:
+        from lit_algos.leaderboard.migrate import migrate_board
+
+        for line in migrate_board(root, [Path(d) for d in args.migrate]) or ["no entry needed migrating"]:
+            print(line)
     if not args.no_write:
         write_board(root, plots=args.plots)
     entries = load_entries(root)

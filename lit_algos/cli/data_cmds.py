@@ -151,7 +151,8 @@ def _describe_stream(files: list[Path], quick: bool) -> list[dict]:
 
 def inspect_path(path: Path, quick: bool = False) -> dict:
     """What ``data inspect`` reports, as a dict; raises DataError for anything corrupt."""
-    from lit_algos.data.prepare import MANIFEST, _shard_files, load_prepared
+    from lit_algos.data.prepare import MANIFEST, load_prepared
+    from lit_algos.data.shard_sets import _shard_files
     from lit_algos.errors import DataError
 
     if path.is_file() and path.suffix == ".json" or (path.is_dir() and (path / MANIFEST).is_file()):

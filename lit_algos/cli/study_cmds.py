@@ -67,10 +67,9 @@ def cmd_study(args) -> int:
 
     if args.quick and args.preset:
         raise LitAlgosError("Give --quick or --preset, not both (--quick is --preset quick).")
-    for flag in ("workers", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise LitAlgosError(f"--{flag} must be an integer >= 1, got {value}.")
+    from lit_algos.cli.sweep_cmds import check_sweep_args
+
+    check_sweep_args(args)
     console = Console()
     study = load_study(args.name)
     preset = "quick" if args.quick else args.preset
@@ -105,10 +104,25 @@ def cmd_study(args) -> int:
             raise
         record_wall_time(plan.out_dir, time.perf_counter() - started, len(done), args.workers, args.threads)
     else:
+        _refuse_report_of_nothing(plan)
         write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
     report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=args.wandb)
     console.print(f"report: {report}")
     return 0
+
+
+def _refuse_report_of_nothing(plan) -> None:
+    """--report-only with none of the study's runs finished under the runs directory would write a
+    report of nothing: refused before anything is written."""
+    from lit_algos.studies.run import dry_run_rows
+
+    rows = dry_run_rows(plan)
+    if not any(r["state"] == "finished" for r in rows):
+        raise LitAlgosError(
+            f"--report-only: none of the {len(rows)} runs of study {plan.expansion.study.name!r} (preset "
+            f"{plan.expansion.preset.name}) is finished under {plan.runs_dir}, so the report would have nothing in it. "
+            "Train them first (drop --report-only), or pass the --runs-dir that holds them."
+        )
 
 
 def cmd_report(args) -> int:

@@ -6,6 +6,8 @@ print the analysis (lit_algos.analysis.comparisons). This module only parses fla
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 from lit_algos.cli.train_cmds import add_config_args
@@ -102,6 +104,33 @@ def add_executor_args(p) -> None:
     )
 
 
+SLURM_TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}){0,2})$")
+
+
+def check_sweep_args(args) -> None:
+    """Every count and limit of a sweep checked before anything is planned, written or trained
+    (a --dry-run lists what the real run would do, so it refuses what the real run refuses)."""
+    from lit_algos.errors import ConfigError
+    from lit_algos.sweeps.executors import _minutes
+
+    for flag, low in (("seeds", 1), ("workers", 1), ("threads", 1), ("slurm_cpus_per_task", 1),
+                      ("slurm_array_parallelism", 1), ("slurm_gpus_per_node", 0)):  # fmt: skip
+        value = getattr(args, flag, None)
+        if value is not None and value < low:
+            name = "--" + flag.replace("_", "-")
+            raise ConfigError(name, value, f"An integer >= {low}.")
+    mem = getattr(args, "slurm_mem_gb", None)
+    if mem is not None and not (math.isfinite(mem) and mem > 0):
+        raise ConfigError("--slurm-mem-gb", mem, "A number of GB > 0, e.g. 16.")
+    time = getattr(args, "slurm_time", None)
+    if time is not None and (not SLURM_TIME.match(time.strip()) or _minutes(time) < 1):
+        raise ConfigError(
+            "--slurm-time",
+            time,
+            "A SLURM time of at least a minute: minutes (90), MM:SS, HH:MM:SS or D-HH:MM:SS.",
+        )
+
+
 def slurm_settings(args) -> dict:
     """The ``--slurm-*`` flags as the ``slurm`` dict of :func:`lit_algos.sweeps.run_sweep`."""
     from lit_algos.errors import LitAlgosError
@@ -154,6 +183,7 @@ def train_specs(specs, args) -> dict[str, Path] | None:
 
     console = Console(stderr=args.json)  # --json: stdout holds the JSON alone
     runs_dir = args.runs_dir or default_runs_dir()
+    slurm = slurm_settings(args)
     plans = plan_sweep(specs, runs_dir=runs_dir)
     if args.dry_run:
         if args.json:
@@ -169,7 +199,7 @@ def train_specs(specs, args) -> dict[str, Path] | None:
         executor=args.executor,
         workers=args.workers,
         threads=args.threads,
-        slurm=slurm_settings(args),
+        slurm=slurm,
         progress=not args.no_progress,
         console=console,
         plans=plans,
@@ -187,6 +217,7 @@ def cmd_ablation(args) -> int:
 
     from lit_algos.sweeps.ablation import plan_ablation
 
+    check_sweep_args(args)
     plan = plan_ablation(
         args.ref, args.new, args.components, seeds=args.seeds, overrides=args.overrides, shapley=args.shapley
     )
@@ -221,6 +252,7 @@ def cmd_ablation(args) -> int:
 def cmd_scaling(args) -> int:
     from lit_algos.sweeps.scaling import plan_scaling
 
+    check_sweep_args(args)
     plan = plan_scaling(args.recipes, args.scales, seeds=args.seeds, overrides=args.overrides)
     run_dirs = train_specs(plan.specs, args)
     if run_dirs is None:

@@ -11,16 +11,23 @@ from lit_algos.cli.train_cmds import add_config_args
 def register(sub) -> None:
     v = sub.add_parser(
         "verify",
-        help="re-run one seed of a leaderboard entry and mark it verified when its curve is reproduced",
+        help="re-run one seed of a leaderboard entry and judge its losses and its time",
         description=(
-            "Checks the entry's digests and figures, re-trains one of its seeds from the recorded config (runs are "
-            "bitwise reproducible on the same software and hardware) and compares every evaluation loss. The result "
+            "Checks the entry's digests and figures, re-trains one of its runs from the recorded config (one of its "
+            "seeds or of its reference runs, drawn at random unless --seed is given; runs are bitwise reproducible "
+            "on the same software and hardware, so the seed's data order and initialization are re-derived too) "
+            "and compares every evaluation loss and, on the host the record names, the training seconds. The result "
             "is written to <leaderboard dir>/verified/<track>/<entry>.json and shown on the board."
         ),
     )
     v.add_argument("entry", help="entry id as shown on the board, or the path of its .json file")
     v.add_argument(
-        "--seed", type=int, default=None, help="which seed to re-run (default: the entry's lowest)"
+        "--seed", type=int, default=None, help="which seed to re-run (default: one drawn at random)"
+    )
+    v.add_argument(
+        "--reference",
+        action="store_true",
+        help="re-run one of the entry's same-machine reference runs (the baseline seeds that rank its time)",
     )
     v.add_argument("--track", default=None, help="track of the entry (default: search every track)")
     v.add_argument(
@@ -37,6 +44,13 @@ def register(sub) -> None:
         help="largest accepted |loss difference| per evaluation (default 0: bitwise; e.g. 1e-4 on other hardware)",
     )
     v.add_argument(
+        "--time-tolerance",
+        type=float,
+        default=None,
+        help="largest accepted relative difference of the re-run's training seconds on the record's host "
+        "(default 0.25: re-run/recorded within [0.8, 1.25]); on another host time is not judged",
+    )
+    v.add_argument(
         "--leaderboard-dir", type=Path, default=None, help="default: $LIT_ALGOS_LEADERBOARD, ./leaderboard"
     )
     v.add_argument("--runs-dir", type=Path, default=None, help="where the re-run goes (default ./runs)")
@@ -51,11 +65,15 @@ def cmd_verify(args) -> int:
 
     from lit_algos.errors import ConfigError
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
-    from lit_algos.leaderboard.verify import verify_entry
+    from lit_algos.leaderboard.verify import TIME_TOLERANCE, verify_entry
     from lit_algos.records import default_runs_dir
 
     if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
         raise ConfigError("--tolerance", args.tolerance, "A finite number >= 0.")
+    if args.time_tolerance is None:
+        args.time_tolerance = TIME_TOLERANCE
+    elif not (args.time_tolerance > 0 and math.isfinite(args.time_tolerance)):
+        raise ConfigError("--time-tolerance", args.time_tolerance, "A finite number > 0 (0.25 allows 25%).")
     root = args.leaderboard_dir or default_leaderboard_dir()
     if args.checkpoint is not None:
         from lit_algos.leaderboard.verify import reevaluate_checkpoint
@@ -67,6 +85,7 @@ def cmd_verify(args) -> int:
             leaderboard_dir=Path(root),
             track=args.track,
             tolerance=args.tolerance,
+            reference=args.reference,
         )
         return _report(result, args)
     result = verify_entry(
@@ -76,6 +95,8 @@ def cmd_verify(args) -> int:
         runs_dir=args.runs_dir or default_runs_dir(),
         track=args.track,
         tolerance=args.tolerance,
+        time_tolerance=args.time_tolerance,
+        reference=args.reference,
         progress=not args.no_progress,
         overrides=args.overrides,
     )
@@ -86,12 +107,13 @@ def _report(result, args) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        verdict = "VERIFIED" if result.verified else "NOT REPRODUCED"
         diff = "–" if result.max_loss_difference is None else f"{result.max_loss_difference:.3g}"
         ratio = "–" if result.time_ratio is None else f"{result.time_ratio:.3g}"
+        which = "reference run" if result.role == "reference" else "seed"
         print(
-            f"{verdict}: entry {result.entry} seed {result.seed} ({result.run_id}): {result.points} evaluations "
-            f"compared, max |loss difference| {diff} (tolerance {args.tolerance}); re-run time / recorded time "
-            f"{ratio} on {result.hardware}." + (f" Note: {result.note}." if result.note else "")
+            f"{result.verdict}: entry {result.entry} {which} {result.seed} ({result.run_id}, {result.chosen}): "
+            f"{result.points} evaluations compared, max |loss difference| {diff} (tolerance {args.tolerance}); "
+            f"re-run time / recorded time {ratio} on {result.hardware}."
+            + (f" Note: {result.note}." if result.note else "")
         )
     return 0 if result.verified else 1

@@ -22,6 +22,7 @@ the reference there.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,20 @@ def validate_lstm(cfg: ModelConfig) -> None:
             cfg.position.kind,
             "With mixer=lstm there is no attention for it to act in; use none (or learned / sinusoidal).",
         )
+    # The LSTM replaces the blocks: options of their attention and feed-forward layers would be
+    # silently ignored, so anything but the defaults is refused.
+    for axis, kind, what in (("attention", "mha", "attention"), ("mlp", "gelu", "feed-forward")):
+        default = registry(axis).options(kind)
+        default.validate(cfg)  # resolves what the default resolves (e.g. mha's n_kv_head = n_head)
+        got, want = dataclasses.asdict(getattr(cfg, axis)), dataclasses.asdict(default)
+        for key in [k for k in got if got[k] != want.get(k)][:1]:
+            raise ConfigError(
+                f"{axis}.{key}",
+                got[key],
+                f"With mixer=lstm there is no {what} layer for it to configure (the LSTM replaces the blocks), so "
+                f"it would be ignored: leave model.{axis} at its default ({kind}, no options) or use mixer "
+                "transformer.",
+            )
 
 
 class LSTMMixer(nn.LSTM):

@@ -97,6 +97,8 @@ def _parse_yaml(path: Path) -> dict:
         raise LitAlgosError(f"Recipe {path} cannot be read: {err.strerror or err}.") from None
     except yaml.YAMLError as err:
         raise LitAlgosError(f"Recipe {path} is not valid YAML: {err}".replace("\n", " ")) from None
+    except RecursionError:
+        raise LitAlgosError(too_deep(f"Recipe {path}")) from None
     if not isinstance(data, dict):
         raise LitAlgosError(
             f"Recipe {path} must be a YAML mapping at the top level, got {type(data).__name__}."
@@ -123,6 +125,12 @@ def resolve_recipe_dict(name: str, _stack: tuple[Path, ...] = (), _relative_to: 
         merged = deep_merge(merged, resolve_recipe_dict(parent, (*_stack, path), path.parent))
     merged = deep_merge(merged, data)
     if not _stack:
+        if not set(merged) - {"name", "description"}:
+            raise LitAlgosError(
+                f"Recipe {path} is empty: it sets no model, optim, data or train field and extends no recipe, so it "
+                "would train the built-in defaults (2,000,000 tokens). Write the fields to change, or "
+                "'extends: RECIPE' to start from one (e.g. extends: debug)."
+            )
         merged.setdefault("name", _recipe_name(path))
     return merged
 
@@ -152,7 +160,17 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(key, raw[:40] + "...", too_deep("The value")) from None
     return key.split("."), value
+
+
+def too_deep(what: str) -> str:
+    """The message for YAML nested past the parser's recursion limit (thousands of levels)."""
+    return (
+        f"{what} nests its mappings or lists too deeply for the YAML parser (thousands of levels); "
+        "a recipe is a few levels deep (e.g. model.attention.kind): fix the file."
+    )
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -14,7 +14,7 @@ val_fraction, max_train_tokens, format version), so a second prepare is a manife
 
 Directories of ready-made shards (``data.shards``, or the ``fineweb10b-gpt2`` preset, which
 downloads modded-nanogpt's GPT-2 FineWeb shards) are used in place; their manifest lives in
-``<cache>/shards/``.
+``<cache>/shards/`` (``lit_algos.data.shard_sets``).
 """
 
 from __future__ import annotations
@@ -38,15 +38,19 @@ from lit_algos.config.data import DataConfig
 from lit_algos.data import hub
 from lit_algos.data.corpora import Corpus, Document, is_val, open_corpus, slug, split_documents
 from lit_algos.data.shards import TokenStream, fingerprint_tokens, version_for_vocab, write_shard
-from lit_algos.data.tokenizers import Tokenizer, load_tokenizer
-from lit_algos.errors import ConfigError, DataError
-from lit_algos.utils.io import atomic_write_json, check_writable_dir, read_json
+from lit_algos.data.tokenizers import (
+    Tokenizer,
+    bpe_cache_path,
+    load_tokenizer,
+    load_tokenizer_file,
+    parse_tokenizer_spec,
+)
+from lit_algos.errors import DataError
+from lit_algos.utils.io import atomic_write_json, check_writable_dir, read_json, undone_on_error
 
 FORMAT_VERSION = 1
 SHARD_TOKENS = 100_000_000
 MANIFEST = "manifest.json"
-FINEWEB_REPO = "kjj0/fineweb10B-gpt2"
-FINEWEB_DEFAULT_SHARDS = 9  # 900M train tokens: what the GPT-2 speedrun reads
 
 
 @dataclass
@@ -111,18 +115,34 @@ class PreparedDataset:
         )
 
     def verify(self) -> PreparedDataset:
-        """Validate every shard header and the validation fingerprint; DataError when anything is off."""
+        """Validate every shard header, the validation fingerprint, the tokenizer file and, when a
+        train shard changed since preparation (or its manifest predates the record of it), the
+        largest train token id; DataError when anything is off."""
         train = TokenStream(self.train_files)
         if len(train) < self.train_tokens:
             raise DataError(
                 f"Prepared dataset {self.root} is incomplete: {len(train)} train tokens, manifest says {self.train_tokens}."
             )
         top = self.manifest.get("train_max_token")
-        if isinstance(top, int) and top >= self.vocab_size:
+        changed = [
+            p.name for p in self.train_files if _stat(p) != (self.manifest.get("files") or {}).get(p.name)
+        ]
+        if not isinstance(top, int) or (changed and "files" in self.manifest):
+            top = (
+                train.max_token()
+            )  # a vectorised pass: the embedding must never see an id past the vocabulary
+        if top >= self.vocab_size:
+            edited = (
+                f" ({', '.join(changed)} changed after preparation)"
+                if changed and "files" in self.manifest
+                else ""
+            )
             raise DataError(
                 f"Prepared dataset {self.root} holds train token id {top}, outside its vocabulary of "
-                f"{self.vocab_size} tokens; its shards do not match its tokenizer. Prepare it again."
+                f"{self.vocab_size} tokens (ids 0..{self.vocab_size - 1}){edited}; its shards do not match its "
+                f"tokenizer. Delete {self.root} and prepare it again."
             )
+        self._check_tokenizer_file()
         val = TokenStream(self.val_files, limit=self.val_tokens + 1)
         if len(val) != self.val_tokens + 1 or val.fingerprint() != self.val_fingerprint:
             raise DataError(
@@ -130,6 +150,31 @@ class PreparedDataset:
                 f"fingerprint {self.val_fingerprint}. Delete the directory and prepare again."
             )
         return self
+
+    def _check_tokenizer_file(self) -> None:
+        """A prepared dataset's own tokenizer.json (trained BPEs) must load and be the one it was made with."""
+        path = self.root / "tokenizer.json"
+        if "shards_root" in self.manifest or self.tokenizer == "gpt2" or not path.exists():
+            if "shards_root" not in self.manifest and self.tokenizer.startswith("bpe:"):
+                raise DataError(
+                    f"Prepared dataset {self.root} lost its tokenizer.json. Delete it and prepare again."
+                )
+            return
+        tok = load_tokenizer_file(path)
+        if tok.fingerprint != self.tokenizer_fingerprint:
+            raise DataError(
+                f"The tokenizer file {path} is not the one dataset {self.root} was made with (fingerprint "
+                f"{tok.fingerprint}, manifest {self.tokenizer_fingerprint}). Delete the directory and prepare again."
+            )
+
+
+def _stat(path: Path) -> list[int] | None:
+    """[size, mtime_ns] of a shard: recorded at preparation, so an edit since is noticed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def load_prepared(path: str | os.PathLike) -> PreparedDataset:
@@ -167,6 +212,8 @@ def dataset_dir(cfg: DataConfig, corpus: Corpus) -> Path:
 
 def prepare_dataset(cfg: DataConfig, *, console=None) -> PreparedDataset:
     """Tokenize ``cfg``'s corpus into shards (or reuse the cached result) and return the dataset."""
+    from lit_algos.data.shard_sets import prepare_fineweb10b, prepare_from_shards
+
     if cfg.shards:
         return prepare_from_shards(cfg, Path(cfg.shards).expanduser(), console=console)
     if cfg.corpus == "fineweb10b-gpt2":
@@ -176,6 +223,31 @@ def prepare_dataset(cfg: DataConfig, *, console=None) -> PreparedDataset:
     if (root / MANIFEST).is_file():
         return load_prepared(root)
     corpus.check_available()  # fails at once when offline, before any work
+    # A corpus that cannot be prepared (e.g. too few validation tokens) leaves no tokenizer or cache folder.
+    with undone_on_error(root.parent, *tokenizer_cache(cfg)):
+        return _prepare(cfg, corpus, root, console)
+
+
+def new_cache_paths(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
+    """(files, folders) a prepare of ``cfg`` would add to the cache, so that a command refused after
+    preparing (e.g. data too short for the model's block) can take them back: the trained tokenizer,
+    the shards manifest, the dataset folder. Downloads (fineweb) are kept."""
+    from lit_algos.data.shard_sets import new_cache_paths as shard_paths
+
+    if cfg.corpus == "fineweb10b-gpt2" and not cfg.shards:
+        return [], []
+    if cfg.shards:
+        return shard_paths(cfg) + tokenizer_cache(cfg), []
+    return tokenizer_cache(cfg), [dataset_dir(cfg, open_corpus(cfg))]
+
+
+def tokenizer_cache(cfg: DataConfig) -> list[Path]:
+    """The cache file ``load_tokenizer`` would write for ``cfg`` (trained BPEs), to undo on failure."""
+    kind, arg = parse_tokenizer_spec(cfg.tokenizer, field="data.tokenizer")
+    return [bpe_cache_path(cfg, int(arg))] if kind == "bpe" else []
+
+
+def _prepare(cfg: DataConfig, corpus: Corpus, root: Path, console) -> PreparedDataset:
     check_writable_dir(root.parent, "the data cache (data.cache_dir or $LIT_ALGOS_CACHE)")
     start = time.perf_counter()
     tok = load_tokenizer(cfg.tokenizer, corpus=cfg, console=console)
@@ -296,6 +368,7 @@ def _build(cfg: DataConfig, corpus: Corpus, tok: Tokenizer, out: Path, console) 
 
     if tok.spec != "gpt2":
         tok.save(out / "tokenizer.json")
+    train_stream = TokenStream([out / f for f in train_files])
     return {
         "format_version": FORMAT_VERSION,
         "corpus": cfg.corpus,
@@ -311,6 +384,9 @@ def _build(cfg: DataConfig, corpus: Corpus, tok: Tokenizer, out: Path, console) 
         "val_fingerprint": fingerprint_tokens([val]),
         "train_files": train_files,
         "val_files": ["val_000000.bin"],
+        # checked on every load: a shard edited since (size or mtime) is scanned again (verify)
+        "train_max_token": train_stream.max_token(),
+        "files": {f: _stat(out / f) for f in train_files},
         "corpus_stats": {
             "documents_read": stats["documents"],
             "bytes_read": stats["bytes"],
@@ -320,147 +396,3 @@ def _build(cfg: DataConfig, corpus: Corpus, tok: Tokenizer, out: Path, console) 
         "key": dataset_key(cfg, corpus),
         "config": dataclasses.asdict(cfg),
     }
-
-
-# ----------------------------------------------------------------------------- ready-made shards
-
-
-def _shard_files(root: Path) -> tuple[list[Path], list[Path]]:
-    bins = sorted(p for p in root.glob("*.bin") if p.is_file())
-    return [p for p in bins if "train" in p.name], [p for p in bins if "val" in p.name]
-
-
-def _max_token(stream: TokenStream, limit: int | None) -> int:
-    """The largest token id in the first ``limit`` tokens (all when None): a vectorised pass, once per prepare."""
-    stream = TokenStream(stream.files, limit=limit) if limit else stream
-    return stream.max_token()
-
-
-def _sampled_fingerprint(stream: TokenStream, sample: int = 1 << 20) -> str:
-    """Names, counts and the first/last ``sample`` tokens of each shard: cheap enough for 10B tokens."""
-    h = hashlib.sha256()
-    for head in stream.headers:
-        h.update(f"{head.path.name}:{head.num_tokens}\0".encode())
-        for start in sorted({0, max(0, head.num_tokens - sample)}):
-            part = TokenStream([head.path]).read(start, min(sample, head.num_tokens - start))
-            h.update(part.astype("<u4").tobytes())
-    return h.hexdigest()[:16]
-
-
-def prepare_from_shards(
-    cfg: DataConfig,
-    root: Path,
-    *,
-    train_files: list[Path] | None = None,
-    val_files: list[Path] | None = None,
-    corpus: str | None = None,
-    console=None,
-) -> PreparedDataset:
-    """Use a directory of shards as they are (files ``*train*.bin`` / ``*val*.bin``, or a prepared dataset dir)."""
-    if not root.is_dir():
-        raise DataError(f"data.shards={str(root)!r} is not a directory of token shards.")
-    if (root / MANIFEST).is_file() and train_files is None:
-        return load_prepared(root)
-    if train_files is None or val_files is None:
-        train_files, val_files = _shard_files(root)
-    if not train_files or not val_files:
-        raise DataError(
-            f"The shards directory {root} needs train and validation shards (files named *train*.bin and *val*.bin, "
-            f"e.g. fineweb_train_000001.bin / fineweb_val_000000.bin); found {len(train_files)} and {len(val_files)}."
-        )
-    files = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in (*train_files, *val_files)]
-    key = {
-        "format_version": FORMAT_VERSION,
-        "root": str(root.resolve()),
-        "files": files,
-        "tokenizer": cfg.tokenizer,
-        "val_tokens": cfg.val_tokens,
-        "max_train_tokens": cfg.max_train_tokens,
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    manifest_path = hub.cache_root(cfg.cache_dir) / "shards" / f"{slug(root.name)}-{digest}.json"
-    if manifest_path.is_file():
-        return load_prepared(manifest_path)
-
-    train, val = (
-        TokenStream(train_files),
-        TokenStream(val_files, limit=cfg.val_tokens + 1),
-    )  # validates headers
-    if len(val) < cfg.val_tokens + 1:
-        raise DataError(
-            f"The validation shards in {root} hold {len(val)} tokens; data.val_tokens={cfg.val_tokens} needs {cfg.val_tokens + 1}."
-        )
-    tok = load_tokenizer(cfg.tokenizer, corpus=cfg, console=console)
-    val_ids = val.read(0, len(val))
-    if int(val_ids.max()) >= tok.n_vocab:
-        raise DataError(
-            f"The validation shards in {root} hold token id {int(val_ids.max())}, outside the vocabulary of "
-            f"{cfg.tokenizer!r} ({tok.n_vocab} tokens): data.tokenizer does not match these shards."
-        )
-    train_max = _max_token(train, cfg.max_train_tokens)
-    if train_max >= tok.n_vocab:
-        raise DataError(
-            f"The train shards in {root} hold token id {train_max}, outside the vocabulary of {cfg.tokenizer!r} "
-            f"({tok.n_vocab} tokens, ids 0..{tok.n_vocab - 1}): data.tokenizer does not match these shards, or a "
-            "shard is corrupt. Use the tokenizer the shards were made with, or re-make the shards."
-        )
-    rel = [os.path.relpath(p, root) for p in train_files], [os.path.relpath(p, root) for p in val_files]
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "corpus": corpus or f"shards:{root.name}",
-        "tokenizer": cfg.tokenizer,
-        "vocab_size": tok.n_vocab,
-        "eot_token": tok.eot_token,
-        "shards_root": str(root.resolve()),
-        "train_tokens": int(min(len(train), cfg.max_train_tokens or len(train))),
-        "val_tokens": cfg.val_tokens,
-        "val_bytes": tok.text_bytes(val_ids[1:]),
-        "corpus_fingerprint": _sampled_fingerprint(TokenStream([*train_files, *val_files])),
-        "tokenizer_fingerprint": tok.fingerprint,
-        "val_fingerprint": fingerprint_tokens([val_ids]),
-        "train_max_token": train_max,  # checked against the vocabulary whenever the manifest is loaded
-        "train_files": rel[0],
-        "val_files": rel[1],
-        "key": key,
-    }
-    check_writable_dir(manifest_path.parent, "the data cache (data.cache_dir or $LIT_ALGOS_CACHE)")
-    atomic_write_json(manifest_path, manifest)
-    if console is not None:
-        console.print(f"using {len(train_files)} train and {len(val_files)} val shard(s) in {root}")
-    return load_prepared(manifest_path)
-
-
-def prepare_fineweb10b(cfg: DataConfig, *, console=None) -> PreparedDataset:
-    """Download (once) and use modded-nanogpt's GPT-2 FineWeb shards: 100M tokens each, the first N of 103."""
-    if cfg.tokenizer != "gpt2":
-        raise ConfigError(
-            "data.tokenizer",
-            cfg.tokenizer,
-            "The fineweb10b-gpt2 shards are GPT-2 tokens: use data.tokenizer=gpt2.",
-        )
-    n = min(103, math.ceil(cfg.max_train_tokens / 1e8)) if cfg.max_train_tokens else FINEWEB_DEFAULT_SHARDS
-    root = hub.cache_root(cfg.cache_dir) / "fineweb10B"
-    names = ["fineweb_val_000000.bin"] + [f"fineweb_train_{i:06d}.bin" for i in range(1, n + 1)]
-    missing = [name for name in names if not (root / name).is_file()]
-    if missing:
-        if not hub.hub_reachable():
-            raise DataError(
-                f"Corpus 'fineweb10b-gpt2' needs {len(missing)} shard(s) from the Hugging Face dataset {FINEWEB_REPO}, "
-                f"but the hub at {hub.hf_host()} cannot be reached (no network, or HF_HUB_OFFLINE is set). Remedies: "
-                f"copy the shards (fineweb_val_000000.bin, fineweb_train_000001.bin, ...) into {root} or any directory "
-                "and set data.shards to it, or use the bundled offline corpus (--corpus kjv)."
-            )
-        from huggingface_hub import hf_hub_download
-
-        for name in missing:
-            if console is not None:
-                console.print(f"downloading {FINEWEB_REPO}/{name} ...")
-            hf_hub_download(repo_id=FINEWEB_REPO, filename=name, repo_type="dataset", local_dir=str(root))
-    return prepare_from_shards(
-        cfg,
-        root,
-        train_files=[root / m for m in names[1:]],
-        val_files=[root / names[0]],
-        corpus="fineweb10b-gpt2",
-        console=console,
-    )

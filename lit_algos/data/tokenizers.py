@@ -147,13 +147,22 @@ def load_tokenizer_file(path: str | os.PathLike) -> Tokenizer:
     try:
         data = read_json(path)
     except (OSError, ValueError) as err:
-        raise DataError(f"Cannot read tokenizer file {path}: {err}.") from None
+        raise DataError(
+            f"Cannot read tokenizer file {path}: {err}. It must be the JSON file lit_algos wrote: delete it and "
+            "prepare again."
+        ) from None
     if not isinstance(data, dict) or data.get("format") != BPE_FORMAT:
         raise DataError(f"Tokenizer file {path} is not a {BPE_FORMAT} file; delete it and prepare again.")
-    ranks = {base64.b64decode(t): i for i, t in enumerate(data["mergeable_ranks"])}
-    tok = from_ranks(
-        data["spec"], data["pattern"], ranks, {k: int(v) for k, v in data["special_tokens"].items()}
-    )
+    try:
+        ranks = {base64.b64decode(t, validate=True): i for i, t in enumerate(data["mergeable_ranks"])}
+        tok = from_ranks(
+            data["spec"], data["pattern"], ranks, {k: int(v) for k, v in data["special_tokens"].items()}
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # binascii.Error is a ValueError
+        raise DataError(
+            f"Tokenizer file {path} is corrupt ({type(err).__name__}: {err}): it must hold the format, spec, "
+            "pattern, special_tokens and base64 mergeable_ranks that lit_algos wrote. Delete it and prepare again."
+        ) from None
     if tok.fingerprint != data.get("fingerprint"):
         raise DataError(
             f"Tokenizer file {path} is corrupt: its content hashes to {tok.fingerprint}, not the recorded "

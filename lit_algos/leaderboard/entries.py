@@ -12,7 +12,12 @@ full run records of all its seeds plus who, what, when and the statistics. Submi
    ``exact_hardware``, exactly that hardware) makes its seconds comparable;
 4. a one-sided t-test that the mean final validation loss is below the target: with at
    least ``min_seeds_for_significance`` seeds it must give p < alpha; with fewer seeds the
-   entry is *provisional* and only its mean must be below the target.
+   entry is *provisional* and only its mean must be below the target;
+5. the whole entry is evidence (``lit_algos.leaderboard.evidence``): the reference runs pass the
+   same checks and audit as the entry's own runs and are stored in the entry with digests; no
+   record carries another's losses (one run, one seed, on the whole board); the statistics,
+   summary, identity and reference are made from the stored records, and re-derived on every
+   load: an entry whose stored figures differ, or whose digests fail, is flagged, never ranked.
 
 Entries made before the rule (``rule: stop-at-target``) still load and are shown, unranked.
 
@@ -36,16 +41,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lit_algos.analysis.curves import UNITS, final_bpb, final_loss
 from lit_algos.analysis.runs import recipe_hash
-from lit_algos.analysis.stats import mean_interval, ttest_below
 from lit_algos.errors import LitAlgosError, LitAlgosWarning, SubmissionError
 from lit_algos.leaderboard import speedrun
+from lit_algos.leaderboard.audit import audit_submission, record_digest
+from lit_algos.leaderboard.evidence import (  # noqa: F401  (cost_to_target, summarize_costs: old names)
+    Evidence,
+    cost_to_target,
+    derive_identity,
+    derive_statistics,
+    derive_summary,
+    duplicate_problems,
+    entry_digest,
+    entry_evidence,
+    entry_problems,
+    summarize_costs,
+)
+from lit_algos.leaderboard.speedrun import LEGACY_RULE
 from lit_algos.leaderboard.tracks import Track, default_leaderboard_dir, load_tracks
-from lit_algos.records import RunRecord, interpolate_to_target
-from lit_algos.utils.io import atomic_write_json, ensure_dir, read_json, storage_error
+from lit_algos.records import RunRecord
+from lit_algos.utils.io import atomic_write_json, ensure_dir, finite_json, read_json, storage_error
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2  # 2: reference runs stored with digests, entry_digest (issue 25)
 ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -67,29 +84,42 @@ class Entry:
     entry_version: int = ENTRY_VERSION
     rule: str = "stop-at-target"  # absent in entries made before the declared-length rule
     reference: dict | None = None  # same-machine reference (lit_algos.leaderboard.speedrun)
-    run_digests: list[str] | None = None  # sha256 of each run as stored (leaderboard.verify.record_digest)
+    run_digests: list[str] | None = None  # sha256 of each run as stored (leaderboard.audit.record_digest)
+    reference_runs: list[RunRecord] | None = None  # the runs the reference is made from (issue 25)
+    reference_digests: list[str] | None = None
+    entry_digest: str | None = None  # sha256 of the whole entry file (leaderboard.evidence.entry_digest)
 
     @property
     def provisional(self) -> bool:
         return bool(self.statistics.get("provisional"))
 
     def to_dict(self) -> dict:
-        data = {k: v for k, v in self.__dict__.items() if k != "runs" and not k.startswith("_")}
-        data["runs"] = [r.to_dict() for r in self.runs]
+        data = {k: v for k, v in self.__dict__.items() if k not in RECORD_LISTS and not k.startswith("_")}
+        for key in RECORD_LISTS:
+            records = getattr(self, key)
+            data[key] = None if records is None else [r.to_dict() for r in records]
         return data
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<entry>") -> Entry:
         from lit_algos.schema import check_entry
 
-        # The runs exactly as stored, for their digests: a deep copy taken first, because checking
+        # The entry exactly as stored, for its digests: a deep copy taken first, because checking
         # and building the typed records may normalise their dicts in place.
-        raw_runs = copy.deepcopy(data["runs"]) if isinstance(data, dict) and "runs" in data else None
+        raw = copy.deepcopy(data) if isinstance(data, dict) else None
         check_entry(data, source)
-        known = {f for f in cls.__dataclass_fields__ if f != "runs"}
-        runs = [RunRecord.from_dict(r, source=f"{source} runs[{i}]") for i, r in enumerate(data["runs"])]
-        entry = cls(**{k: v for k, v in data.items() if k in known}, runs=runs)
-        entry._raw_runs = raw_runs
+        known = {f for f in cls.__dataclass_fields__ if f not in RECORD_LISTS}
+        lists = {
+            key: [
+                RunRecord.from_dict(r, source=f"{source} {key}[{i}]")
+                for i, r in enumerate(data.get(key) or [])
+            ]
+            for key in RECORD_LISTS
+        }
+        if data.get("reference_runs") is None:
+            lists["reference_runs"] = None
+        entry = cls(**{k: v for k, v in data.items() if k in known}, **lists)
+        entry._raw = raw
         return entry
 
     @classmethod
@@ -104,23 +134,7 @@ class Entry:
             raise storage_error(path, err, "read") from None
 
 
-# ---- costs to target -----------------------------------------------------------------------
-def cost_to_target(record: RunRecord, target: float) -> dict[str, float]:
-    """FLOPs / seconds / tokens at which the run reached ``target`` (interpolated); a run that
-    never reached it counts with its whole spend (its last evaluation)."""
-    hit = record.to_target or interpolate_to_target(record.curve, target)
-    point = hit or record.final or record.curve[-1]
-    return {unit: float(getattr(point, unit)) for unit in UNITS}
-
-
-def summarize_costs(runs: list[RunRecord], target: float, confidence: float = 0.95) -> dict:
-    costs = [cost_to_target(r, target) for r in runs]
-    out = {}
-    for unit in UNITS:
-        values = [c[unit] for c in costs]
-        out[unit] = {**mean_interval(values, confidence).to_dict(), "values": values}
-    out["reached"] = sum(1 for r in runs if r.to_target or interpolate_to_target(r.curve, target))
-    return out
+RECORD_LISTS = ("runs", "reference_runs")
 
 
 # ---- validation ----------------------------------------------------------------------------
@@ -135,70 +149,64 @@ def validate_runs(runs: list[RunRecord], track: Track, rule: str | None = None) 
         )
     if not runs:
         raise SubmissionError("A submission needs at least one run record.")
+    check_seeds_of_one_recipe(runs, track, "Run")
+    if rule == speedrun.RULE:
+        speedrun.check_declared_runs(runs)
+        if track.exact_hardware:
+            speedrun.check_exact_hardware(runs, track.exact_hardware)
+    stats = derive_statistics(runs, track, rule or LEGACY_RULE)
+    significance(stats, track)
+    return stats
+
+
+def check_seeds_of_one_recipe(runs: list[RunRecord], track: Track, what: str, target: bool = True) -> None:
+    """Complete runs on the track's validation set (and target), distinct seeds of one recipe."""
     for r in runs:
         if not r.complete:
             raise SubmissionError(
-                f"Run {r.run_id} is not complete: status {r.status!r} with {len(r.curve)} evaluation(s). "
+                f"{what} {r.run_id} is not complete: status {r.status!r} with {len(r.curve)} evaluation(s). "
                 "Only runs that reached the target or spent their budget (status 'reached' or 'budget_exhausted', "
                 "with an evaluation curve) can be submitted."
             )
         if r.val_fingerprint != track.val_fingerprint:
             raise SubmissionError(
-                f"Run {r.run_id} was evaluated on a different validation set: data.val_fingerprint "
+                f"{what} {r.run_id} was evaluated on a different validation set: data.val_fingerprint "
                 f"{r.val_fingerprint!r}, track {track.name!r} requires {track.val_fingerprint!r} "
                 f"(corpus {track.corpus}, tokenizer {track.tokenizer}, {track.val_tokens} validation tokens)."
             )
-        if r.target_loss is None or not math.isclose(
-            r.target_loss, track.target_loss, rel_tol=0, abs_tol=1e-9
+        if target and (
+            r.target_loss is None
+            or not math.isclose(r.target_loss, track.target_loss, rel_tol=0, abs_tol=1e-9)
         ):
             raise SubmissionError(
-                f"Run {r.run_id} trained for target_loss {r.target_loss!r}; track {track.name!r} requires "
+                f"{what} {r.run_id} trained for target_loss {r.target_loss!r}; track {track.name!r} requires "
                 f"{track.target_loss}. Re-run with train.target_loss={track.target_loss}."
             )
         hw = r.hardware.get("class")
         if track.enforce_hardware and hw != track.hardware_class:
             raise SubmissionError(
-                f"Run {r.run_id} ran on {hw!r} ({r.hardware.get('device_name', 'unknown device')}); track "
+                f"{what} {r.run_id} ran on {hw!r} ({r.hardware.get('device_name', 'unknown device')}); track "
                 f"{track.name!r} is for {track.hardware_class!r} only. Run it on that hardware, or submit to another track."
             )
     recipes = sorted({r.recipe for r in runs})
     hashes = sorted({recipe_hash(r.config) for r in runs})
     if len(recipes) > 1 or len(hashes) > 1:
         raise SubmissionError(
-            f"An entry is seeds of one recipe, but these runs mix recipes {recipes} / config hashes {hashes}. "
-            "Submit each configuration as its own entry."
+            f"{what}s of one entry are seeds of one recipe, but these mix recipes {recipes} / config hashes "
+            f"{hashes}. Submit each configuration as its own entry."
         )
-    for what, values in (("run_id", [r.run_id for r in runs]), ("seed", [r.seed for r in runs])):
+    for key, values in (("run_id", [r.run_id for r in runs]), ("seed", [r.seed for r in runs])):
         dupes = sorted({str(v) for v in values if values.count(v) > 1})
         if dupes:
-            raise SubmissionError(f"Each run must be a distinct seed; repeated {what}: {', '.join(dupes)}.")
-    extra = {}
-    if rule == speedrun.RULE:
-        extra["declared_tokens"] = speedrun.check_declared_runs(runs)
-        if track.exact_hardware:
-            speedrun.check_exact_hardware(runs, track.exact_hardware)
-    return {**significance([final_loss(r) for r in runs], track), **extra}
+            raise SubmissionError(
+                f"Each {what.lower()} must be a distinct seed; repeated {key}: {', '.join(dupes)}."
+            )
 
 
-def significance(finals: list[float], track: Track) -> dict:
-    """One-sided t-test that the mean final loss is below the target; raises when it fails."""
-    n = len(finals)
-    mean = sum(finals) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in finals) / (n - 1)) if n > 1 else None
-    t, p = ttest_below(finals, track.target_loss)
-    provisional = n < track.min_seeds_for_significance
-    stats = {
-        "n": n,
-        "mean_final_loss": mean,
-        "std_final_loss": std,
-        "t": t,
-        "p": p,
-        "alpha": track.alpha,
-        "target_loss": track.target_loss,
-        "min_seeds_for_significance": track.min_seeds_for_significance,
-        "provisional": provisional,
-    }
-    if provisional:
+def significance(stats: dict, track: Track) -> None:
+    """Raises unless the one-sided t-test (``evidence.derive_statistics``) passes."""
+    n, mean, std, t, p = (stats[k] for k in ("n", "mean_final_loss", "std_final_loss", "t", "p"))
+    if stats["provisional"]:
         if not mean < track.target_loss:
             raise SubmissionError(
                 f"The mean final validation loss {mean:.4f} over {n} seed(s) is not below the target "
@@ -210,7 +218,6 @@ def significance(finals: list[float], track: Track) -> dict:
             f"(std {std:.4f}, n={n}) against target {track.target_loss} gives t={t:.3f}, p={p:.4g}, which is not "
             f"below alpha={track.alpha}. Add seeds or lower the loss."
         )
-    return stats
 
 
 # ---- writing -------------------------------------------------------------------------------
@@ -238,16 +245,38 @@ def entry_path(leaderboard_dir: Path, track: str, entry_id: str) -> Path:
     return leaderboard_dir / "entries" / track / f"{entry_id}.json"
 
 
+@dataclass
+class Flagged:
+    """An entry left off the ranking: ``entry`` None when the file does not even parse."""
+
+    path: Path
+    entry: Entry | None
+    problems: list[str]
+
+
 def load_entries(
-    leaderboard_dir: str | Path | None = None, track: str | None = None
+    leaderboard_dir: str | Path | None = None,
+    track: str | None = None,
+    flagged: list[Flagged] | None = None,
 ) -> dict[str, list[Entry]]:
-    """Entries per track (every track folder under entries/, or only ``track``), oldest first."""
+    """Trusted entries per track (every track folder under entries/, or only ``track``), oldest
+    first. Entries that fail their checks are left out with a BoardWarning, and appended to
+    ``flagged`` when given (the board lists them, unranked, with the reason)."""
     root = Path(leaderboard_dir) if leaderboard_dir else default_leaderboard_dir()
     base = root / "entries"
     folders = [base / track] if track else sorted(p for p in base.glob("*") if p.is_dir())
+    tracks = load_tracks(root) if folders and (root / "tracks.yaml").exists() else {}
     out: dict[str, list[Entry]] = {}
     for folder in folders:
-        entries = [e for e in (_load_trusted(p) for p in sorted(folder.glob("*.json"))) if e is not None]
+        entries = []
+        for path in sorted(folder.glob("*.json")):
+            entry, problems = _load_checked(path, tracks.get(folder.name))
+            if not problems:
+                entries.append(entry)
+                continue
+            warnings.warn(f"skipped {path}: {'; '.join(problems[:3])}", BoardWarning, stacklevel=2)
+            if flagged is not None:
+                flagged.append(Flagged(path, entry, problems))
         out[folder.name] = sorted(entries, key=lambda e: (e.date, e.id))
     return out
 
@@ -256,27 +285,23 @@ class BoardWarning(LitAlgosWarning):
     """An entry left off the board (corrupt, or failing its integrity checks)."""
 
 
-def _load_trusted(path: Path) -> Entry | None:
-    """The entry at ``path``, or None (with a BoardWarning) when it is corrupt or was tampered with:
-    one bad file must not take the board, or any other submission, down with it."""
-    from lit_algos.leaderboard.verify import entry_problems, load_verification
+def _load_checked(path: Path, track: Track | None) -> tuple[Entry | None, list[str]]:
+    """The entry at ``path`` and why it cannot be trusted (empty when it can): one bad file must
+    not take the board, or any other submission, down with it."""
+    from lit_algos.leaderboard.verify import load_verification
 
     try:
         entry = Entry.load(path)
     except LitAlgosError as err:
-        warnings.warn(f"skipped {path}: {err}", BoardWarning, stacklevel=3)
-        return None
-    problems = entry_problems(entry, entry._raw_runs)
+        return None, [str(err)]
+    if entry.track != path.parent.name:
+        return entry, [f"it names track {entry.track!r} but sits in the folder of track {path.parent.name!r}"]
+    problems = entry_problems(entry, track)
     if problems:
-        warnings.warn(
-            f"skipped {path}: it fails its integrity checks: {'; '.join(problems[:3])}",
-            BoardWarning,
-            stacklevel=3,
-        )
-        return None
-    check = load_verification(path.parents[2], path.parent.name, entry.id)
-    entry._verified = bool(check and check.get("verified"))  # shown on the board
-    return entry
+        return entry, ["it fails its integrity checks: " + "; ".join(problems)]
+    entry._verification = load_verification(path.parents[2], path.parent.name, entry.id)
+    entry._verified = bool(entry._verification and entry._verification.get("verified"))
+    return entry, []
 
 
 def get_submission_track(track: str, leaderboard_dir: str | Path | None = None) -> Track:
@@ -301,8 +326,9 @@ def build_entry(
     require_reference: bool = True,
 ) -> Entry:
     """Validate a submission under the declared-length rule and build its entry without writing
-    anything (SubmissionError if rejected). A CPU track needs a same-machine ``reference``
-    (``speedrun.reference_from_benchmark``) or ``reference_runs`` (baseline seeds run beside)."""
+    anything (SubmissionError if rejected). A CPU track needs a same-machine ``reference`` (the
+    benchmark ``speedrun.benchmark_reference`` measured, its run record included) or
+    ``reference_runs`` (baseline seeds run beside); either is checked and audited like the runs."""
     if not description or not description.strip():
         raise SubmissionError("A submission needs a --description of what the entry changes.")
     contributors = [c.strip() for c in contributors if c and c.strip()]
@@ -312,13 +338,16 @@ def build_entry(
         raise SubmissionError(
             f"Entry id {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
-    from lit_algos.leaderboard.verify import audit_submission, record_digest
-
     stats = validate_runs(runs, track, rule=speedrun.RULE)
+    ref_runs: list[RunRecord] = []
     if reference_runs:
-        reference = speedrun.reference_from_runs(reference_runs, runs, track.baseline_recipe)
+        check_seeds_of_one_recipe(reference_runs, track, "Reference run")
+        speedrun.reference_from_runs(reference_runs, runs, track.baseline_recipe)
+        kind, ref_runs, declared = "runs", sorted(reference_runs, key=lambda r: r.seed), None
     elif reference is not None:
-        speedrun.check_reference_host(reference, runs)
+        speedrun.reference_from_benchmark(reference, reference.get("declared_tokens"), runs)
+        check_seeds_of_one_recipe([reference["record"]], track, "Reference run", target=False)
+        kind, ref_runs, declared = "benchmark", [reference["record"]], int(reference["declared_tokens"])
     elif require_reference and not track.exact_hardware:
         raise SubmissionError(
             f"Track {track.name!r} ranks time by the speedup over its baseline measured on the same machine, and "
@@ -327,34 +356,34 @@ def build_entry(
             "with baseline seeds run on this host."
         )
     audit_submission(runs)  # last: it rebuilds each config
-    runs = [_published(r) for r in runs]
-    now = now or datetime.now(timezone.utc)
-    commits = sorted({str(r.code.get("commit")) for r in runs if r.code.get("commit")})
-    hardware = sorted(
-        {str(r.hardware.get("class") or r.hardware.get("device_name") or "unknown") for r in runs}
+    audit_submission(ref_runs, "reference run records")
+    runs = sorted((_published(r) for r in runs), key=lambda r: r.seed)
+    ref_runs = [_published(r) for r in ref_runs]
+    problems = duplicate_problems(
+        [Evidence(r, "run", "this submission") for r in runs]
+        + [Evidence(r, "reference", "this submission") for r in ref_runs]
     )
-    return Entry(
+    if problems:
+        raise SubmissionError(f"{'; '.join(problems)}. Submit each seed's own run.")
+    now = now or datetime.now(timezone.utc)
+    entry = Entry(
         id=name or f"{now:%Y%m%d-%H%M%S}-{_slug(runs[0].recipe)}-{secrets.token_hex(3)}",
         track=track.name,
         description=" ".join(description.split()),
         contributors=contributors,
         date=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        commit=commits[0] if len(commits) == 1 else (", ".join(commits) or None),
-        dirty=any(bool(r.code.get("dirty")) for r in runs),
-        recipe=runs[0].recipe,
-        config_hash=recipe_hash(runs[0].config),
-        hardware=" / ".join(hardware),
+        **derive_identity(runs),
         statistics=stats,
-        summary={
-            **speedrun.run_costs(runs, track.target_loss),
-            "final_loss": mean_interval([final_loss(r) for r in runs]).to_dict(),
-            "final_bpb": mean_interval([final_bpb(r) for r in runs]).to_dict(),
-        },
-        runs=sorted(runs, key=lambda r: r.seed),
+        summary=derive_summary(runs, track.target_loss, speedrun.RULE),
+        runs=runs,
         rule=speedrun.RULE,
-        reference=reference,
-        run_digests=[record_digest(r.to_dict()) for r in sorted(runs, key=lambda r: r.seed)],
+        reference=speedrun.derive_reference(kind, ref_runs, declared) if ref_runs else None,
+        run_digests=[record_digest(r.to_dict()) for r in runs],
+        reference_runs=ref_runs or None,
+        reference_digests=[record_digest(r.to_dict()) for r in ref_runs] or None,
     )
+    entry.entry_digest = entry_digest(finite_json(entry.to_dict()))
+    return entry
 
 
 # Record fields that name a place on the submitter's machine: they mean nothing on another host
@@ -411,10 +440,13 @@ def submit(
 
 
 def _refuse_resubmission(entry: Entry, root: Path) -> None:
-    """A run may be in one entry only (by run id or by content), on any track."""
+    """A run may be in one entry only (by run id or by content), and no record may carry the
+    losses of another run on the board (any track) under another seed or id. Held under the lock."""
+    flagged: list[Flagged] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BoardWarning)
-        existing = [e for track_entries in load_entries(root).values() for e in track_entries]
+        trusted = [e for track_entries in load_entries(root, flagged=flagged).values() for e in track_entries]
+    existing = trusted + [f.entry for f in flagged if f.entry is not None]
     digests = set(entry.run_digests or [])
     for other in existing:
         shared = sorted({r.run_id for r in other.runs} & {r.run_id for r in entry.runs})
@@ -423,3 +455,9 @@ def _refuse_resubmission(entry: Entry, root: Path) -> None:
                 f"Run(s) {', '.join(shared) or '(same records)'} are already in entry {other.id!r} on track "
                 f"{other.track!r}; a run may be in one entry only. Train new seeds for a new entry."
             )
+    problems = duplicate_problems(
+        entry_evidence(entry), [ev for other in existing for ev in entry_evidence(other)]
+    )
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise SubmissionError(f"{shown}. Train new seeds for a new entry.")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from lit_algos.analysis.stats import Estimate
 from lit_algos.leaderboard import speedrun
-from lit_algos.leaderboard.entries import Entry, board_lock, load_entries
+from lit_algos.leaderboard.entries import Entry, Flagged, board_lock, load_entries
+from lit_algos.leaderboard.evidence import REFERENCE_NOT_KEPT
 from lit_algos.leaderboard.tracks import Track, load_tracks
 from lit_algos.utils.io import atomic_write_bytes, atomic_write_text
 
@@ -181,10 +182,22 @@ def row_tags(row: BoardRow) -> str:
         tags += " (old stop-at-target rule: unranked)"
     elif row.entry.provisional:
         tags += " (provisional)"
-    tags += (
-        " (verified)" if getattr(row.entry, "_verified", False) else ""
-    )  # lit-algos verify reproduced a seed
-    return tags
+    if (row.entry.reference or {}).get("records") == REFERENCE_NOT_KEPT:
+        tags += " (reference runs not kept: its seconds are covered by the entry digest only)"
+    return tags + verification_tag(getattr(row.entry, "_verification", None))
+
+
+def verification_tag(check: dict | None) -> str:
+    """What the last ``lit-algos verify`` of the entry found (leaderboard.verify.Verification)."""
+    if not check:
+        return ""
+    losses = check.get("losses_verified", check.get("verified"))
+    if not losses:
+        return " (not reproduced by verify)"
+    time = check.get("time_verified")
+    if time is False:
+        return " (time not reproduced)"
+    return " (verified)" if time else " (verified: losses; time not judged on this host)"
 
 
 def row_cells(row: BoardRow, rank: int | None) -> list[str]:
@@ -284,11 +297,20 @@ How the board works (the speedrun rule of issue 14):
   CEG × throughput instead of assuming it.
 - Entries made under the old stop-at-target rule are listed, marked and unranked: their final losses sit at or
   below the target by construction, so their t-test says nothing.
+- The whole entry is evidence (issue 25): the reference runs are stored in the entry, with digests, and checked
+  and audited like its own runs; at submit every run's final loss is re-evaluated from its saved weights, and no
+  record may carry another run's losses (one run, one seed, across the board). Whenever the board is built, the
+  statistics, costs and reference seconds are re-derived from the stored runs; an entry whose figures or digests
+  do not hold is listed as flagged and never ranked. `lit-algos verify ENTRY` re-runs one of its seeds or
+  reference runs, drawn at random, and judges its losses and, on the submitter's host, its time.
 """
 
 
 def render_markdown(
-    tracks: dict[str, Track], entries: dict[str, list[Entry]], plots_dir: Path | None = None
+    tracks: dict[str, Track],
+    entries: dict[str, list[Entry]],
+    plots_dir: Path | None = None,
+    flagged: list[Flagged] | None = None,
 ) -> str:
     lines = [
         "# lit_algos speedrun leaderboard",
@@ -317,6 +339,7 @@ def render_markdown(
         ]
         lines += [f"- {rule}" for rule in track.rules]
         lines.append("")
+        lines += _flagged_lines([f for f in flagged or [] if f.path.parent.name == name])
         if not track_entries:
             lines += ["No entries yet.", ""]
             continue
@@ -335,6 +358,17 @@ def render_markdown(
                     lines.append(f"![{name}: validation loss against {label}](plots/{png.name})")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _flagged_lines(flagged: list[Flagged]) -> list[str]:
+    """Entries that fail their checks: named with the reason, never ranked, no figures shown."""
+    if not flagged:
+        return []
+    lines = ["### Flagged entries (not ranked: their stored figures or digests do not hold)", ""]
+    for f in flagged:
+        reason = _md_cell("; ".join(f.problems))
+        lines.append(f"- `{f.path.name}`: {reason[:600] + ('…' if len(reason) > 600 else '')}")
+    return lines + [""]
 
 
 def render_plots(track: Track, entries: list[Entry], plots_dir: Path, top: int = TOP_PLOTTED) -> list[Path]:
@@ -381,13 +415,15 @@ def render_plots(track: Track, entries: list[Entry], plots_dir: Path, top: int =
 def regenerate_board(leaderboard_dir: Path, plots: bool = True) -> Path:
     """Rewrite README.md (and the plots) from the entries. Callers hold ``board_lock``."""
     tracks = load_tracks(leaderboard_dir)
-    entries = load_entries(leaderboard_dir)
+    flagged: list[Flagged] = []
+    entries = load_entries(leaderboard_dir, flagged=flagged)
     plots_dir = leaderboard_dir / "plots"
     if plots:
         for name, track in tracks.items():
             if entries.get(name):
                 render_plots(track, entries[name], plots_dir)
-    return atomic_write_text(leaderboard_dir / "README.md", render_markdown(tracks, entries, plots_dir))
+    markdown = render_markdown(tracks, entries, plots_dir, flagged)
+    return atomic_write_text(leaderboard_dir / "README.md", markdown)
 
 
 def preview_row(entry: Entry, leaderboard_dir: Path) -> BoardRow:

@@ -99,34 +99,64 @@ def reference_from_runs(
             f"{sorted({r.recipe for r in ref_runs})}."
         )
     check_declared_runs(ref_runs)
-    reference = {
-        "kind": "runs",
-        "recipe": ref_runs[0].recipe,
-        "seconds": [float(r.final.train_seconds) for r in ref_runs],
-        "tokens_per_second": float(np.mean([r.tokens_per_second or math.nan for r in ref_runs])),
-        "flops_per_token": (ref_runs[0].flops_per_token or {}).get("analytic"),
-        "host": (ref_runs[0].hardware or {}).get("host"),
-        "runs": [r.run_id for r in ref_runs],
-    }
+    reference = derive_reference("runs", ref_runs)
     check_reference_host(reference, entry_runs)
     return reference
 
 
 def reference_from_benchmark(bench: dict, declared: int, entry_runs: list[RunRecord]) -> dict:
-    """A reference from ``benchmark`` of the baseline recipe on this host: its measured tokens/s
-    gives the seconds its declared run (``declared`` tokens) takes here."""
-    tps = float(bench["tokens_per_second"])
-    reference = {
-        "kind": "benchmark",
-        "recipe": bench["recipe"],
-        "seconds": [declared / tps],
-        "tokens_per_second": tps,
-        "flops_per_token": bench.get("flops_per_token"),
-        "host": bench.get("host"),
-        "declared_tokens": declared,
-    }
+    """A reference from ``benchmark`` of the baseline recipe on this host (``bench["record"]``, the
+    benchmark run's record): its measured tokens/s gives the seconds its declared run (``declared``
+    tokens) takes here."""
+    record = bench.get("record")
+    if not isinstance(record, RunRecord):
+        raise SubmissionError(
+            "The same-machine reference carries no run record of its benchmark, so its seconds cannot be "
+            "re-derived; measure it with `lit-algos submit` (speedrun.benchmark_reference)."
+        )
+    try:
+        reference = derive_reference("benchmark", [record], declared)
+    except ValueError as err:
+        raise SubmissionError(f"The same-machine reference cannot be used: {err}.") from None
     check_reference_host(reference, entry_runs)
     return reference
+
+
+def derive_reference(kind: str | None, ref_runs: list[RunRecord], declared: int | None = None) -> dict:
+    """The reference an entry shows, made from its stored reference runs (at submit and on load):
+    ``runs``, full declared runs of the baseline (their seconds); ``benchmark``, one short run of
+    it whose tokens/s times ``declared`` tokens gives the seconds. ValueError when not derivable."""
+    if not ref_runs:
+        raise ValueError("no reference runs")
+    first = ref_runs[0]
+    common = {
+        "recipe": first.recipe,
+        "flops_per_token": (first.flops_per_token or {}).get("analytic"),
+        "host": (first.hardware or {}).get("host"),
+    }
+    if kind == "runs":
+        return {
+            "kind": "runs",
+            **common,
+            "seconds": [float(r.final.train_seconds) for r in ref_runs],
+            "tokens_per_second": float(np.mean([r.tokens_per_second or math.nan for r in ref_runs])),
+            "runs": [r.run_id for r in ref_runs],
+        }
+    if kind == "benchmark":
+        tps = first.tokens_per_second
+        if len(ref_runs) != 1 or not tps or not isinstance(declared, int) or declared <= 0:
+            raise ValueError(
+                "a benchmark reference is one run with a measured tokens_per_second and the declared tokens "
+                f"of the baseline (got {len(ref_runs)} runs, tokens_per_second {tps!r}, declared_tokens {declared!r})"
+            )
+        return {
+            "kind": "benchmark",
+            **common,
+            "seconds": [declared / float(tps)],
+            "tokens_per_second": float(tps),
+            "declared_tokens": declared,
+        }
+    raise ValueError(f"unknown reference kind {kind!r} (runs or benchmark)")
 
 
 def check_reference_host(reference: dict, runs: list[RunRecord]) -> None:
@@ -243,4 +273,5 @@ def benchmark_reference(track, steps: int = 30, overrides: list[str] | tuple[str
         "host": (record.hardware or {}).get("host"),
         "declared_tokens": int(declared),
         "steps": steps,
+        "record": record,  # stored in the entry: the reference is re-derived from it on every load
     }

@@ -171,6 +171,10 @@ def load_tracks(leaderboard_dir: str | Path | None = None) -> dict[str, Track]:
         ) from None
     except yaml.YAMLError as err:
         raise LitAlgosError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from None
+    except RecursionError:
+        raise LitAlgosError(
+            f"{path} nests its mappings or lists too deeply (thousands of levels); fix the file."
+        ) from None
     except OSError as err:
         raise LitAlgosError(f"{path} cannot be read: {err.strerror or err}.") from None
     tracks = data.get("tracks") if isinstance(data, dict) else None

@@ -159,6 +159,10 @@ def load_study(name: str) -> Study:
         raise LitAlgosError(f"Study file {path} cannot be read: {err}.") from None
     except yaml.YAMLError as err:
         raise LitAlgosError(f"Study file {path} is not valid YAML: {err}".replace("\n", " ")) from None
+    except RecursionError:
+        raise LitAlgosError(
+            f"Study file {path} nests its mappings or lists too deeply; fix the file."
+        ) from None
     try:
         return parse_study(data, default_name=path.stem, path=str(path))
     except ConfigError as err:

@@ -23,6 +23,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -269,7 +270,12 @@ class EvalCheckpoint(ModelCheckpoint):
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:
         tmp = filepath + ".tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
+        try:
+            trainer.save_checkpoint(tmp, self.save_weights_only)
+        except BaseException:  # e.g. the disk filled up: no half checkpoint stays (and its space is freed)
+            if trainer.is_global_zero:
+                Path(tmp).unlink(missing_ok=True)
+            raise
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             os.replace(tmp, filepath)  # atomic on POSIX: readers see the old or the new file, never half

@@ -10,7 +10,9 @@ config) and ``checkpoints/last.ckpt`` (written atomically after every evaluation
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import uuid
 from datetime import datetime, timezone
@@ -20,11 +22,12 @@ import lightning as L
 
 from lit_algos.config import Config
 from lit_algos.config.recipes import save_config
-from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.errors import ConfigError, DataError, LitAlgosError, StorageError
 from lit_algos.records import FINISHED_STATUSES, RESUMABLE_STATUSES, RunRecord, default_runs_dir
 from lit_algos.training.distributed import inherited_run_id, publish_run_id
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
 from lit_algos.utils.fingerprint import code_fingerprint, hardware_fingerprint, software_fingerprint
+from lit_algos.utils.io import undone_on_error
 
 
 def quiet_lightning() -> None:
@@ -181,6 +184,7 @@ def train(
 
     from lit_algos.data import TokenDataModule, prepare_dataset
     from lit_algos.data.hub import cache_root
+    from lit_algos.data.prepare import new_cache_paths
     from lit_algos.training.callbacks import (
         BudgetProgress,
         BudgetStop,
@@ -200,17 +204,15 @@ def train(
     from lit_algos.utils.io import check_writable_dir
 
     check_fits(cfg)  # a model that cannot fit is refused before it is built
-    check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
     plan = plan_run(cfg)
     options = trainer_options(cfg)
-    precision = _host_precision(cfg, plan.accelerator)
-    prepared = prepare_dataset(cfg.data, console=console)
-    if prepared.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(
-            "model.vocab_size",
-            cfg.model.vocab_size,
-            f"The tokenizer {cfg.data.tokenizer!r} has {prepared.vocab_size} tokens; set model.vocab_size >= {prepared.vocab_size}.",
-        )
+    # Refused data (or a model it does not fit) leaves no runs directory, cache or tokenizer behind.
+    files, trees = new_cache_paths(cfg.data)
+    with undone_on_error(runs_dir, *files, trees=trees):
+        check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
+        precision = _host_precision(cfg, plan.accelerator)
+        prepared = prepare_dataset(cfg.data, console=console)
+        _check_data_fits(cfg, prepared)
 
     record = None
     if resume:
@@ -298,12 +300,19 @@ def train(
     status = _status(error, stopping, budget)
     if moe is not None:
         recorder.record.component_metrics["moe"] = moe.summary()
-    record = recorder.write(
-        trainer,
-        status,
-        error=(f"{type(error).__name__}: {error}" if error is not None else None),
-        finished=True,
-    )
+    try:
+        record = recorder.write(
+            trainer,
+            status,
+            error=(f"{type(error).__name__}: {error}" if error is not None else None),
+            finished=True,
+        )
+    except StorageError:
+        if error is None:
+            raise
+        record = None  # the run's own error is the one to report (below)
+    if error is not None and disk_full(error, run_dir):
+        raise _disk_full_error(error, run_id, run_dir, record) from None
     if trainer.is_global_zero:
         for logger in all_loggers:
             if type(logger).__module__.startswith("lit_algos.training.wandb"):
@@ -323,6 +332,55 @@ def train(
     if error is not None:
         raise error
     return record
+
+
+def _check_data_fits(cfg: Config, prepared) -> None:
+    """The prepared data must hold what the model reads, before any run folder exists."""
+    if prepared.vocab_size > cfg.model.vocab_size:
+        raise ConfigError(
+            "model.vocab_size",
+            cfg.model.vocab_size,
+            f"The tokenizer {cfg.data.tokenizer!r} has {prepared.vocab_size} tokens; set model.vocab_size >= {prepared.vocab_size}.",
+        )
+    if (prepared.train_tokens - 1) // cfg.model.block_size < 1:
+        raise DataError(
+            f"The train split of {prepared.root} has {prepared.train_tokens} tokens, fewer than one sequence of "
+            f"{cfg.model.block_size + 1} (model.block_size + 1). Use more training data or a smaller model.block_size."
+        )
+
+
+def disk_full(error: BaseException, run_dir: Path) -> bool:
+    """Whether ``error`` is the disk (or quota) running out: an OSError saying so, or torch's
+    writer failing while the run's file system has (almost) no space left."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(error, StorageError):
+        return "full" in str(error)
+    if isinstance(error, RuntimeError) and "writ" in str(error):
+        try:
+            return shutil.disk_usage(run_dir).free < (1 << 20)
+        except OSError:
+            return False
+    return False
+
+
+def _disk_full_error(error: BaseException, run_id: str, run_dir: Path, record) -> StorageError:
+    """What a disk that filled up during training left: the message says exactly that."""
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    kept = (
+        f"its last checkpoint ({ckpt}) is intact, so it can be continued with `lit-algos train --resume {run_id}`"
+        if ckpt.is_file()
+        else "it had no checkpoint yet, so start it again"
+    )
+    state = (
+        f"its record ({run_dir / 'record.json'}) says 'failed'"
+        if record is not None
+        else f"its record ({run_dir / 'record.json'}) could not be updated and reads 'interrupted' once this process ends"
+    )
+    return StorageError(
+        f"Run {run_id} stopped: the disk (or your quota) under {run_dir} is full ({type(error).__name__}: {error}). "
+        f"No partial checkpoint was left; {state}; {kept} once space is freed."
+    )
 
 
 def _host_precision(cfg: Config, accelerator: str) -> dict:

@@ -8,11 +8,16 @@ Python API are added to lit_algos's own.
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
+import math
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from lit_algos.config import Config
 from lit_algos.config.train import TRAINER_OWNED
@@ -21,9 +26,11 @@ from lit_algos.training.plan import RunPlan
 
 
 def trainer_options(cfg: Config) -> dict[str, Any]:
-    """``train.trainer`` checked against the Trainer's signature (owned keys are refused by the config)."""
+    """``train.trainer`` checked against the Trainer's signature, names and value types (owned
+    keys are refused by the config), before anything is prepared or written."""
     options = dict(cfg.train.trainer or {})
-    accepted = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    params = inspect.signature(L.Trainer.__init__).parameters
+    accepted = set(params) - {"self"}
     for key, value in options.items():
         if key in TRAINER_OWNED:  # also checked by TrainConfig; kept for dicts built in Python
             raise ConfigError(
@@ -36,7 +43,90 @@ def trainer_options(cfg: Config) -> dict[str, Any]:
                 value,
                 f"lightning.Trainer has no argument {key!r}. Arguments that pass through: {', '.join(passable)}.",
             )
+        annotation = params[key].annotation
+        if not accepts(value, annotation):
+            raise ConfigError(
+                f"train.trainer.{key}", value, f"lightning.Trainer's {key!r} takes {describe(annotation)}."
+            )
+    if options:
+        _try_trainer(options)
     return options
+
+
+def _try_trainer(options: dict[str, Any]) -> None:
+    """Let Lightning judge the values too (e.g. an unknown profiler name), before any data or
+    run folder exists: a Trainer is built and dropped (it writes nothing until it fits)."""
+    import logging
+
+    log = logging.getLogger("lightning.pytorch")
+    level = log.level
+    log.setLevel(logging.WARNING)  # no "GPU available" banner for a check
+    try:
+        L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False, **options)  # fmt: skip
+    except (MisconfigurationException, ValueError, TypeError) as err:
+        raise refused(err, options) from None
+    finally:
+        log.setLevel(level)
+
+
+# What a value from a recipe or the command line (YAML: null, bool, int, float, str, list, mapping)
+# can be for each kind of annotation in lightning.Trainer's signature.
+_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def accepts(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` fits ``annotation``; an object type (a Profiler, a timedelta) fits no YAML value."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (inspect.Parameter.empty, Any):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(accepts(value, a) for a in args)
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation in (str, Path):
+        return isinstance(value, str)
+    if origin in (list, collections.abc.Iterable):
+        return isinstance(value, list) and all(accepts(v, args[0]) for v in value) if args else True
+    if origin is dict:
+        return isinstance(value, dict) and all(accepts(v, args[1]) for v in value.values())
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True  # a typing construct not used by the Trainer today: Lightning judges it
+
+
+def describe(annotation: Any) -> str:
+    """'an integer or null', "one of 'value', 'norm'"... for the error message."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [describe(a) for a in args]
+        return " or ".join(dict.fromkeys(p for p in parts if p))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, collections.abc.Iterable):
+        return f"a list of {describe(args[0])}" if args else "a list"
+    if origin is dict:
+        return f"a mapping to {describe(args[1])}"
+    if annotation in _NAMES:
+        return _NAMES[annotation]
+    if annotation is Path:
+        return "a path"
+    return ""  # an object type: nothing a recipe can write
+
+
+def refused(err: Exception, options: dict[str, Any]) -> ConfigError:
+    """Lightning's own refusal of a passed-through argument as a ConfigError naming it."""
+    key = next((k for k in options if k in str(err)), None)
+    field = f"train.trainer.{key}" if key else "train.trainer"
+    return ConfigError(field, options.get(key, options), f"lightning.Trainer refused it: {err}")
 
 
 def build_trainer(
@@ -50,11 +140,21 @@ def build_trainer(
     precision: str | None = None,
 ) -> L.Trainer:
     """``precision``: what runs (``lit_algos.precision.resolve_precision``); default the recipe's."""
-    t = cfg.train
     options = dict(options or {})
     options.setdefault("log_every_n_steps", max(1, min(50, plan.eval_every_steps)))
     options.setdefault("enable_model_summary", False)
     options.setdefault("enable_progress_bar", False)  # BudgetProgress shows the budget, not epochs
+    passed = dict(cfg.train.trainer or {})
+    try:
+        return _trainer(cfg, plan, run_dir, callbacks, loggers, options, precision)
+    except (MisconfigurationException, ValueError, TypeError) as err:
+        if not passed:
+            raise
+        raise refused(err, passed) from None
+
+
+def _trainer(cfg, plan, run_dir, callbacks, loggers, options, precision) -> L.Trainer:
+    t = cfg.train
     return L.Trainer(
         accelerator=plan.accelerator,
         devices=t.devices,

@@ -11,6 +11,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,34 @@ def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
+@contextmanager
+def undone_on_error(*paths: str | os.PathLike, trees: tuple | list = ()) -> Iterator[None]:
+    """Undo what a failing block created among ``paths`` (files, and directories with their new
+    ancestors): each one that did not exist before the block is removed when it raises, files
+    first, then directories deepest first and only while empty (never another process's files).
+    ``trees``: folders this block alone makes (a prepared dataset), removed with their content."""
+    import shutil
+
+    new_trees = [Path(t) for t in trees if not os.path.lexists(t)]
+    watched: list[Path] = []
+    for path in [*map(Path, paths), *new_trees]:
+        watched += [p for p in (*reversed(path.parents), path) if not os.path.lexists(p) and p not in watched]
+    try:
+        yield
+    except BaseException:
+        for tree in new_trees:
+            shutil.rmtree(tree, ignore_errors=True)
+        for p in watched:
+            if p.is_file() or p.is_symlink():
+                p.unlink(missing_ok=True)
+        for p in sorted((p for p in watched if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise
+
+
 def _remove_new_dirs(leaf: Path, created: list[Path]) -> None:
     """Undo the folders a failed write created (deepest first; only while they are empty)."""
     for folder in created:
@@ -133,4 +163,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except RecursionError:  # arrays or objects nested thousands deep: no file of ours is
+            raise ValueError("its arrays or objects are nested too deeply to be one of ours") from None
