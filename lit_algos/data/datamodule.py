@@ -136,21 +136,68 @@ class ValWindows(Dataset):
 
 
 class TokenDataModule(L.LightningDataModule):
+    """Train micro-batches and the fixed validation set of a prepared dataset (module docstring).
+
+    ``TokenDataModule.from_config(cfg)`` is the usual way in: it takes the corpus, tokenizer,
+    sequence length, batch layout, seed and workers from a ``Config`` and prepares the dataset
+    (``prepare_data``: tokenize once, cached) when the Trainer starts. The Trainer needs
+    ``use_distributed_sampler=False`` on several devices, and ``accumulate_grad_batches`` equal to
+    the micro-batches per optimizer step (``plan()``; ``lit_algos.trainer_kwargs(cfg)`` has both).
+    """
+
     def __init__(
         self,
-        prepared: PreparedDataset,
+        prepared: PreparedDataset | None,
         seq_len: int,
         batch_size: int,
         micro_batch_size: int | None,
         seed: int,
         num_workers: int = 0,
+        *,
+        data_config=None,
     ):
         super().__init__()
-        self.prepared, self.seq_len, self.batch_size = prepared, seq_len, batch_size
+        if prepared is None and data_config is None:
+            raise ValueError("TokenDataModule needs a PreparedDataset or a data config (see from_config)")
+        self._prepared, self._data_config = prepared, data_config
+        self.seq_len, self.batch_size = seq_len, batch_size
         self.micro_batch_size, self.seed, self.num_workers = micro_batch_size, seed, num_workers
         self._start_step = 0  # used when no trainer is attached (or set by load_state_dict)
         self._order: TrainOrder | None = None
         self._val: TokenStream | None = None
+
+    @classmethod
+    def from_config(cls, cfg, prepared: PreparedDataset | None = None) -> TokenDataModule:
+        """The datamodule of a ``Config`` (its data, block size, batch layout, seed and workers).
+        Without ``prepared``, the dataset is prepared (or found in the cache) when first needed."""
+        t = cfg.train
+        return cls(
+            prepared,
+            cfg.model.block_size,
+            t.batch_size,
+            t.micro_batch_size,
+            t.seed,
+            cfg.data.num_workers,
+            data_config=cfg.data,
+        )
+
+    @property
+    def prepared(self) -> PreparedDataset:
+        """The prepared dataset (shards, fingerprints); prepared now if it was not given."""
+        if self._prepared is None:
+            from lit_algos.data.prepare import prepare_dataset
+
+            self._prepared = prepare_dataset(self._data_config)
+        return self._prepared
+
+    @property
+    def bytes_per_token(self) -> float:
+        """Validation bytes per token: bits per byte = loss / (ln 2 x this)."""
+        return self.prepared.val_bytes / self.prepared.val_tokens
+
+    def prepare_data(self) -> None:
+        """Tokenize the corpus into the cache if it is not there yet (Lightning: once per node)."""
+        _ = self.prepared
 
     # -- topology -------------------------------------------------------------------------------
     def _topology(self) -> tuple[int, int]:

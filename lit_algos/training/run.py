@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ import lightning as L
 
 from lit_algos.config import Config
 from lit_algos.config.recipes import save_config
-from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.errors import LitAlgosError
 from lit_algos.records import FINISHED_STATUSES, RESUMABLE_STATUSES, RunRecord, default_runs_dir
 from lit_algos.training.distributed import inherited_run_id, publish_run_id
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
@@ -40,6 +41,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*has `shuffle=True`.*")
     warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+    # A host with SLURM's srun, where a run is started without it (a login node, a plain shell).
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
 
 
 def new_run_id(cfg: Config) -> str:
@@ -167,28 +170,23 @@ def train(
     callbacks: list[L.Callback] | tuple = (),
     loggers: list | tuple = (),
     console=None,
-    progress: bool = True,
+    progress: bool | str = True,
     run_id: str | None = None,
 ) -> RunRecord:
     """Train ``cfg`` to its target or budget and return the run record (also in ``runs_dir/<run_id>``).
 
     ``resume``: True for the newest unfinished run of this config and seed, or a run id / path.
     ``callbacks`` and ``loggers`` are added to lit_algos's own (Lightning objects).
+    ``progress``: ``"bar"`` (rich, for a terminal), ``"lines"`` (plain lines for a log file, see
+    ``training/progress.py``), True (the bar when ``console`` / stdout is a terminal, else lines)
+    or False (nothing).
     ``run_id``: the id (directory name) of a new run instead of a fresh dated one; sweeps pass the
     spec id so a run is found again by its config and seed (lit_algos.sweeps).
     """
-    from lightning.pytorch.callbacks import LearningRateMonitor
-
     from lit_algos.data import TokenDataModule, prepare_dataset
     from lit_algos.data.hub import cache_root
-    from lit_algos.training.callbacks import (
-        BudgetProgress,
-        BudgetStop,
-        EvalCheckpoint,
-        TargetStopping,
-        TrainClock,
-    )
-    from lit_algos.training.module import LitGPT
+    from lit_algos.training.callbacks import BudgetStop, EvalCheckpoint, TargetStopping
+    from lit_algos.training.module import LitGPT, check_vocab
     from lit_algos.training.recorder import RunRecorder
     from lit_algos.training.trainer import build_trainer, trainer_options
 
@@ -204,14 +202,6 @@ def train(
     plan = plan_run(cfg)
     options = trainer_options(cfg)
     precision = _host_precision(cfg, plan.accelerator)
-    prepared = prepare_dataset(cfg.data, console=console)
-    if prepared.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(
-            "model.vocab_size",
-            cfg.model.vocab_size,
-            f"The tokenizer {cfg.data.tokenizer!r} has {prepared.vocab_size} tokens; set model.vocab_size >= {prepared.vocab_size}.",
-        )
-
     record = None
     if resume:
         # DDP workers re-run the command: they must resume the run rank 0 picked, not search again.
@@ -223,22 +213,30 @@ def train(
     else:
         run_id = inherited_run_id() or run_id or new_run_id(cfg)
         run_dir = runs_dir / run_id
+    shown = _progress_callback(progress, console, cfg, plan, run_id, run_dir, bool(resume))
+    if shown is not None:
+        shown.begin()  # the run's id, folder and budget first, before data, model and Trainer are set up
+    prepared = prepare_dataset(cfg.data, console=console)
+    check_vocab(cfg, prepared.vocab_size)
+
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root(cfg.data.cache_dir) / "inductor"))
 
     quiet_lightning()
     L.seed_everything(t.seed, workers=True, verbose=False)
-    module = LitGPT(cfg.to_dict(), total_steps=plan.max_steps or 1)
+    module = LitGPT(cfg, total_steps=plan.max_steps or 1)
+    if shown is not None:
+        shown.clock = module.clock
     if t.compile:
         module.compile_model()
-    datamodule = TokenDataModule(
-        prepared, cfg.model.block_size, t.batch_size, t.micro_batch_size, t.seed, cfg.data.num_workers
-    )
+    datamodule = TokenDataModule.from_config(cfg, prepared)
     if record is None:
         record = _new_record(cfg, run_id, plan, prepared, module.model)
     record.hardware["precision"] = precision  # what the recipe asked for and what ran (lit_algos.precision)
+    record.hardware["peak_flops"] = _peak(record, precision["ran"], plan.accelerator)
+    module.peak_flops = record.hardware["peak_flops"]["flops"]  # MFU in the logs and progress lines
 
-    clock = TrainClock()
+    clock = module.clock  # LitGPT's training clock; passed first so it splits each step before the others
     recorder = RunRecorder(
         record,
         run_dir / "record.json",
@@ -246,6 +244,7 @@ def train(
         tokens_per_step=plan.tokens_per_step,
         flops_per_token=plan.flops_per_token,
         bytes_per_token=prepared.val_bytes / prepared.val_tokens,
+        peak_flops=module.peak_flops,
     )
     stop_at_target = t.stop_at_target  # False: train the declared length in full (the speedrun rule)
     stopping = TargetStopping(t.target_loss if stop_at_target else None, t.divergence_factor)
@@ -255,25 +254,15 @@ def train(
     # MoE: balancing-bias updates and load metrics once per optimizer step (training/moe_callbacks.py).
     from lit_algos.training.moe_callbacks import MoEBalance
 
-    moe = MoEBalance(plan.eval_every_steps) if MoEBalance.applies_to(module.model) else None
+    moe = (
+        MoEBalance(plan.eval_every_steps, log=_log_with_axes(module))
+        if MoEBalance.applies_to(module.model)
+        else None
+    )
     if moe is not None:
         own.append(moe)
-    if all_loggers:
-        from lightning.pytorch.callbacks import ThroughputMonitor
-
-        own.append(LearningRateMonitor(logging_interval="step"))
-        # Per-step throughput (and MFU where Lightning knows the device's peak) from the analytic FLOPs.
-        module.flops_per_batch = plan.flops_per_token * plan.micro_batch_size * cfg.model.block_size
-        window = max(2, min(50, plan.val_check_interval))  # micro-batches; evaluations are excluded
-        own.append(
-            ThroughputMonitor(
-                batch_size_fn=lambda batch: batch[0].size(0),
-                length_fn=lambda batch: batch[0].numel(),
-                window_size=window,
-            )
-        )
-    if progress:
-        own.append(BudgetProgress(clock, plan.tokens_per_step, plan.max_steps or 0, plan.max_seconds))
+    if shown is not None:
+        own.append(shown)
     own.append(EvalCheckpoint(run_dir / "checkpoints", every_n_evals=plan.checkpoint_every_evals))
     trainer = build_trainer(
         cfg,
@@ -348,3 +337,55 @@ def _status(error: BaseException | None, stopping, budget) -> str:
     if stopping.status is not None:
         return stopping.status
     return "budget_exhausted"
+
+
+def _progress_callback(progress, console, cfg: Config, plan: RunPlan, run_id, run_dir, resumed):
+    """The bar or the plain lines of ``train(progress=...)`` (rank 0 only), or None."""
+    from lit_algos.training.distributed import is_rank_zero
+    from lit_algos.training.progress import BudgetProgress, ProgressLines, RunHeader
+
+    if not progress or not is_rank_zero():
+        return None
+    if progress is True or progress == "auto":
+        terminal = console.is_terminal if console is not None else sys.stdout.isatty()
+        progress = "bar" if terminal else "lines"
+    if progress not in ("bar", "lines"):
+        raise ValueError(f"progress={progress!r}: allowed are True, False, 'auto', 'bar', 'lines'")
+    header = RunHeader(
+        run_id=run_id,
+        run_dir=str(run_dir),
+        recipe=cfg.name,
+        config_hash=cfg.config_hash(),
+        seed=cfg.train.seed,
+        tokens_per_step=plan.tokens_per_step,
+        max_steps=plan.max_steps,
+        max_seconds=plan.max_seconds,
+        target=cfg.train.target_loss if cfg.train.stop_at_target else None,
+        eval_every_tokens=plan.eval_every_steps * plan.tokens_per_step,
+        device=f"{plan.world_size}x {plan.accelerator}",
+        resumed=resumed,
+    )
+    if progress == "bar":
+        return BudgetProgress(None, header, console=console)  # the clock is LitGPT's, set once it exists
+    return ProgressLines(None, header, every=cfg.train.log_every)
+
+
+def _peak(record: RunRecord, precision: str, accelerator: str) -> dict:
+    """The per-device peak FLOP/s MFU is computed against, and its source (``benchmark.device_peak``)."""
+    from lit_algos.benchmark import device_peak
+
+    flops, source = device_peak(record.hardware.get("device_name", ""), precision, accelerator)
+    return {"flops": flops, "source": source}
+
+
+def _log_with_axes(module):
+    """A ``MoEBalance`` log function: the metrics with their step's tokens, FLOPs and seconds."""
+    from lit_algos.training.recorder import RunRecorder
+
+    def log(metrics: dict, step: int, trainer) -> None:
+        axes = {
+            k: v for k, v in module.axes(step).items() if k != "step"
+        }  # the step goes as the logger's step
+        RunRecorder.send_to_loggers(trainer, {**metrics, **axes}, step)
+
+    return log

@@ -39,6 +39,37 @@ def trainer_options(cfg: Config) -> dict[str, Any]:
     return options
 
 
+def trainer_kwargs(cfg: Config, plan: RunPlan | None = None, precision: str | None = None) -> dict[str, Any]:
+    """The ``lightning.Trainer`` arguments a recipe implies: devices, precision, the step budget,
+    gradient accumulation, the evaluation cadence (every ``train.eval_every_tokens``), logging every
+    ``train.log_every`` steps, no sanity evaluation, and the datamodule's own rank split.
+
+    ``lit_algos.train`` builds its Trainer from these; pass them to your own Trainer to train a
+    recipe as ``lit-algos train`` does: ``L.Trainer(**la.trainer_kwargs(cfg), logger=..., callbacks=...)``.
+    (Gradient clipping is ``LitGPT.configure_gradient_clipping``; the budget's seconds and target
+    stops are lit_algos callbacks, not Trainer arguments.)
+    """
+    from lit_algos.training.plan import plan_run
+
+    plan = plan or plan_run(cfg)
+    t = cfg.train
+    return dict(
+        accelerator=plan.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=precision or t.precision,
+        max_steps=plan.max_steps or -1,
+        max_epochs=-1,  # one endless epoch: the budget (BudgetStop) or the target ends the run
+        accumulate_grad_batches=plan.accumulate,
+        val_check_interval=plan.val_check_interval,
+        check_val_every_n_epoch=None,  # count batches across epochs: evaluations at exact token counts
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every,
+        use_distributed_sampler=False,  # the datamodule splits train and validation data itself
+    )
+
+
 def build_trainer(
     cfg: Config,
     plan: RunPlan,
@@ -50,27 +81,13 @@ def build_trainer(
     precision: str | None = None,
 ) -> L.Trainer:
     """``precision``: what runs (``lit_algos.precision.resolve_precision``); default the recipe's."""
-    t = cfg.train
     options = dict(options or {})
-    options.setdefault("log_every_n_steps", max(1, min(50, plan.eval_every_steps)))
     options.setdefault("enable_model_summary", False)
-    options.setdefault("enable_progress_bar", False)  # BudgetProgress shows the budget, not epochs
+    options.setdefault("enable_progress_bar", False)  # lit_algos's own bar shows the budget, not epochs
     return L.Trainer(
-        accelerator=plan.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=precision or t.precision,
-        max_steps=plan.max_steps or -1,
-        max_epochs=-1,  # one endless epoch: the budget (BudgetStop) or the target ends the run
-        accumulate_grad_batches=plan.accumulate,
-        gradient_clip_val=cfg.optim.grad_clip,
-        val_check_interval=plan.val_check_interval,
-        check_val_every_n_epoch=None,  # count batches across epochs: evaluations at exact token counts
-        num_sanity_val_steps=0,
+        **trainer_kwargs(cfg, plan, precision),
         logger=loggers or False,
         callbacks=callbacks,
-        use_distributed_sampler=False,  # the datamodule splits train and validation data itself
         default_root_dir=str(run_dir),
         **options,
     )
