@@ -88,13 +88,16 @@ class Config:
             )
 
     def to_dict(self) -> dict:
+        """The config as plain nested dicts (what records and checkpoints store)."""
         return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
+        """A validated Config from its dict form (``to_dict``, a record's ``config``)."""
         return from_dict(cls, data)
 
     def config_hash(self) -> str:
+        """A stable hash of what is trained (``hash_config_dict``): names, seed and layout left out."""
         return hash_config_dict(self.to_dict())
 
 

@@ -212,6 +212,7 @@ class TokenDataModule(L.LightningDataModule):
 
     @property
     def order(self) -> TrainOrder:
+        """The endless seeded order of training windows (opened on first use)."""
         if self._order is None:
             stream = TokenStream(self.prepared.train_files, limit=self.prepared.train_tokens)
             self._order = TrainOrder(stream, self.seq_len, self.batch_size, self.seed)
@@ -219,6 +220,7 @@ class TokenDataModule(L.LightningDataModule):
 
     @property
     def val_stream(self) -> TokenStream:
+        """The validation tokens (opened on first use)."""
         if self._val is None:
             self._val = TokenStream(self.prepared.val_files, limit=self.prepared.val_tokens + 1)
         return self._val
@@ -232,12 +234,14 @@ class TokenDataModule(L.LightningDataModule):
         return self.order.rows(step, 0, self.batch_size)
 
     def start_step(self) -> int:
+        """The optimizer step training (re)starts from: the Trainer's, or a loaded state's."""
         trainer = getattr(self, "trainer", None)
         return int(trainer.global_step) if trainer is not None else self._start_step
 
     def train_micro_batches(
         self, start_step: int | None = None, rank: int | None = None, world_size: int | None = None
     ) -> TrainMicroBatches:
+        """One rank's (x, y) micro-batches from ``start_step`` on (defaults: this rank, this world size)."""
         world, r = self._topology()
         world = world if world_size is None else world_size
         r = r if rank is None else rank
@@ -256,6 +260,7 @@ class TokenDataModule(L.LightningDataModule):
 
     # -- validation -----------------------------------------------------------------------------
     def val_windows(self, rank: int | None = None, world_size: int | None = None) -> ValWindows:
+        """One rank's share of the validation windows, padded so every rank runs as many batches."""
         world, r = self._topology()
         return ValWindows(
             self.val_stream,

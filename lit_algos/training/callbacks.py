@@ -62,11 +62,13 @@ class TrainClock(L.Callback):
             torch.cuda.synchronize()
 
     def start(self) -> None:
+        """Start (or restart) the clock; a no-op while it runs."""
         if self._since is None:
             self._sync()
             self._since = time.perf_counter()
 
     def pause(self, trainer: L.Trainer) -> None:
+        """Stop the clock and add the time since it started to training or (first steps) warm-up seconds."""
         if self._since is None:
             return
         self._sync()

@@ -28,10 +28,13 @@ from lit_algos.training.module import bits_per_byte, cost_axes
 
 
 def now_iso() -> str:
+    """The UTC time now, ISO 8601 to the second (record timestamps)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class RunRecorder(L.Callback):
+    """Keeps the evaluation curve and the per-step train loss, and rewrites record.json after every evaluation."""
+
     def __init__(
         self,
         record: RunRecord,

@@ -46,6 +46,7 @@ def quiet_lightning() -> None:
 
 
 def new_run_id(cfg: Config) -> str:
+    """``<name>-s<seed>-<UTC time>-<random>``: a fresh run directory name."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{cfg.name.replace('/', '-')}-s{cfg.train.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
 
