@@ -67,9 +67,15 @@ def test_hf_export_gives_the_same_logits(tmp_path, tokenizer, combo, arch):
 @pytest.mark.parametrize(
     "combo, reason",
     [
-        ({**LLAMA, "position": "alibi"}, "Nearest: LlamaForCausalLM, which differs in: position.kind='alibi'"),
+        (
+            {**LLAMA, "position": "alibi"},
+            "Nearest: LlamaForCausalLM, which differs in: position.kind='alibi'",
+        ),
         ({**LLAMA, "qk_norm": True, "bias": True}, "Nearest: Qwen3ForCausalLM, which differs in: bias=true"),
-        ({**LLAMA, "norm": "layernorm"}, "Nearest: LlamaForCausalLM, which differs in: norm.kind='layernorm'"),
+        (
+            {**LLAMA, "norm": "layernorm"},
+            "Nearest: LlamaForCausalLM, which differs in: norm.kind='layernorm'",
+        ),
         ({**GPT2, "placement": "post"}, "Nearest: GPT2LMHeadModel, which differs in: norm.placement='post'"),
     ],
 )
@@ -153,10 +159,17 @@ def test_the_readme_export_example_runs_as_written(data_cache, tmp_path, monkeyp
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme[readme.index("## After training: sample and export") :]
-    command = re.search(r"^lit-algos export runs/modern-s0-\.\.\. --format hf .*?(?=\s+#|$)", section, re.M).group(0)
+    command = re.search(
+        r"^lit-algos export runs/modern-s0-\.\.\. --format hf .*?(?=\s+#|$)", section, re.M
+    ).group(0)
     snippet = re.search(r"```python\n(from transformers.*?)```", section, re.S).group(1)
     small = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.attention.n_kv_head=1"]
-    budget = ["train.max_tokens=8192", "train.eval_every_tokens=8192", "train.batch_size=8", "model.block_size=32"]
+    budget = [
+        "train.max_tokens=8192",
+        "train.eval_every_tokens=8192",
+        "train.batch_size=8",
+        "model.block_size=32",
+    ]
     data = ["data.tokenizer=bpe:512", "model.vocab_size=512", "data.val_tokens=4096"]
     record = train(load_config("modern", small + budget + data), runs_dir=tmp_path / "runs", progress=False)
     monkeypatch.chdir(tmp_path)

@@ -45,7 +45,7 @@ def register(sub) -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's, stated in the output)"
     )
     add_config_args(b)
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--json", action="store_true", help="print JSON (host, peaks, rows) instead of tables")
     b.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser(

@@ -124,12 +124,31 @@ def add_executor_args(p) -> None:
     g.add_argument(
         "--slurm-time", default=None, metavar="TIME", help="per run: minutes or HH:MM:SS (default 60 min)"
     )
-    g.add_argument("--slurm-gpus-per-node", type=int, default=None, metavar="N")
-    g.add_argument("--slurm-cpus-per-task", type=int, default=None, metavar="N")
-    g.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB")
-    g.add_argument("--slurm-account", default=None, metavar="NAME")
-    g.add_argument("--slurm-qos", default=None, metavar="NAME")
-    g.add_argument("--slurm-constraint", default=None, metavar="FEATURES")
+    g.add_argument(
+        "--slurm-gpus-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help="slurm: GPUs per node (one run per task)",
+    )
+    g.add_argument(
+        "--slurm-cpus-per-task",
+        type=int,
+        default=None,
+        metavar="N",
+        help="slurm: CPUs per task (default: --threads)",
+    )
+    g.add_argument(
+        "--slurm-mem-gb", type=float, default=None, metavar="GB", help="slurm: memory per task in GB"
+    )
+    g.add_argument("--slurm-account", default=None, metavar="NAME", help="slurm: the account to charge")
+    g.add_argument("--slurm-qos", default=None, metavar="NAME", help="slurm: the quality of service")
+    g.add_argument(
+        "--slurm-constraint",
+        default=None,
+        metavar="FEATURES",
+        help="slurm: node features required (sbatch --constraint)",
+    )
     g.add_argument(
         "--slurm-array-parallelism", type=int, default=None, metavar="N", help="array tasks at once"
     )

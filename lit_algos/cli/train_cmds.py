@@ -86,7 +86,13 @@ def register(sub) -> None:
     )
     p.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("recipes", help="list the recipes that can be trained")
+    r = sub.add_parser(
+        "recipes",
+        help="list the recipes that can be trained, with description, target and shape",
+        description="Every recipe under $LIT_ALGOS_RECIPES, ./recipes and the project's recipes/: its description, "
+        "target loss and model shape. The size fragments (scales/*) are listed apart: a recipe extends them "
+        "(extends: [retro, scales/tiny]); they are not trained alone.",
+    )
     r.set_defaults(func=cmd_recipes)
 
 
@@ -147,10 +153,16 @@ def cmd_recipes(args) -> int:
 
     from lit_algos.config.recipes import list_recipes, load_config
 
-    table = Table(title="recipes")
+    fragments = sorted(set(list_recipes()) - set(list_recipes(fragments=False)))
+    table = Table(
+        title="recipes",
+        caption=f"size fragments, for extends: [RECIPE, FRAGMENT]: {', '.join(fragments)}"
+        if fragments
+        else None,
+    )
     for col in ("name", "description", "target", "model"):
         table.add_column(col)
-    for name in list_recipes():
+    for name in list_recipes(fragments=False):
         try:
             cfg = load_config(name)
         except Exception as err:  # show broken recipes instead of hiding them
@@ -158,6 +170,7 @@ def cmd_recipes(args) -> int:
             continue
         m = cfg.model
         shape = f"{m.n_layer}L {m.n_head}H {m.n_embd}d T={m.block_size}"
-        table.add_row(name, cfg.description, str(cfg.train.target_loss), shape)
+        target = "-" if cfg.train.target_loss is None else str(cfg.train.target_loss)
+        table.add_row(name, cfg.description, target, shape)
     Console().print(table)
     return 0

@@ -29,7 +29,9 @@ def plan_study(study: Study, preset: str | None, runs_dir: Path, *, wandb: bool 
     expansion = expand(study, p)
     specs = expansion.unique()
     if wandb:  # W&B settings are left out of the config hash: the same spec ids with or without
-        extra = ("train.wandb.enabled=true", f"train.wandb.group=study-{study.name}")
+        # Group: the run's name (the default), so the W&B UI shows the seeds of one variant together;
+        # the study is a tag (filter study:<name>), and its report run is in group study-<name>.
+        extra = ("train.wandb.enabled=true", f'train.wandb.tags=["study:{study.name}"]')
         specs = [RunSpec(s.name, s.recipe, (*s.overrides, *extra), s.seed, s.tags) for s in specs]
     return StudyPlan(expansion, specs, Path(runs_dir), study_dir(study, p, runs_dir))
 

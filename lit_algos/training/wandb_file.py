@@ -76,3 +76,15 @@ def read_metric_axes(path: str | Path) -> dict[str, str]:
         if record.WhichOneof("record_type") == "metric" and record.metric.step_metric:
             axes[record.metric.name or record.metric.glob_name] = record.metric.step_metric
     return axes
+
+
+def read_summary(path: str | Path) -> dict:
+    """The run summary as written last (summary updates merged in order)."""
+    summary: dict = {}
+    for record in _records(path):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+            for item in record.summary.remove:
+                summary.pop(item.key or "/".join(item.nested_key), None)
+    return summary
