@@ -148,3 +148,26 @@ def test_the_public_api_has_docstrings():
             if not attr.startswith("_") and callable(fn) and not inspect.getdoc(fn):
                 missing.append(f"{name}.{attr}")
     assert missing == []
+
+
+def test_the_readme_own_trainer_example_runs_as_written(data_cache, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("**Your own Trainer.**") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    seen = []
+
+    class EveryEval(L.Callback):  # the README's callback, defined in the block above this one
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                seen.append(trainer.global_step)
+
+    monkeypatch.chdir(tmp_path)
+    scope = {"EveryEval": EveryEval}
+    exec(code, scope)
+    assert seen == [16, 32, 48, 64] and scope["trainer"].global_step == 64
+    (metrics,) = tmp_path.glob("logs/**/metrics.csv")
+    header = metrics.read_text().splitlines()[0].split(",")
+    assert {"train/loss", "val/loss", "tokens", "flops", "train_seconds", "lr/adamw"} <= set(header)
