@@ -27,32 +27,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from lit_algos.data.layout import batch_plan
 from lit_algos.data.prepare import PreparedDataset
 from lit_algos.data.shards import TokenStream
-from lit_algos.errors import ConfigError, DataError, LitAlgosError
+from lit_algos.errors import DataError, LitAlgosError
 from lit_algos.model import IGNORE_INDEX  # noqa: F401  (re-exported: the one loss convention, -100)
-
-
-def batch_plan(batch_size: int, micro_batch_size: int | None, world_size: int) -> tuple[int, int]:
-    """(micro-batch size per rank, accumulation steps) with micro * accum * world == batch_size."""
-    if world_size < 1 or batch_size < 1 or batch_size % world_size:
-        raise ConfigError(
-            "train.batch_size",
-            batch_size,
-            f"The global batch must split evenly over {world_size} device(s): use a multiple of {world_size}.",
-        )
-    per_rank = batch_size // world_size
-    if micro_batch_size is None:
-        return per_rank, 1
-    if micro_batch_size < 1 or per_rank % micro_batch_size:
-        divisors = [d for d in range(1, per_rank + 1) if per_rank % d == 0]
-        raise ConfigError(
-            "train.micro_batch_size",
-            micro_batch_size,
-            f"Each of {world_size} device(s) gets {per_rank} sequences of the global batch {batch_size}; the micro-batch "
-            f"must divide that: one of {', '.join(map(str, divisors))}.",
-        )
-    return micro_batch_size, per_rank // micro_batch_size
 
 
 class TrainOrder:

@@ -10,7 +10,7 @@ a file, under nohup or in a SLURM log can be followed with ``tail -f``:
 
 ``BudgetProgress`` is the terminal's bar: the share of the budget spent, step, train and
 validation loss (after the first evaluation), lr, tokens/s, elapsed time and ETA. Both start with
-the run's header (``RunHeader``), printed before data and model are set up.
+the run's header (``RunHeader``), which ``lit_algos.train`` prints before Lightning is even imported.
 
 ETA is the wall time still to go at the pace so far (evaluations included): elapsed x (budget
 left / budget done this session). A run with no step or time budget (a target alone) has none.
@@ -21,59 +21,11 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
 
 import lightning as L
 
 from lit_algos.training.callbacks import TrainClock
-
-
-def duration(seconds: float | None) -> str:
-    """``42s``, ``3m05s``, ``2h07m``; ``-`` when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-@dataclass
-class RunHeader:
-    """What a run is, in one line: printed first, before anything slow."""
-
-    run_id: str
-    run_dir: str
-    recipe: str
-    config_hash: str
-    seed: int
-    tokens_per_step: int
-    max_steps: int | None
-    max_seconds: float | None
-    target: float | None
-    eval_every_tokens: int
-    device: str
-    resumed: bool = False
-
-    def line(self) -> str:
-        budget = []
-        if self.max_steps:
-            budget.append(f"{self.max_steps * self.tokens_per_step:,} tokens ({self.max_steps} steps)")
-        if self.max_seconds:
-            budget.append(f"{self.max_seconds:g} s of training")
-        return " | ".join(
-            [
-                f"{'resume' if self.resumed else 'run'} {self.run_id}",
-                f"folder {self.run_dir}",
-                f"recipe {self.recipe} (config {self.config_hash}, seed {self.seed})",
-                "budget " + (" or ".join(budget) if budget else "none (until the target)"),
-                f"target {self.target if self.target is not None else '-'}",
-                f"eval every {self.eval_every_tokens:,} tokens",
-                self.device,
-            ]
-        )
+from lit_algos.training.header import RunHeader, duration  # noqa: F401  (RunHeader: public here too)
 
 
 class _Pace(L.Callback):
@@ -146,10 +98,6 @@ class ProgressLines(_Pace):
     def print(self, line: str) -> None:
         print(line, file=self.stream or sys.stdout, flush=True)
 
-    def begin(self) -> None:
-        """The header line, as early as the run id and folder are known."""
-        self.print(self.header.line())
-
     def _steps(self, step: int) -> str:
         return f"{step}/{self.header.max_steps}" if self.header.max_steps else str(step)
 
@@ -202,14 +150,6 @@ class BudgetProgress(_Pace):
         self.task = None
         self.val_loss: float | None = None
         self._last_step = -1
-
-    def begin(self) -> None:
-        """The header (run id and folder), before data and model are set up."""
-        from rich.console import Console
-        from rich.markup import escape
-
-        self.console = self.console or Console()
-        self.console.print(escape(self.header.line()), highlight=False)
 
     def on_fit_start(self, trainer, pl_module):
         if not trainer.is_global_zero:

@@ -16,8 +16,7 @@ import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-
-import lightning as L
+from typing import TYPE_CHECKING
 
 from lit_algos.config import Config
 from lit_algos.config.recipes import save_config
@@ -26,6 +25,9 @@ from lit_algos.records import FINISHED_STATUSES, RESUMABLE_STATUSES, RunRecord, 
 from lit_algos.training.distributed import inherited_run_id, publish_run_id
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
 from lit_algos.utils.fingerprint import code_fingerprint, hardware_fingerprint, software_fingerprint
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 def quiet_lightning() -> None:
@@ -184,12 +186,7 @@ def train(
     ``run_id``: the id (directory name) of a new run instead of a fresh dated one; sweeps pass the
     spec id so a run is found again by its config and seed (lit_algos.sweeps).
     """
-    from lit_algos.data import TokenDataModule, prepare_dataset
-    from lit_algos.data.hub import cache_root
-    from lit_algos.training.callbacks import BudgetStop, EvalCheckpoint, TargetStopping
-    from lit_algos.training.module import LitGPT, check_vocab
-    from lit_algos.training.recorder import RunRecorder
-    from lit_algos.training.trainer import build_trainer, trainer_options
+    from lit_algos.training.trainer import trainer_options
 
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     t = cfg.train
@@ -214,9 +211,15 @@ def train(
     else:
         run_id = inherited_run_id() or run_id or new_run_id(cfg)
         run_dir = runs_dir / run_id
-    shown = _progress_callback(progress, console, cfg, plan, run_id, run_dir, bool(resume))
-    if shown is not None:
-        shown.begin()  # the run's id, folder and budget first, before data, model and Trainer are set up
+    # The run's id, folder and budget first, before Lightning's import (seconds), data and model.
+    header = _show_header(progress, console, cfg, plan, run_id, run_dir, bool(resume))
+    from lit_algos.data import TokenDataModule, prepare_dataset
+    from lit_algos.data.hub import cache_root
+    from lit_algos.training.callbacks import BudgetStop, EvalCheckpoint, TargetStopping
+    from lit_algos.training.module import LitGPT, check_vocab
+    from lit_algos.training.recorder import RunRecorder
+    from lit_algos.training.trainer import build_trainer
+
     prepared = prepare_dataset(cfg.data, console=console)
     check_vocab(cfg, prepared.vocab_size)
 
@@ -224,10 +227,11 @@ def train(
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root(cfg.data.cache_dir) / "inductor"))
 
     quiet_lightning()
+    import lightning as L  # imported here, after the header: the import alone takes seconds
+
     L.seed_everything(t.seed, workers=True, verbose=False)
     module = LitGPT(cfg, total_steps=plan.max_steps or 1)
-    if shown is not None:
-        shown.clock = module.clock
+    shown = _progress_callback(header, console, module.clock, cfg.train.log_every)
     if t.compile:
         module.compile_model()
     datamodule = TokenDataModule.from_config(cfg, prepared)
@@ -340,10 +344,11 @@ def _status(error: BaseException | None, stopping, budget) -> str:
     return "budget_exhausted"
 
 
-def _progress_callback(progress, console, cfg: Config, plan: RunPlan, run_id, run_dir, resumed):
-    """The bar or the plain lines of ``train(progress=...)`` (rank 0 only), or None."""
+def _show_header(progress, console, cfg: Config, plan: RunPlan, run_id, run_dir, resumed):
+    """Print the run's header line (rank 0) and return ``(mode, header)`` for the progress display,
+    or None when ``progress`` is off. Needs no Lightning, so it comes before the slow imports."""
     from lit_algos.training.distributed import is_rank_zero
-    from lit_algos.training.progress import BudgetProgress, ProgressLines, RunHeader
+    from lit_algos.training.header import RunHeader
 
     if not progress or not is_rank_zero():
         return None
@@ -366,9 +371,26 @@ def _progress_callback(progress, console, cfg: Config, plan: RunPlan, run_id, ru
         device=f"{plan.world_size}x {plan.accelerator}",
         resumed=resumed,
     )
-    if progress == "bar":
-        return BudgetProgress(None, header, console=console)  # the clock is LitGPT's, set once it exists
-    return ProgressLines(None, header, every=cfg.train.log_every)
+    if progress == "lines":
+        print(header.line(), flush=True)
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+
+        (console or Console()).print(escape(header.line()), highlight=False)
+    return progress, header
+
+
+def _progress_callback(shown, console, clock, every: int):
+    """The bar or the plain lines for a header from ``_show_header`` (None: no progress)."""
+    if shown is None:
+        return None
+    from lit_algos.training.progress import BudgetProgress, ProgressLines
+
+    mode, header = shown
+    if mode == "bar":
+        return BudgetProgress(clock, header, console=console)
+    return ProgressLines(clock, header, every=every)
 
 
 def _peak(record: RunRecord, precision: str, accelerator: str) -> dict:

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
-
-import lightning as L
+from typing import TYPE_CHECKING, Any
 
 from lit_algos.config import Config
 from lit_algos.config.train import TRAINER_OWNED
 from lit_algos.errors import ConfigError
 from lit_algos.training.plan import RunPlan
 
+if TYPE_CHECKING:
+    import lightning as L
+
 
 def trainer_options(cfg: Config) -> dict[str, Any]:
     """``train.trainer`` checked against the Trainer's signature (owned keys are refused by the config)."""
     options = dict(cfg.train.trainer or {})
+    if not options:
+        return options
+    import lightning as L  # only to read the Trainer's signature: the import takes seconds
+
     accepted = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
     for key, value in options.items():
         if key in TRAINER_OWNED:  # also checked by TrainConfig; kept for dicts built in Python
@@ -81,6 +86,8 @@ def build_trainer(
     precision: str | None = None,
 ) -> L.Trainer:
     """``precision``: what runs (``lit_algos.precision.resolve_precision``); default the recipe's."""
+    import lightning as L
+
     options = dict(options or {})
     options.setdefault("enable_model_summary", False)
     options.setdefault("enable_progress_bar", False)  # lit_algos's own bar shows the budget, not epochs
