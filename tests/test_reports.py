@@ -355,6 +355,9 @@ def test_wandb_logs_the_tables_and_plots_offline(tmp_path, monkeypatch):
     write_records(expand(study, "p"), tmp_path / "runs", loss_for)
     out = tmp_path / "out"
     write_report(study, study.preset("p"), tmp_path / "runs", out, wandb=True)
+    from .test_wandb_logging import _wandb_file
+
+    _wandb_file(out, "wandb/offline-run-*/run-*.wandb")  # W&B's service finishes the file in the background
     runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1 and runs[0].stat().st_size > 0
     assert (out / "report.md").is_file()

@@ -39,6 +39,11 @@ def test_ceg_wandb_logs_numeric_tables_and_plots_to_one_run(tmp_path, monkeypatc
         for rec in synthetic_seeds(recipe, k=k):
             rec.save(root / rec.run_id / "record.json")
     assert main(["ceg", "--ref", "retro", "--new", "modern", "--runs-dir", str(root), "--wandb"]) == 0
+    from .test_wandb_logging import _wandb_file
+
+    run_file = _wandb_file(
+        root, "wandb/offline-run-*/run-*.wandb"
+    )  # wait for W&B's service to finish writing (the run is root/wandb/...)
     (run_dir,) = (root / "wandb").glob("offline-run-*")
     (table_file,) = run_dir.glob("files/media/table/tables/ceg_*.table.json")
     table = json.loads(table_file.read_text())
@@ -50,7 +55,6 @@ def test_ceg_wandb_logs_numeric_tables_and_plots_to_one_run(tmp_path, monkeypatc
     assert images == {"ceg.png", "loss-curves.png"}
     from lit_algos.training.wandb_file import read_summary
 
-    (run_file,) = run_dir.glob("run-*.wandb")
     summary = read_summary(run_file)
     assert summary["ceg/flops"] == pytest.approx(
         ceg[0], rel=5e-3

@@ -205,8 +205,16 @@ def test_logging_failure_mid_run_is_a_warning(wandb_env, monkeypatch):
     wl.finish_wandb(logger)
 
 
-def _wandb_file(runs_dir):
-    (path,) = runs_dir.glob("*/wandb/offline-run-*/run-*.wandb")
+def _wandb_file(runs_dir, pattern: str = "*/wandb/offline-run-*/run-*.wandb", timeout: float = 120.0):
+    """The run's .wandb file once W&B's background service has written all of it."""
+    import time
+
+    from lit_algos.training.wandb_file import is_complete
+
+    (path,) = runs_dir.glob(pattern)
+    deadline = time.monotonic() + timeout
+    while not is_complete(path) and time.monotonic() < deadline:
+        time.sleep(0.5)
     return path
 
 
@@ -214,7 +222,7 @@ def test_a_debug_run_in_wandb_tells_the_truth(data_cache, wandb_env):
     """Train with W&B offline, read the run back from its .wandb file, compare with the record."""
     from lit_algos.config.recipes import load_config
     from lit_algos.training.run import train
-    from lit_algos.training.wandb_file import read_history, read_metric_axes
+    from lit_algos.training.wandb_file import read_config, read_history, read_metric_axes
 
     overrides = ["train.wandb.enabled=true", "optim.name=muon", "optim.muon_lr=0.02", "train.log_every=4"]
     rec = train(load_config("debug", overrides), runs_dir=wandb_env / "runs", progress=False)
@@ -250,6 +258,9 @@ def test_a_debug_run_in_wandb_tells_the_truth(data_cache, wandb_env):
     }  # fmt: skip
     axes = read_metric_axes(path)
     assert axes["val/loss"] == axes["train/loss"] == axes["lr/muon"] == "tokens"
+    config = read_config(path)  # the config once, flattened (LitGPT's hyperparameters add no nested copy)
+    assert config["model.n_layer"] == 1 and config["total_steps"] == 64
+    assert "config" not in config
 
 
 def test_summary_of_carries_moe_load_statistics():

@@ -88,3 +88,22 @@ def read_summary(path: str | Path) -> dict:
             for item in record.summary.remove:
                 summary.pop(item.key or "/".join(item.nested_key), None)
     return summary
+
+
+def read_config(path: str | Path) -> dict:
+    """The run's config (``wandb.config``) as written, later updates winning."""
+    config: dict = {}
+    for record in _records(path):
+        if record.WhichOneof("record_type") == "config":
+            for item in record.config.update:
+                config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return config
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether the run's ``exit`` record is written. W&B's service writes the file in the
+    background: right after ``finish()`` returns, on a loaded host, the last records may still come."""
+    try:
+        return any(r.WhichOneof("record_type") == "exit" for r in _records(path))
+    except (OSError, ValueError):
+        return False

@@ -235,6 +235,12 @@ class LitAlgosWandbLogger(WandbLogger):
         if self._failed:
             return
         try:
+            # LitGPT's hyperparameters hold the resolved config, which the run's config already has
+            # flattened (model.n_layer, ...): flatten it the same way rather than add a nested copy.
+            params = dict(params) if isinstance(params, Mapping) else dict(vars(params))
+            nested = params.pop("config", None)
+            if isinstance(nested, Mapping):
+                params.update(flatten_config(nested))
             super().log_hyperparams(params)
         except Exception as err:
             self._fail("log_hyperparams", err)
