@@ -27,7 +27,7 @@ NAME ?= sanderson
 QUICK ?=
 
 .PHONY: help setup test lint format run describe components recipes data speedrun submit leaderboard \
-        ceg ablation scaling benchmark main verify sample export study clean
+        ceg ab ablation scaling benchmark main verify sample export study clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -79,6 +79,9 @@ leaderboard: $(STAMP)  ## render leaderboard/README.md and print the board
 
 ceg: $(STAMP)  ## compute-equivalent gain of NEW over REF: make ceg REF=retro NEW=modern
 	$(CLI) ceg --ref $(REF) --new $(NEW) $(ARGS)
+
+ab: $(STAMP)  ## A/B over SEEDS seeds, then CEG: make ab REF=modern NEW=modern ARGS="--new-set model.attention.qk_norm=false --new-name modern-no-qk"
+	$(CLI) sweep ab $(REF) $(NEW) --seeds $(SEEDS) $(ARGS)
 
 ablation: $(STAMP)  ## add-one / remove-one component runs between retro and modern, then attribution
 	$(CLI) sweep ablation --ref $(REF) --new $(NEW) $(ARGS)

@@ -6,6 +6,7 @@ The Python API (names load lazily, so ``import lit_algos`` stays light; see the 
     cfg = la.load_config("modern", ["model.n_layer=4"])     # a recipe, with overrides
     model = la.build_model(cfg.model)                       # the composed GPT (torch.nn.Module)
     record = la.train(cfg, callbacks=[...], loggers=[...])  # train to the target -> RunRecord
+    L.Trainer(logger=...).fit(la.LitGPT(cfg), datamodule=la.TokenDataModule.from_config(cfg))  # your Trainer
     runs = la.load_runs(["runs/retro", "modern"])           # records by path, run dir or recipe
     report = la.compare(refs, news)                         # CEG of news over refs
 """
@@ -28,6 +29,8 @@ _API = {
     "RunPlan": "lit_algos.training.plan",
     "plan_run": "lit_algos.training.plan",
     "LitGPT": "lit_algos.training.module",
+    "TrainClock": "lit_algos.training.callbacks",
+    "trainer_kwargs": "lit_algos.training.trainer",
     "TokenDataModule": "lit_algos.data",
     "prepare_dataset": "lit_algos.data",
     "RunRecord": "lit_algos.records",

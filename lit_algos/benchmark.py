@@ -268,6 +268,72 @@ def peak_for(precision: str, peaks: dict[str, dict] | None, device_name: str) ->
     return None, "no peak"
 
 
+# The CPU peak that training's MFU (W&B, progress lines, the run record) is computed against: the
+# benchmark's matmul measurement, stored per host and thread count so a run measures it once at most.
+PEAK_CACHE = "peaks"
+
+
+def _peak_cache_file(kind: str, cache_dir=None) -> Path:
+    import hashlib
+
+    import torch
+
+    from lit_algos.data.hub import cache_root
+    from lit_algos.hardware import host_fingerprint
+
+    host = host_fingerprint("cpu")
+    key = f"{host['cpu_model']}|{','.join(host['isa'] or [])}|{torch.get_num_threads()}|{kind}"
+    return cache_root(cache_dir) / PEAK_CACHE / f"cpu-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def store_cpu_peak(kind: str, measured: dict, cache_dir=None) -> None:
+    """Keep a CPU matmul peak (``matmul_peak``'s result) for the runs on this host and thread count."""
+    from datetime import datetime, timezone
+
+    from lit_algos.utils.io import atomic_write_json
+
+    try:
+        atomic_write_json(
+            _peak_cache_file(kind, cache_dir),
+            {
+                "peak": measured["peak"],
+                "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+    except OSError:
+        pass  # a read-only cache only costs a measurement next time
+
+
+def cpu_peak(kind: str = "fp32", cache_dir=None) -> tuple[float, str]:
+    """This CPU's dense matmul peak (FLOP/s) for ``kind`` (fp32 or bf16), and where it comes from:
+    the last ``lit-algos benchmark`` (or training run) on this host and thread count, else a quick
+    measurement now (a second or two), stored for the next run."""
+    import json
+
+    path = _peak_cache_file(kind, cache_dir)
+    try:
+        stored = json.loads(path.read_text())
+        return float(stored["peak"]), f"measured {kind} matmul peak ({stored.get('measured_at', '?')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    measured = matmul_peak(kind, sizes=PEAK_SIZES[kind][-2:], repeats=3, budget_s=1.0)
+    store_cpu_peak(kind, measured, cache_dir)
+    return measured["peak"], f"measured {kind} matmul peak (now)"
+
+
+def device_peak(device_name: str, precision: str, accelerator: str = "cpu") -> tuple[float | None, str]:
+    """Peak FLOP/s per device that MFU is computed against: a known GPU's data sheet, the measured
+    matmul peak on a CPU (``cpu_peak``), or None for a GPU missing from the table."""
+    from lit_algos.flops import PEAK_FLOPS, canonical_device, peak_flops
+
+    key = canonical_device(device_name)
+    if key is not None and PEAK_FLOPS.get(key):
+        return peak_flops(device_name, precision), f"{key} data sheet"
+    if accelerator != "cpu":
+        return None, f"no peak for {device_name!r} in lit_algos.flops.PEAK_FLOPS"
+    return cpu_peak("bf16" if str(precision).startswith("bf16") else "fp32")
+
+
 def host_line() -> str:
     """Threads, the host and the load average: the context every figure is read in."""
     import torch

@@ -4,8 +4,9 @@
   (the resolved config; ``lit_algos.build_model`` rebuilds the model) + the tokenizer.
 - ``hf``: a directory ``transformers.AutoModelForCausalLM.from_pretrained`` loads, for the
   component combinations a Hugging Face architecture computes exactly:
-  Llama (RoPE, pre-RMSNorm, SwiGLU, MHA/GQA/MQA) and GPT-2 (learned positions, pre-LayerNorm,
-  GELU, MHA). Any other combination is refused with the list of what does not fit.
+  Llama (RoPE, pre-RMSNorm, SwiGLU, MHA/GQA/MQA), Qwen3 (Llama with QK-norm: ``modern``) and
+  GPT-2 (learned positions, pre-LayerNorm, GELU, MHA). Any other combination is refused with the
+  nearest architecture and what does not fit.
 - the tokenizer, in both forms: ``tokenizer.tiktoken`` + ``tiktoken.json`` (for
   ``tiktoken.Encoding``) and, when the ``tokenizers`` package is installed, a byte-level BPE
   ``tokenizer.json`` that ``transformers.PreTrainedTokenizerFast`` loads.
@@ -27,15 +28,32 @@ FORMATS = ("safetensors", "hf")
 
 
 # ---- which HF architecture, if any -----------------------------------------------------------------
-def _llama_misfits(m) -> list[str]:
+# Each candidate lists how a ModelConfig differs from what the transformers class computes. Qwen3 is
+# Llama plus per-head RMSNorm on q and k after the projections and before RoPE, with the layers'
+# rms_norm_eps, which is lit_algos's qk_norm exactly (same placement, eps and rotate-half RoPE);
+# its MLP has no biases.
+def _llama_like_misfits(m, name: str) -> list[str]:
     checks = [
-        (m.position.kind == "rope", f"position.kind={m.position.kind!r} (Llama: rope)"),
-        (m.norm.kind == "rmsnorm", f"norm.kind={m.norm.kind!r} (Llama: rmsnorm)"),
-        (m.norm.placement == "pre", f"norm.placement={m.norm.placement!r} (Llama: pre)"),
-        (m.final_norm, "final_norm=false (Llama: a final norm)"),
-        (m.mlp.kind == "swiglu", f"mlp.kind={m.mlp.kind!r} (Llama: swiglu)"),
+        (m.position.kind == "rope", f"position.kind={m.position.kind!r} ({name}: rope)"),
+        (m.norm.kind == "rmsnorm", f"norm.kind={m.norm.kind!r} ({name}: rmsnorm)"),
+        (m.norm.placement == "pre", f"norm.placement={m.norm.placement!r} ({name}: pre)"),
+        (m.final_norm, f"final_norm=false ({name}: a final norm)"),
+        (m.mlp.kind == "swiglu", f"mlp.kind={m.mlp.kind!r} ({name}: swiglu)"),
     ]
     return [why for ok, why in checks if not ok]
+
+
+def _llama_misfits(m) -> list[str]:
+    qk = [] if not m.attention.qk_norm else ["attention.qk_norm=true (no QK-norm in Llama: that is Qwen3)"]
+    return _llama_like_misfits(m, "Llama") + qk
+
+
+def _qwen3_misfits(m) -> list[str]:
+    checks = [
+        (m.attention.qk_norm, "attention.qk_norm=false (Qwen3 always RMS-normalises q and k: that is Llama)"),
+        (not m.bias, "bias=true (Qwen3's MLP has no biases)"),
+    ]
+    return _llama_like_misfits(m, "Qwen3") + [why for ok, why in checks if not ok]
 
 
 def _gpt2_misfits(m) -> list[str]:
@@ -46,6 +64,7 @@ def _gpt2_misfits(m) -> list[str]:
         (m.final_norm, "final_norm=false (GPT-2: a final norm)"),
         (m.mlp.kind == "gelu", f"mlp.kind={m.mlp.kind!r} (GPT-2: gelu)"),
         (m.n_kv_head == m.n_head, f"{m.n_kv_head} KV heads for {m.n_head} heads (GPT-2: mha)"),
+        (not m.attention.qk_norm, "attention.qk_norm=true (no QK-norm in GPT-2)"),
     ]
     return [why for ok, why in checks if not ok]
 
@@ -56,33 +75,71 @@ def _common_misfits(m) -> list[str]:
             m.attention.kind in ("mha", "gqa", "mqa"),
             f"attention.kind={m.attention.kind!r} (full causal attention only)",
         ),
-        (not m.attention.qk_norm, "attention.qk_norm=true (no QK-norm in Llama or GPT-2)"),
-        (m.logit_softcap is None, f"logit_softcap={m.logit_softcap} (no logit soft-cap in Llama or GPT-2)"),
+        (
+            m.logit_softcap is None,
+            f"logit_softcap={m.logit_softcap} (no logit soft-cap in Llama, Qwen3, GPT-2)",
+        ),
         (getattr(m, "moe", None) is None, "a mixture of experts"),
+        (
+            getattr(m, "mixer", None) in (None, "transformer"),
+            f"mixer={getattr(m, 'mixer', None)!r} (a Transformer)",
+        ),
     ]
     return [why for ok, why in checks if not ok]
 
 
+# Where transformers has a component that none of the written architectures has (lit_algos does not
+# write these; the hint says which architecture an exporter for the model would target).
+ELSEWHERE = (
+    (lambda m: m.position.kind == "alibi", "ALiBi: Bloom, MPT"),
+    (lambda m: m.attention.kind == "sliding", "sliding-window attention: Mistral"),
+    (lambda m: m.attention.kind == "mla", "multi-head latent attention: DeepSeek-V2 / DeepSeek-V3"),
+    (lambda m: m.logit_softcap is not None, "a final-logit soft-cap: Gemma 2"),
+    (
+        lambda m: getattr(m, "moe", None) is not None,
+        "sigmoid-routed experts with shared experts: DeepSeek-V3",
+    ),
+)
+
+ARCHITECTURES = {  # name -> (transformers class, misfits)
+    "llama": ("LlamaForCausalLM", _llama_misfits),
+    "qwen3": ("Qwen3ForCausalLM", _qwen3_misfits),
+    "gpt2": ("GPT2LMHeadModel", _gpt2_misfits),
+}
+
+
 def hf_architecture(m) -> str:
-    """'llama' or 'gpt2' for a ModelConfig, or LitAlgosError saying why neither computes this model."""
+    """'llama', 'qwen3' or 'gpt2' for a ModelConfig, or LitAlgosError naming the nearest architecture and
+    what differs (and where transformers has a component none of the three has)."""
     common = _common_misfits(m)
-    llama, gpt2 = _llama_misfits(m), _gpt2_misfits(m)
-    if not common and not llama:
-        return "llama"
-    if not common and not gpt2:
-        return "gpt2"
+    misfits = {name: common + fn(m) for name, (_, fn) in ARCHITECTURES.items()}
+    for name, why in misfits.items():
+        if not why:
+            return name
+    # Fewest differences; on a tie the QK-norm decides between Llama and Qwen3 (it is their one difference).
+    preferred = "qwen3" if m.attention.qk_norm else "llama"
+    nearest = min(misfits, key=lambda name: (len(misfits[name]), name != preferred))
+    others = "; ".join(
+        f"as {ARCHITECTURES[n][0]}: {', '.join(misfits[n])}" for n in ARCHITECTURES if n != nearest
+    )
+    hints = [text for applies, text in ELSEWHERE if applies(m)]
+    hint = (
+        f" transformers has {'; '.join(hints)} (architectures lit_algos does not write yet)." if hints else ""
+    )
     raise LitAlgosError(
         "This model cannot be exported to a Hugging Face architecture that computes the same function. "
-        f"As Llama it differs in: {'; '.join(common + llama)}. As GPT-2 it differs in: {'; '.join(common + gpt2)}. "
-        "Use --format safetensors (the weights with the lit_algos config)."
+        f"Nearest: {ARCHITECTURES[nearest][0]}, which differs in: {'; '.join(misfits[nearest])} ({others})."
+        f"{hint} Use --format safetensors (the weights with the lit_algos config)."
     )
 
 
 # ---- state dicts -----------------------------------------------------------------------------------
-def _llama(model, m, eot: int):
+def _llama(model, m, eot: int, arch: str = "llama"):
+    """Llama's config and tensors; ``arch="qwen3"`` adds Qwen3's per-head q/k norms."""
+    qwen3 = arch == "qwen3"
     config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
+        "architectures": ["Qwen3ForCausalLM" if qwen3 else "LlamaForCausalLM"],
+        "model_type": arch,
         "vocab_size": m.vocab_size,
         "hidden_size": m.n_embd,
         "intermediate_size": m.mlp_hidden,
@@ -95,13 +152,18 @@ def _llama(model, m, eot: int):
         "rope_theta": m.position.rope_base,
         "rope_parameters": {"rope_type": "default", "rope_theta": m.position.rope_base},
         "attention_bias": m.bias,
-        "mlp_bias": m.bias,
         "hidden_act": "silu",
         "tie_word_embeddings": m.tie_embeddings,
         "bos_token_id": eot,
         "eos_token_id": eot,
         "torch_dtype": "float32",
     }
+    if qwen3:  # every layer full causal attention
+        config.update(
+            use_sliding_window=False, sliding_window=None, layer_types=["full_attention"] * m.n_layer
+        )
+    else:
+        config["mlp_bias"] = m.bias
     sd = model.state_dict()
     out = {"model.embed_tokens.weight": sd["wte.weight"], "model.norm.weight": sd["norm_f.weight"]}
     names = {
@@ -111,6 +173,8 @@ def _llama(model, m, eot: int):
         "attn.c_k": "self_attn.k_proj",
         "attn.c_v": "self_attn.v_proj",
         "attn.c_proj": "self_attn.o_proj",
+        "attn.q_norm.weight": "self_attn.q_norm.weight",
+        "attn.k_norm.weight": "self_attn.k_norm.weight",
         "mlp.c_gate": "mlp.gate_proj",
         "mlp.c_up": "mlp.up_proj",
         "mlp.c_proj": "mlp.down_proj",
@@ -283,7 +347,10 @@ def export_run(run, out: str | Path, fmt: str = "safetensors") -> list[Path]:
     eot = run.tokenizer.eot_token
     if fmt == "hf":
         arch = hf_architecture(m)  # refuses before anything is written
-        config, tensors = (_llama if arch == "llama" else _gpt2)(run.model, m, eot)
+        if arch == "gpt2":
+            config, tensors = _gpt2(run.model, m, eot)
+        else:
+            config, tensors = _llama(run.model, m, eot, arch)
     else:
         config = {"lit_algos": run.record.config, "run_id": run.record.run_id}
         tensors = dict(run.model.state_dict())

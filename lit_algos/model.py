@@ -85,6 +85,7 @@ class GPT(nn.Module):
 
     @property
     def head_weight(self) -> torch.Tensor:
+        """The LM head's weight (V, C): the token embedding when tied."""
         return self.wte.weight if self.lm_head is None else self.lm_head.weight  # (V, C)
 
     def forward(

@@ -97,6 +97,7 @@ class RunRecord:
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready dicts and lists."""
         return asdict(self)
 
     @classmethod
@@ -134,10 +135,12 @@ class RunRecord:
         return self
 
     def save(self, path: str | Path) -> Path:
+        """Write the record atomically (a reader sees the old file or the new one)."""
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> RunRecord:
+        """Read and schema-check a record; a malformed one is a ``LitAlgosError`` naming the file."""
         try:
             data = read_json(path)
         except FileNotFoundError:
@@ -155,10 +158,12 @@ class RunRecord:
     # ---- conveniences --------------------------------------------------------------------
     @property
     def complete(self) -> bool:
+        """Finished within its budget or at its target, with a curve: usable for CEG and the board."""
         return self.status in ("reached", "budget_exhausted") and bool(self.curve)
 
     @property
     def val_fingerprint(self) -> str | None:
+        """The validation set's fingerprint: runs compare only on the same one."""
         return self.data.get("val_fingerprint")
 
 

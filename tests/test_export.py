@@ -46,6 +46,8 @@ def loaded(cfg, tokenizer) -> LoadedRun:
         ({**LLAMA, "attention": "mha", "tie": True, "bias": True}, "LlamaForCausalLM"),
         (GPT2, "GPT2LMHeadModel"),
         ({**GPT2, "bias": False, "tie": False}, "GPT2LMHeadModel"),
+        ({**LLAMA, "attention": "gqa", "qk_norm": True}, "Qwen3ForCausalLM"),  # modern's stack
+        ({**LLAMA, "attention": "mqa", "qk_norm": True, "tie": True}, "Qwen3ForCausalLM"),
     ],
 )
 def test_hf_export_gives_the_same_logits(tmp_path, tokenizer, combo, arch):
@@ -65,17 +67,25 @@ def test_hf_export_gives_the_same_logits(tmp_path, tokenizer, combo, arch):
 @pytest.mark.parametrize(
     "combo, reason",
     [
-        (dict(position="alibi"), "position.kind='alibi'"),
-        ({**LLAMA, "qk_norm": True}, "qk_norm"),
-        ({**LLAMA, "norm": "layernorm"}, "norm.kind='layernorm'"),
-        ({**GPT2, "placement": "post"}, "norm.placement='post'"),
+        (
+            {**LLAMA, "position": "alibi"},
+            "Nearest: LlamaForCausalLM, which differs in: position.kind='alibi'",
+        ),
+        ({**LLAMA, "qk_norm": True, "bias": True}, "Nearest: Qwen3ForCausalLM, which differs in: bias=true"),
+        (
+            {**LLAMA, "norm": "layernorm"},
+            "Nearest: LlamaForCausalLM, which differs in: norm.kind='layernorm'",
+        ),
+        ({**GPT2, "placement": "post"}, "Nearest: GPT2LMHeadModel, which differs in: norm.placement='post'"),
     ],
 )
-def test_other_combinations_are_refused_with_the_reason(tmp_path, tokenizer, combo, reason):
+def test_other_combinations_are_refused_naming_the_nearest_architecture(tmp_path, tokenizer, combo, reason):
     cfg = tiny_config(**combo)
     with pytest.raises(LitAlgosError, match="cannot be exported") as err:
         hf_architecture(cfg)
     assert reason in str(err.value)
+    if combo.get("position") == "alibi":  # transformers has ALiBi, in architectures lit_algos does not write
+        assert "ALiBi: Bloom, MPT" in str(err.value)
     with pytest.raises(LitAlgosError):
         export_run(loaded(cfg, tokenizer), tmp_path / "out", "hf")
     assert not (tmp_path / "out").exists()  # refused before anything is written
@@ -113,3 +123,59 @@ def test_exported_tokenizer_loads_in_tiktoken_and_hf(tmp_path, tokenizer):
     hf = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tok" / "tokenizer.json"))
     assert hf.encode(sample) == tokenizer.encode(sample)
     assert hf.decode(hf.encode(sample)) == sample
+
+
+def test_greedy_generation_of_the_exported_modern_model_equals_lit_algos_sample(tmp_path, tokenizer):
+    """Qwen3 from `export --format hf` continues a prompt exactly as `lit-algos sample --temperature 0`."""
+    transformers = pytest.importorskip("transformers")
+    from lit_algos.inference import generate, sample
+
+    cfg = tiny_config(**{**LLAMA, "attention": "gqa", "qk_norm": True, "vocab_size": 320})
+    run = loaded(cfg, tokenizer)
+    export_run(run, tmp_path / "hf", "hf")
+    prompt, n = "And the earth", 12
+    ours = sample(run, prompt, tokens=n, temperature=0)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    ids = tok(prompt, return_tensors="pt").input_ids
+    assert ids[0].tolist() == tokenizer.encode(prompt)
+    out = hf.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert out.shape[1] == ids.shape[1] + n
+    assert out.tolist() == generate(run.model, ids, n, temperature=0).tolist()  # the same token ids
+    new = [i for i in out[0, ids.shape[1] :].tolist() if i < tokenizer.n_vocab]  # as sample() decodes
+    assert prompt + tokenizer.decode(new) == ours
+
+
+def test_the_readme_export_example_runs_as_written(data_cache, tmp_path, monkeypatch):
+    """The README's `lit-algos export ... --format hf` line and its Python loading snippet, on a trained
+    modern-shaped run (tiny), with only the run directory filled in."""
+    import re
+    from pathlib import Path
+
+    pytest.importorskip("transformers")
+    from lit_algos.cli import main
+    from lit_algos.config.recipes import load_config
+    from lit_algos.training.run import train
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## After training: sample and export") :]
+    command = re.search(
+        r"^lit-algos export runs/modern-s0-\.\.\. --format hf .*?(?=\s+#|$)", section, re.M
+    ).group(0)
+    snippet = re.search(r"```python\n(from transformers.*?)```", section, re.S).group(1)
+    small = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.attention.n_kv_head=1"]
+    budget = [
+        "train.max_tokens=8192",
+        "train.eval_every_tokens=8192",
+        "train.batch_size=8",
+        "model.block_size=32",
+    ]
+    data = ["data.tokenizer=bpe:512", "model.vocab_size=512", "data.val_tokens=4096"]
+    record = train(load_config("modern", small + budget + data), runs_dir=tmp_path / "runs", progress=False)
+    monkeypatch.chdir(tmp_path)
+    argv = command.replace("runs/modern-s0-...", f"runs/{record.run_id}").split()[1:]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "export/modern/config.json").read_text())["model_type"] == "qwen3"
+    printed = []
+    exec(snippet, {"print": lambda *a: printed.append(a)})
+    assert printed and printed[0][0].startswith("And God said")

@@ -371,3 +371,28 @@ def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeyp
         assert out.dtype == torch.float32 and set(seen) == {expected}  # the iteration ran in that dtype
     finally:
         muon._cpu_has_native_bf16.cache_clear()
+
+
+class _Tagged(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(8, 4)
+        self.lin = nn.Linear(4, 4, bias=True)
+
+    def parameter_tags(self):
+        return {"emb.weight": "embedding", "lin.weight": "matrix", "lin.bias": "vector"}
+
+
+def test_lr_metrics_are_named_by_the_rule_each_group_follows():
+    from lit_algos.optim import lr_metrics
+
+    muon = build_optimizer(_Tagged(), OptimConfig(name="muon", lr=3e-3, muon_lr=0.02))
+    assert lr_metrics(muon) == {"lr/muon": 0.02, "lr/adamw": 3e-3}
+    adamw = build_optimizer(_Tagged(), OptimConfig(name="adamw", lr=1e-3))
+    assert lr_metrics(adamw) == {"lr/adamw": 1e-3}
+    # A group with its own peak LR is told apart by its tag; the schedule's scaling shows in the values.
+    own = build_optimizer(_Tagged(), OptimConfig(name="adamw", lr=1e-3, embedding_lr=5e-3))
+    for g in own.param_groups:
+        g["lr"] = g["initial_lr"] / 2
+    assert lr_metrics(own) == {"lr/adamw/matrix": 5e-4, "lr/adamw/embedding": 2.5e-3, "lr/adamw/vector": 5e-4}
+    assert lr_metrics(build_optimizer(_Tagged(), OptimConfig(name="sgd", lr=0.1))) == {"lr/sgd": 0.1}

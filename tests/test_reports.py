@@ -14,6 +14,7 @@ Known answers:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -376,6 +377,48 @@ def test_wandb_logs_the_tables_and_plots_offline(tmp_path, monkeypatch):
     write_records(expand(study, "p"), tmp_path / "runs", loss_for)
     out = tmp_path / "out"
     write_report(study, study.preset("p"), tmp_path / "runs", out, wandb=True)
+    from .test_wandb_logging import _wandb_file
+
+    _wandb_file(out, "wandb/offline-run-*/run-*.wandb")  # W&B's service finishes the file in the background
     runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1 and runs[0].stat().st_size > 0
     assert (out / "report.md").is_file()
+    # Tables hold numbers where the report shows numbers: sortable and chartable in W&B.
+    tables = [json.loads(p.read_text()) for p in runs[0].parent.glob("files/media/table/**/*.table.json")]
+    assert tables
+    numeric = [
+        c
+        for t in tables
+        for c in t["columns"]
+        if any(isinstance(row[t["columns"].index(c)], float) for row in t["data"])
+    ]
+    assert any(c.startswith("CEG") for c in numeric) and any(c.endswith(" low") for c in numeric)
+
+
+def test_ceg_plot_draws_intervals_as_points_around_1x_with_plain_log_ticks():
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.patches import Rectangle
+
+    from lit_algos.reports.plots import ceg_figure
+
+    data = {
+        "modern": {"tiny": {"ceg": {"value": 2.1, "low": 1.7, "high": 2.6}}},
+        "rope": {"tiny": {"ceg": {"value": 1.04, "low": 0.95, "high": 1.12}}},
+        "flash": {"tiny": {"ceg": {"value": 1.3, "bound": ">="}}},
+    }
+    ax = ceg_figure(data, ["tiny"], "retro").axes[0]
+    assert ax.get_yscale() == "log"
+    assert not [
+        p for p in ax.patches if isinstance(p, Rectangle)
+    ]  # no bars: a bar's length means nothing here
+    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    point_line = bars.lines[0]
+    assert list(point_line.get_ydata()) == [2.1, 1.04]  # the censored one is a marker, not an interval
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)  # the 1x line
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "1×" in labels and "2×" in labels and not any("10^" in t or "^{" in t or "$" in t for t in labels)
+    lo, hi = ax.get_ylim()
+    assert lo < 0.95 and hi > 2.6
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "tiny: bound (≥, censored)" in legend and "1× (no gain)" in legend

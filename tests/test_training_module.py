@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -66,3 +67,107 @@ def test_lightning_validation_loop_is_the_mean_over_every_validation_token(tmp_p
     expected, count = reference_val_loss(module, dm)
     assert count == 100
     assert abs(metrics["val/loss"] - expected) < 1e-5
+
+
+def test_a_users_own_trainer_trains_litgpt_and_logs_the_cost_axes(data_cache, tmp_path):
+    """The README's Lightning path: LitGPT(cfg or recipe name), TokenDataModule.from_config, the user's
+    Trainer with their callbacks and logger; the module logs its loss and the tokens/FLOPs axes itself."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    import lit_algos as la
+
+    cfg = la.load_config("debug", ["model.n_embd=16"])
+    seen = []
+
+    class EveryEval(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                seen.append((trainer.global_step, float(trainer.callback_metrics["val/loss"])))
+
+    model, data = la.LitGPT(cfg), la.TokenDataModule.from_config(cfg)
+    trainer = L.Trainer(
+        max_steps=12, val_check_interval=6, log_every_n_steps=3, accelerator="cpu", callbacks=[EveryEval()],
+        logger=CSVLogger(tmp_path, name="mine"), enable_progress_bar=False, enable_checkpointing=False,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    assert [s for s, _ in seen] == [6, 12]
+    (path,) = tmp_path.rglob("metrics.csv")
+    rows = list(csv.DictReader(path.open()))
+    train_rows = [r for r in rows if r.get("train/loss")]
+    assert [int(r["step"]) for r in train_rows] == [3, 6, 9, 12]
+    tokens_per_step = cfg.train.batch_size * cfg.model.block_size
+    for r in rows:  # every row: its own step's tokens and FLOPs
+        assert float(r["tokens"]) == int(r["step"]) * tokens_per_step
+        assert float(r["flops"]) == pytest.approx(float(r["tokens"]) * model.flops_per_token)
+        assert float(r["train_seconds"]) >= 0
+    assert {"lr/adamw", "train/grad_norm"} <= set(train_rows[0])
+    assert [float(r["val/loss"]) for r in rows if r.get("val/loss")] == pytest.approx([v for _, v in seen])
+    assert la.LitGPT("debug").cfg.name == "debug"  # a recipe name works too
+
+
+def test_litgpt_owns_gradient_clipping_and_the_trainer_can_override_it():
+    module = tiny_module(vocab_size=64)
+    module.cfg.optim.grad_clip = 0.5
+    calls = []
+    module.clip_gradients = lambda opt, val, algo: calls.append((val, algo))
+    module.configure_gradient_clipping(None)  # the Trainer sets nothing: optim.grad_clip by norm
+    module.configure_gradient_clipping(None, gradient_clip_val=2.0, gradient_clip_algorithm="value")
+    module.cfg.optim.grad_clip = None
+    module.configure_gradient_clipping(None)  # no clipping asked for
+    assert calls == [(0.5, "norm"), (2.0, "value")]
+
+
+def test_a_trainer_that_does_not_accumulate_as_the_recipe_says_is_refused(tmp_path):
+    from lit_algos.errors import LitAlgosError
+    from lit_algos.training.module import check_layout
+
+    prepared = make_prepared(tmp_path / "ds")
+    dm = TokenDataModule(prepared, seq_len=8, batch_size=8, micro_batch_size=2, seed=0)
+    trainer = L.Trainer(accelerator="cpu", logger=False, accumulate_grad_batches=1)
+    with pytest.raises(LitAlgosError, match="accumulate_grad_batches=4"):
+        check_layout(trainer, dm)
+    check_layout(L.Trainer(accelerator="cpu", logger=False, accumulate_grad_batches=4), dm)
+
+
+def test_the_public_api_has_docstrings():
+    import inspect
+
+    import lit_algos as la
+
+    missing = []
+    for name in la.__all__:
+        obj = getattr(la, name) if name != "__version__" else None
+        if obj is None:
+            continue
+        if not inspect.getdoc(obj):
+            missing.append(name)
+        for attr, member in vars(obj).items() if inspect.isclass(obj) else ():
+            fn = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+            if not attr.startswith("_") and callable(fn) and not inspect.getdoc(fn):
+                missing.append(f"{name}.{attr}")
+    assert missing == []
+
+
+def test_the_readme_own_trainer_example_runs_as_written(data_cache, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("**Your own Trainer.**") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    seen = []
+
+    class EveryEval(L.Callback):  # the README's callback, defined in the block above this one
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                seen.append(trainer.global_step)
+
+    monkeypatch.chdir(tmp_path)
+    scope = {"EveryEval": EveryEval}
+    exec(code, scope)
+    assert seen == [16, 32, 48, 64] and scope["trainer"].global_step == 64
+    (metrics,) = tmp_path.glob("logs/**/metrics.csv")
+    header = metrics.read_text().splitlines()[0].split(",")
+    assert {"train/loss", "val/loss", "tokens", "flops", "train_seconds", "lr/adamw"} <= set(header)

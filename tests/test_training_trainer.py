@@ -57,7 +57,7 @@ class RecordOnDisk(L.Callback):
 def test_train_with_extra_callbacks_loggers_and_trainer_options(data_cache, tmp_path):
     from lit_algos import train
 
-    cfg = load_config("debug", ["train.trainer.log_every_n_steps=4", "train.trainer.detect_anomaly=false"])
+    cfg = load_config("debug", ["train.log_every=4", "train.trainer.detect_anomaly=false"])
     watcher = RecordOnDisk(
         lambda trainer: __import__("pathlib").Path(trainer.default_root_dir) / "record.json"
     )
@@ -69,8 +69,21 @@ def test_train_with_extra_callbacks_loggers_and_trainer_options(data_cache, tmp_
     (metrics_csv,) = (tmp_path / "csv").rglob("metrics.csv")
     rows = list(csv.DictReader(metrics_csv.open()))
     columns = set(rows[0])
-    assert {"val/loss", "val/bpb", "train/loss", "train/grad_norm", "tokens", "train_seconds"} <= columns
-    assert any(c.startswith("lr-") for c in columns)  # LearningRateMonitor
-    assert {"train/device/items_per_sec", "train/device/flops_per_sec"} <= columns  # ThroughputMonitor
-    val = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
-    assert val == pytest.approx([p.val_loss for p in record.curve])
+    step_metrics = {"train/loss", "train/grad_norm", "lr/adamw", "train/tokens_per_second", "train/mfu"}
+    assert {"val/loss", "val/bpb", "tokens", "flops", "train_seconds"} | step_metrics <= columns
+    assert not any(c.startswith(("lr-", "train/device/", "epoch")) for c in columns)  # no duplicate families
+    # Every row has its own step and costs: steps 4, 8, ..., 64 (train.log_every=4) and the 4 evaluations.
+    train_rows = [r for r in rows if r.get("train/loss")]
+    assert [int(r["step"]) for r in train_rows] == list(range(4, 65, 4))
+    assert all(float(r["tokens"]) == int(r["step"]) * 256 for r in rows)  # debug: 256 tokens per step
+    by_step = dict(record.train_curve)
+    assert all(float(r["train/loss"]) == pytest.approx(by_step[int(r["step"])]) for r in train_rows)
+    val = [
+        (int(r["step"]), float(r["train_seconds"]), float(r["val/loss"])) for r in rows if r.get("val/loss")
+    ]
+    assert val == [(p.step, p.train_seconds, pytest.approx(p.val_loss)) for p in record.curve]
+
+
+def test_log_every_n_steps_is_train_log_every():
+    with pytest.raises(ConfigError, match="train.log_every"):
+        load_config("debug", ["train.trainer.log_every_n_steps=4"])

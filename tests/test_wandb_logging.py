@@ -141,16 +141,19 @@ def test_offline_run_logs_metrics_axes_and_summary(wandb_env, monkeypatch):
         lambda name, **k: (defined.__setitem__(name, k.get("step_metric")), real_define(name, **k))[1],
     )  # fmt: skip
     logger.log_metrics({"tokens": 1000, "flops": 1e9, "train_seconds": 1.5, "train/loss": 4.0}, step=1)
-    logger.log_metrics({"val/loss": 3.5, "val/bpb": 1.2}, step=2)  # axes come from memory
+    logger.log_metrics({"tokens": 2000, "flops": 2e9, "train_seconds": 2.5, "val/loss": 3.5}, step=2)
 
-    val_row = logged[-1]
-    assert val_row["tokens"] == 1000 and val_row["flops"] == 1e9 and val_row["train_seconds"] == 1.5
-    assert val_row["val_by_flops/loss"] == val_row["val_by_time/loss"] == val_row["val/loss"] == 3.5
-    assert "train_by_flops/loss" in logged[0] and "train_by_time/loss" in logged[0]
+    # Rows go out as they came (plus Lightning's trainer/global_step): no remembered axes, no copies.
+    assert logged[0] == {
+        "tokens": 1000,
+        "flops": 1e9,
+        "train_seconds": 1.5,
+        "train/loss": 4.0,
+        "trainer/global_step": 1,
+    }
+    assert logged[1]["tokens"] == 2000 and logged[1]["train_seconds"] == 2.5
     assert defined["val/loss"] == "tokens" and defined["train/loss"] == "tokens"
-    assert defined["val_by_flops/bpb"] == "flops" and defined["val_by_time/bpb"] == "train_seconds"
     assert exp.summary["val/loss"] == 3.5
-
     wl.log_summary(logger, record())
     assert exp.summary["reached"] is True and exp.summary["status"] == "reached"
     assert exp.summary["to_target/flops"] == 1.8e9 and exp.summary["final/val_loss"] == 3.0
@@ -202,38 +205,62 @@ def test_logging_failure_mid_run_is_a_warning(wandb_env, monkeypatch):
     wl.finish_wandb(logger)
 
 
-def test_lightning_trainer_logs_through_the_scheme(wandb_env):
-    import lightning as L
-    import torch
+def _wandb_file(runs_dir, pattern: str = "*/wandb/offline-run-*/run-*.wandb", timeout: float = 120.0):
+    """The run's .wandb file once W&B's background service has written all of it."""
+    import time
 
-    class Module(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.layer = torch.nn.Linear(4, 1)
+    from lit_algos.training.wandb_file import is_complete
 
-        def training_step(self, batch, batch_idx):
-            (x,) = batch
-            loss = self.layer(x).pow(2).mean()
-            step = self.global_step + 1
-            self.log_dict(
-                {"train/loss": loss, "tokens": 32.0 * step, "flops": 1e6 * step, "train_seconds": 0.5 * step}
-            )
-            return loss
+    (path,) = runs_dir.glob(pattern)
+    deadline = time.monotonic() + timeout
+    while not is_complete(path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return path
 
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    logger = wl.make_wandb_logger(config(), "run-5", wandb_env)
-    trainer = L.Trainer(
-        max_steps=3, logger=logger, log_every_n_steps=1, accelerator="cpu", enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
-    )  # fmt: skip
-    data = torch.utils.data.TensorDataset(torch.randn(32, 4))
-    trainer.fit(Module(), torch.utils.data.DataLoader(data, batch_size=8))
-    summary = logger.experiment.summary
-    assert summary["tokens"] == 96 and summary["flops"] == 3e6
-    assert summary["train_by_flops/loss"] == summary["train_by_time/loss"] == summary["train/loss"]
-    wl.finish_wandb(logger)
+def test_a_debug_run_in_wandb_tells_the_truth(data_cache, wandb_env):
+    """Train with W&B offline, read the run back from its .wandb file, compare with the record."""
+    from lit_algos.config.recipes import load_config
+    from lit_algos.training.run import train
+    from lit_algos.training.wandb_file import read_config, read_history, read_metric_axes
+
+    overrides = ["train.wandb.enabled=true", "optim.name=muon", "optim.muon_lr=0.02", "train.log_every=4"]
+    rec = train(load_config("debug", overrides), runs_dir=wandb_env / "runs", progress=False)
+    path = _wandb_file(wandb_env / "runs")
+    rows = read_history(path)
+    val = [r for r in rows if "val/loss" in r]
+    # val/loss at the evaluation's own step, tokens, FLOPs and seconds: exactly the record's curve.
+    assert [(r["trainer/global_step"], r["tokens"], r["flops"], r["train_seconds"]) for r in val] == [
+        (p.step, p.tokens, p.flops, p.train_seconds) for p in rec.curve
+    ]
+    assert [r["val/loss"] for r in val] == pytest.approx([p.val_loss for p in rec.curve], rel=1e-12)
+    assert [r["val/bpb"] for r in val] == pytest.approx([p.val_bpb for p in rec.curve], rel=1e-12)
+    # Step metrics every train.log_every steps (and at the last step), each at its own step and cost.
+    steps = [r for r in rows if "train/loss" in r]
+    assert [r["trainer/global_step"] for r in steps] == list(range(4, 65, 4))
+    train_loss = dict(rec.train_curve)
+    for r in steps:
+        assert (
+            r["tokens"] == r["trainer/global_step"] * 256
+            and r["flops"] == r["tokens"] * rec.flops_per_token["analytic"]
+        )
+        assert r["train/loss"] == pytest.approx(train_loss[r["trainer/global_step"]])
+        assert {"lr/muon", "lr/adamw", "train/grad_norm"} <= set(r)
+    timed = [r for r in steps if "train/tokens_per_second" in r]
+    assert len(timed) >= len(steps) - 1 and all(r["train/mfu"] > 0 for r in timed)  # CPU: the measured peak
+    assert rec.mfu is not None and rec.hardware["peak_flops"]["source"].startswith("measured fp32")
+    assert [r["train_seconds"] for r in steps] == sorted(r["train_seconds"] for r in steps)
+    # One name per quantity: no copies under other sections, no Lightning duplicates.
+    keys = {k for r in rows for k in r if not k.startswith("_")}
+    assert keys == {
+        "trainer/global_step", "tokens", "flops", "train_seconds", "train/loss", "train/grad_norm",
+        "train/tokens_per_second", "train/mfu", "lr/muon", "lr/adamw", "val/loss", "val/bpb",
+    }  # fmt: skip
+    axes = read_metric_axes(path)
+    assert axes["val/loss"] == axes["train/loss"] == axes["lr/muon"] == "tokens"
+    config = read_config(path)  # the config once, flattened (LitGPT's hyperparameters add no nested copy)
+    assert config["model.n_layer"] == 1 and config["total_steps"] == 64
+    assert "config" not in config
 
 
 def test_summary_of_carries_moe_load_statistics():

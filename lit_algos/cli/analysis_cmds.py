@@ -67,9 +67,15 @@ def register(subparsers) -> None:
         help="confidence level of the intervals (default 0.95)",
     )
     p.add_argument(
-        "--resamples", type=int, default=2000, help="bootstrap resamples for attribution (default 2000)"
+        "--resamples",
+        type=int,
+        default=2000,
+        help="no effect: CEG and attribution intervals are Student-t intervals, not bootstraps (accepted so "
+        "older scripts still run)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed of bootstraps and fit draws (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the scaling fits' parameter draws (--scaling; default 0)"
+    )
     p.add_argument(
         "--per-pair", action="store_true", help="also show the CEG of every (ref, new) pair of runs"
     )
@@ -132,6 +138,12 @@ def register(subparsers) -> None:
         help="|slope| of ln M vs ln C within which a gain counts as flat (default 0.05)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the tables (numeric: sortable, chartable) and plots to one W&B run (offline unless "
+        "configured; group 'ceg')",
+    )
     p.set_defaults(func=cmd_ceg)
 
     s = subparsers.add_parser(
@@ -185,7 +197,11 @@ def register(subparsers) -> None:
     b = subparsers.add_parser(
         "leaderboard",
         help="show the leaderboard and regenerate leaderboard/README.md",
-        description="Ranked by time and FLOPs to target, with intervals, CEG and speedup over each track's baseline entry.",
+        description="Two rankings per track of the entries that pass the speedrun rule: by time, the declared "
+        "run's speedup over its same-machine reference of the track's baseline recipe; by FLOPs, the declared "
+        "run's training FLOPs. Each with intervals over seeds, the CEG at the target over the baseline entry, and "
+        "where the target was crossed. Provisional entries (too few seeds) and entries made under the old "
+        "stop-at-target rule are listed after them, unranked.",
     )
     b.add_argument("--track", default=None, help="only this track")
     b.add_argument(
@@ -249,9 +265,9 @@ def cmd_ceg(args) -> int:
     if args.allocation:
         from lit_algos.analysis.comparisons import allocation_summary
 
-        return print_allocation(
-            allocation_summary(refs, confidence=args.confidence, seed=args.seed), as_json=args.json
-        )
+        summary = allocation_summary(refs, confidence=args.confidence, seed=args.seed)
+        _log_wandb(args, None, refs, news, allocation=summary)
+        return print_allocation(summary, as_json=args.json)
     if args.scaling:
         from lit_algos.analysis.comparisons import compare_scaling
 
@@ -265,6 +281,7 @@ def cmd_ceg(args) -> int:
             margin=args.margin,
             seed=args.seed,
         )
+        _log_wandb(args, None, refs, news, scaling=comparison)
         return print_scaling(comparison, as_json=args.json)
     from lit_algos.analysis.comparisons import ceg_with_attribution
 
@@ -282,7 +299,17 @@ def cmd_ceg(args) -> int:
         n_resamples=args.resamples,
         seed=args.seed,
     )
+    _log_wandb(args, result, refs, news)
     return print_ceg(result, as_json=args.json, per_pair=args.per_pair)
+
+
+def _log_wandb(args, result, refs, news, **extra) -> None:
+    if getattr(args, "wandb", False):
+        from lit_algos.records import default_runs_dir
+        from lit_algos.reports.wandb_tables import log_ceg
+
+        # Offline runs go to <runs dir>/wandb/, beside the runs they analyse.
+        log_ceg(result, refs, news, directory=Path(args.runs_dir or default_runs_dir()), **extra)
 
 
 def print_ceg(result, *, as_json: bool = False, per_pair: bool = False, console=None) -> int:

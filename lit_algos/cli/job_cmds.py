@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lit_algos.cli.train_cmds import add_config_args
+from lit_algos.cli.train_cmds import add_config_args, add_name_arg
 from lit_algos.errors import LitAlgosError
 
 
@@ -45,7 +45,7 @@ def register(sub) -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's, stated in the output)"
     )
     add_config_args(b)
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--json", action="store_true", help="print JSON (host, peaks, rows) instead of tables")
     b.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser(
@@ -58,6 +58,7 @@ def register(sub) -> None:
     s.add_argument("--recipe", required=True, help="recipe to race")
     s.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     s.add_argument("--first-seed", type=int, default=0, help="seeds run from here upwards (default 0)")
+    add_name_arg(s, "each seed")
     add_track_args(s)
     s.set_defaults(func=cmd_speedrun)
 
@@ -78,7 +79,11 @@ def add_track_args(p: argparse.ArgumentParser) -> None:
         "--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)"
     )
     p.add_argument("--leaderboard-dir", type=Path, default=None, help="default: ./leaderboard")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="plain progress lines instead of the bars, as when the output goes to a file",
+    )
 
 
 # ---- benchmark -------------------------------------------------------------------------------
@@ -112,6 +117,9 @@ def cmd_benchmark(args) -> int:
     if args.peak or not gpu:  # a CPU has no data-sheet peak: measure it
         dev = "cuda" if gpu else "cpu"
         peaks = {d: bench.matmul_peak(d, device=dev) for d in ("fp32", "bf16")}
+        if dev == "cpu":  # training runs on this host compute their MFU against this measurement
+            for kind, measured in peaks.items():
+                bench.store_cpu_peak(kind, measured)
     jobs = {}
     for recipe in args.recipes:
         jobs[recipe] = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)
@@ -233,14 +241,20 @@ def track_config(recipe: str, track, overrides: list[str], seed: int):
 
 def run_seeds(recipe: str, track, args, seeds: list[int], console, full: bool = False) -> list:
     """Train each seed on the track; ``full``: the speedrun rule, the declared length in full."""
+    import json
+
     from lit_algos.training.run import train
 
     records = []
+    name = getattr(args, "name", None)
     for seed in seeds:
         extra = ["train.stop_at_target=false"] if full else []
+        extra += [f"name={json.dumps(name)}"] if name else []
         cfg = track_config(recipe, track, [*args.overrides, *extra], seed)
         console.rule(f"[bold]{recipe}[/] seed {seed} on {track.name} (target {track.target_loss})")
-        record = train(cfg, runs_dir=args.runs_dir, console=console, progress=not args.no_progress)
+        record = train(
+            cfg, runs_dir=args.runs_dir, console=console, progress="lines" if args.no_progress else True
+        )
         tt = record.to_target
         final = f"final val loss {record.final.val_loss:.4f}" if record.final else "no evaluation"
         reached = f"target at {tt.train_seconds:.1f} s, {tt.flops:.3e} FLOPs" if tt else "target not reached"
@@ -288,7 +302,7 @@ def cmd_speedrun(args) -> int:
     track = get_track(args.track, root)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     records = run_seeds(args.recipe, track, args, seeds, console, full=True)
-    preview(records, track, f"{args.recipe} speedrun", root, console)
+    preview(records, track, f"{args.name or args.recipe} speedrun", root, console)
     runs = " ".join(str((args.runs_dir or default_runs_dir()) / r.run_id) for r in records)
     console.print(f'To submit:\n  make submit TRACK={track.name} RUNS="{runs}" DESC="..." CONTRIB="..."')
     return 0

@@ -10,7 +10,10 @@ from lit_algos.cli.train_cmds import add_config_args
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "components", help="list every registry axis with its entries, descriptions and options"
+        "components",
+        help="list every component axis with its entries, descriptions and options",
+        description="The registry axes (attention, mlp, norm, optimizer, position, schedule), the sequence mixers "
+        "(model.mixer) and the other model switches: each entry's description and the config keys it reads.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_components)
@@ -26,16 +29,33 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_describe)
 
 
+# Model switches that are not a registry axis (README: Components, "other").
+OTHER_SWITCHES = {
+    "tie_embeddings": "tied (true) or untied (false) token embedding and LM head",
+    "bias": "biases in linear layers and norms on/off",
+    "dropout": "dropout probability (0 = off)",
+    "logit_softcap": "cap * tanh(logits / cap) on the LM head's output (null = off)",
+    "final_norm": "a norm before the LM head",
+}
+
+
 def components_dict() -> dict[str, list[dict]]:
-    """{axis: [{name, help, options}]} for every registered axis."""
+    """{axis: [{name, help, options}]} for every registered axis, then the sequence mixers
+    (``model.mixer``) and the other model switches, as the README's Components table lists them."""
+    from lit_algos.components.lstm import MIXER_HELP
     from lit_algos.registry import load_all
 
-    return {
+    out = {
         axis: [
             {"name": e.name, "help": e.help, "options": e.option_names(axis)} for e in reg.entries.values()
         ]
         for axis, reg in sorted(load_all().items())
     }
+    out["mixer"] = [
+        {"name": name, "help": text, "options": ["mixer", *keys]} for name, (text, keys) in MIXER_HELP.items()
+    ]
+    out["other"] = [{"name": key, "help": text, "options": [key]} for key, text in OTHER_SWITCHES.items()]
+    return out
 
 
 def cmd_components(args: argparse.Namespace) -> int:

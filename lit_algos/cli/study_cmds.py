@@ -31,7 +31,14 @@ def register(sub) -> None:
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads per worker (default: the study's / split)"
     )
-    p.add_argument("--partition", default=None, help="slurm: partition (else the study's executor.slurm)")
+    p.add_argument(
+        "--slurm-partition",
+        "--partition",
+        dest="partition",
+        default=None,
+        metavar="NAME",
+        help="slurm: the partition, as `sweep --slurm-partition` (default: the study's executor.slurm.partition)",
+    )
     p.add_argument(
         "--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)"
     )
@@ -44,7 +51,7 @@ def register(sub) -> None:
     p.add_argument(
         "--wandb", action="store_true", help="log the runs and the report's tables and plots to W&B"
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no plan table and no sweep progress lines")
     p.set_defaults(func=cmd_study)
 
     r = sub.add_parser(
@@ -52,7 +59,7 @@ def register(sub) -> None:
         help="rewrite a study's report from its existing runs (no training)",
         description="STUDY_DIR is the directory `lit-algos study` wrote (it holds study.json).",
     )
-    r.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
+    r.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the directory `lit-algos study` wrote")
     r.add_argument("--wandb", action="store_true", help="also log the tables and plots to W&B")
     r.set_defaults(func=cmd_report)
 

@@ -10,7 +10,7 @@ import math
 import re
 from pathlib import Path
 
-from lit_algos.cli.train_cmds import add_config_args
+from lit_algos.cli.train_cmds import OverrideAction, add_config_args
 
 # Names the tests and older code import from here; the logic lives in lit_algos.sweeps.
 from lit_algos.sweeps.ablation import (  # noqa: F401
@@ -26,7 +26,8 @@ from lit_algos.sweeps.scaling import scale_overrides as _scale_overrides  # noqa
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "sweep", help="train the runs for an ablation (attribution) or a scaling fit, then analyse"
+        "sweep",
+        help="train the runs of an A/B comparison, an ablation (attribution) or a scaling fit, then analyse",
     )
     kinds = p.add_subparsers(dest="sweep", metavar="KIND", required=True)
 
@@ -45,6 +46,7 @@ def register(sub) -> None:
         help="also train every other subset of the components (2^k runs in all) for Shapley shares",
     )
     _common(a)
+    _name_prefix(a)
     a.set_defaults(func=cmd_ablation)
 
     s = kinds.add_parser("scaling", help="train recipes over a size ladder and fit L(C) = E + A C^-alpha")
@@ -53,8 +55,50 @@ def register(sub) -> None:
         "--scales", nargs="+", default=list(CPU_LADDER), help=f"size ladder (default {' '.join(CPU_LADDER)})"
     )
     _common(s)
+    _name_prefix(s)
     # 2 seeds x 3 sizes = 6 points per fit (see lit_algos.sweeps.scaling.SCALING_SEEDS)
     s.set_defaults(func=cmd_scaling, seeds=SCALING_SEEDS)
+
+    b = kinds.add_parser(
+        "ab",
+        help="train two variants over the same seeds, then print the CEG of NEW over REF",
+        description="An A/B comparison in one line: REF and NEW (a recipe each; NEW defaults to REF) with their "
+        "own --ref-set / --new-set changes, SEEDS seeds each on the sweep engine (finished runs are skipped, "
+        "interrupted ones resumed), then their CEG, paired by seed. Each side's runs carry its name, so "
+        "`lit-algos ceg --ref REF_NAME --new NEW_NAME` finds them later. Example, does QK-norm help? "
+        "lit-algos sweep ab modern --new-set model.attention.qk_norm=false --new-name modern-no-qk --seeds 3",
+    )
+    b.add_argument("ref", help="the reference recipe (A)")
+    b.add_argument(
+        "new", nargs="?", default=None, help="the new recipe (B; default: REF, changed by --new-set)"
+    )
+    for side in ("ref", "new"):
+        b.add_argument(
+            f"--{side}-set",
+            dest=f"{side}_overrides",
+            action=OverrideAction,
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"override a config field of the {side} side only (repeatable)",
+        )
+        b.add_argument(
+            f"--{side}-name",
+            default=None,
+            metavar="NAME",
+            help=f"the {side} variant's name, recorded as its runs' recipe (default: the recipe's name)",
+        )
+    _common(b)
+    b.set_defaults(func=cmd_ab, seeds=3)
+
+
+def _name_prefix(p) -> None:
+    p.add_argument(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help="prefix the runs' names with NAME/ (e.g. NAME/retro+rope), so a sweep with other --set values "
+        "keeps its runs apart from the plain one's in `ceg`",
+    )
 
 
 def add_executor_args(p) -> None:
@@ -73,16 +117,40 @@ def add_executor_args(p) -> None:
         default=None,
         help="CPU threads per run (default: the cores split between the workers; slurm: --slurm-cpus-per-task)",
     )
-    g.add_argument("--slurm-partition", default=None, metavar="NAME")
+    g.add_argument(
+        "--slurm-partition",
+        default=None,
+        metavar="NAME",
+        help="slurm: the partition (default: the cluster's)",
+    )
     g.add_argument(
         "--slurm-time", default=None, metavar="TIME", help="per run: minutes or HH:MM:SS (default 60 min)"
     )
-    g.add_argument("--slurm-gpus-per-node", type=int, default=None, metavar="N")
-    g.add_argument("--slurm-cpus-per-task", type=int, default=None, metavar="N")
-    g.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB")
-    g.add_argument("--slurm-account", default=None, metavar="NAME")
-    g.add_argument("--slurm-qos", default=None, metavar="NAME")
-    g.add_argument("--slurm-constraint", default=None, metavar="FEATURES")
+    g.add_argument(
+        "--slurm-gpus-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help="slurm: GPUs per node (one run per task)",
+    )
+    g.add_argument(
+        "--slurm-cpus-per-task",
+        type=int,
+        default=None,
+        metavar="N",
+        help="slurm: CPUs per task (default: --threads)",
+    )
+    g.add_argument(
+        "--slurm-mem-gb", type=float, default=None, metavar="GB", help="slurm: memory per task in GB"
+    )
+    g.add_argument("--slurm-account", default=None, metavar="NAME", help="slurm: the account to charge")
+    g.add_argument("--slurm-qos", default=None, metavar="NAME", help="slurm: the quality of service")
+    g.add_argument(
+        "--slurm-constraint",
+        default=None,
+        metavar="FEATURES",
+        help="slurm: node features required (sbatch --constraint)",
+    )
     g.add_argument(
         "--slurm-array-parallelism", type=int, default=None, metavar="N", help="array tasks at once"
     )
@@ -160,7 +228,7 @@ def slurm_settings(args) -> dict:
 
 def _common(p) -> None:
     add_config_args(p)
-    p.add_argument("--seeds", type=int, default=1, help="seeds per configuration (default 1)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per configuration (default: 1; ab: 3)")
     p.add_argument(
         "--runs-dir", type=Path, default=None, help="where runs go (default $LIT_ALGOS_RUNS or ./runs)"
     )
@@ -169,7 +237,7 @@ def _common(p) -> None:
         action="store_true",
         help="only list the runs: state (finished / interrupted / missing), budget, estimated FLOPs and time",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no plan table and no sweep progress lines")
     p.add_argument("--json", action="store_true", help="print the plan (--dry-run) or the analysis as JSON")
     add_executor_args(p)
 
@@ -219,7 +287,13 @@ def cmd_ablation(args) -> int:
 
     check_sweep_args(args)
     plan = plan_ablation(
-        args.ref, args.new, args.components, seeds=args.seeds, overrides=args.overrides, shapley=args.shapley
+        args.ref,
+        args.new,
+        args.components,
+        seeds=args.seeds,
+        overrides=args.overrides,
+        shapley=args.shapley,
+        name=args.name,
     )
     console = Console(stderr=args.json)
     for name, other in plan.same_as.items():
@@ -253,7 +327,7 @@ def cmd_scaling(args) -> int:
     from lit_algos.sweeps.scaling import plan_scaling
 
     check_sweep_args(args)
-    plan = plan_scaling(args.recipes, args.scales, seeds=args.seeds, overrides=args.overrides)
+    plan = plan_scaling(args.recipes, args.scales, seeds=args.seeds, overrides=args.overrides, name=args.name)
     run_dirs = train_specs(plan.specs, args)
     if run_dirs is None:
         return 0
@@ -263,3 +337,35 @@ def cmd_scaling(args) -> int:
     refs = _records(plan.side(plan.ref, run_dirs), include_failed=True)
     news = _records(plan.side(plan.new, run_dirs), include_failed=True)
     return print_scaling(compare_scaling(refs, news, points="final"), as_json=args.json)
+
+
+def cmd_ab(args) -> int:
+    from rich.console import Console
+
+    from lit_algos.sweeps.ab import plan_ab
+
+    plan = plan_ab(
+        args.ref,
+        args.new,
+        ref_overrides=args.ref_overrides,
+        new_overrides=args.new_overrides,
+        overrides=args.overrides,
+        ref_name=args.ref_name,
+        new_name=args.new_name,
+        seeds=args.seeds,
+    )
+    run_dirs = train_specs(plan.specs, args)
+    if run_dirs is None:
+        return 0
+    from lit_algos.analysis.comparisons import ceg_with_attribution
+    from lit_algos.cli.analysis_cmds import print_ceg
+
+    result = ceg_with_attribution(
+        _records(plan.side("ref", run_dirs), include_failed=True),
+        _records(plan.side("new", run_dirs), include_failed=True),
+    )
+    console = Console(stderr=args.json)
+    print_ceg(result, as_json=args.json, console=console)
+    if not args.json:
+        console.print(f"again, from the records: lit-algos ceg --ref {plan.ref_name} --new {plan.new_name}")
+    return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -32,8 +33,26 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_name_arg(parser: argparse.ArgumentParser, what: str = "the run") -> None:
+    parser.add_argument(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help=f"the variant's name, recorded as {what}'s recipe (= --set name=NAME): `ceg --ref NAME` and the "
+        "W&B group find it by this name, e.g. --name modern-no-qk with --set model.attention.qk_norm=false "
+        "(default: the recipe's name)",
+    )
+
+
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a recipe to its target loss and write a run record")
+    p = sub.add_parser(
+        "train",
+        help="train a recipe to its target loss and write a run record",
+        description="Train a recipe to its target loss (or until a budget is spent) and write runs/<id>/record.json. "
+        "In a terminal a bar shows the budget, losses, lr, tokens/s and ETA; piped to a file (or with "
+        "--no-progress) it prints plain lines: one at the start (run id, folder, recipe, budget), one every "
+        "train.log_every steps and one per evaluation.",
+    )
     p.add_argument(
         "recipe",
         nargs="?",
@@ -41,6 +60,7 @@ def register(sub) -> None:
         help="recipe name under recipes/ (e.g. retro, modern, debug) or a YAML path (optional with --resume RUN)",
     )
     add_config_args(p)
+    add_name_arg(p)
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides train.seed)")
     p.add_argument("--devices", type=int, default=None, help="devices per node (overrides train.devices)")
     p.add_argument(
@@ -59,10 +79,20 @@ def register(sub) -> None:
         help="continue an unfinished run from its checkpoint: RUN (id or path; its record holds the config, "
         "so no recipe or --set is needed), or without RUN the newest unfinished run of this recipe/config/seed",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="plain progress lines instead of the bar, as when the output goes to a file (for logs)",
+    )
     p.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("recipes", help="list the recipes that can be trained")
+    r = sub.add_parser(
+        "recipes",
+        help="list the recipes that can be trained, with description, target and shape",
+        description="Every recipe under $LIT_ALGOS_RECIPES, ./recipes and the project's recipes/: its description, "
+        "target loss and model shape. The size fragments (scales/*) are listed apart: a recipe extends them "
+        "(extends: [retro, scales/tiny]); they are not trained alone.",
+    )
     r.set_defaults(func=cmd_recipes)
 
 
@@ -77,14 +107,16 @@ def resolve_train_config(args):
             raise LitAlgosError(
                 "Name a recipe to train (lit-algos train RECIPE), or the run to continue (lit-algos train --resume RUN)."
             )
-        if overrides or args.seed is not None or args.devices is not None or args.wandb:
+        if overrides or args.seed is not None or args.devices is not None or args.wandb or args.name:
             raise LitAlgosError(
-                f"--resume {resume} continues the run with the config stored in its record; --set, --seed, --devices "
-                "and --wandb cannot change it. Drop them, or give the recipe too to check that they match."
+                f"--resume {resume} continues the run with the config stored in its record; --set, --name, --seed, "
+                "--devices and --wandb cannot change it. Drop them, or give the recipe too to check that they match."
             )
         from lit_algos.training.run import resume_config
 
         return resume_config(resume, args.runs_dir)
+    if getattr(args, "name", None) is not None:
+        overrides.append(f"name={json.dumps(args.name)}")  # quoted: --name 2024 stays a string
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     if args.devices is not None:
@@ -104,7 +136,11 @@ def cmd_train(args) -> int:
     console = Console()
     cfg = resolve_train_config(args)  # config errors stop here, before any data work
     record = train(
-        cfg, runs_dir=args.runs_dir, resume=args.resume, console=console, progress=not args.no_progress
+        cfg,
+        runs_dir=args.runs_dir,
+        resume=args.resume,
+        console=console,
+        progress="lines" if args.no_progress else True,  # True: the bar in a terminal, lines in a file
     )
     if record.world_size == 1 or is_rank_zero():
         console.print(record_table(record))
@@ -117,10 +153,16 @@ def cmd_recipes(args) -> int:
 
     from lit_algos.config.recipes import list_recipes, load_config
 
-    table = Table(title="recipes")
+    fragments = sorted(set(list_recipes()) - set(list_recipes(fragments=False)))
+    table = Table(
+        title="recipes",
+        caption=f"size fragments, for extends: [RECIPE, FRAGMENT]: {', '.join(fragments)}"
+        if fragments
+        else None,
+    )
     for col in ("name", "description", "target", "model"):
         table.add_column(col)
-    for name in list_recipes():
+    for name in list_recipes(fragments=False):
         try:
             cfg = load_config(name)
         except Exception as err:  # show broken recipes instead of hiding them
@@ -128,6 +170,7 @@ def cmd_recipes(args) -> int:
             continue
         m = cfg.model
         shape = f"{m.n_layer}L {m.n_head}H {m.n_embd}d T={m.block_size}"
-        table.add_row(name, cfg.description, str(cfg.train.target_loss), shape)
+        target = "-" if cfg.train.target_loss is None else str(cfg.train.target_loss)
+        table.add_row(name, cfg.description, target, shape)
     Console().print(table)
     return 0

@@ -24,7 +24,14 @@ def register(sub) -> None:
         "export", help="write a run's weights as safetensors or a Hugging Face model directory"
     )
     e.add_argument("run", help=RUN_HELP)
-    e.add_argument("--format", dest="fmt", choices=("safetensors", "hf"), default="safetensors")
+    e.add_argument(
+        "--format",
+        dest="fmt",
+        choices=("safetensors", "hf"),
+        default="safetensors",
+        help="safetensors: the weights under lit_algos's names + lit_algos_config.json (default); hf: a directory "
+        "transformers loads (Llama, Qwen3 or GPT-2, whichever computes the model exactly)",
+    )
     e.add_argument(
         "--out",
         type=Path,

@@ -55,8 +55,8 @@ def register(sub) -> None:
     )
     v.add_argument("--runs-dir", type=Path, default=None, help="where the re-run goes (default ./runs)")
     add_config_args(v)  # systems fields only (e.g. data.cache_dir); what is trained may not change
-    v.add_argument("--no-progress", action="store_true")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar or lines for the re-run")
+    v.add_argument("--json", action="store_true", help="print the verification as JSON")
     v.set_defaults(func=cmd_verify)
 
 

@@ -35,6 +35,17 @@ if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig
 
 MIXERS = ("transformer", "lstm")
+# `lit-algos components` lists the mixers beside the registry axes: name -> (description, config keys read).
+MIXER_HELP = {
+    "transformer": (
+        "The blocks (default): n_layer x (attention + MLP), with the norm, position and MLP axes.",
+        ("n_layer", "n_head", "n_embd", "attention", "norm", "position", "mlp"),
+    ),
+    "lstm": (
+        "A multi-layer nn.LSTM in place of the blocks, in the same embedding/head/training shell.",
+        ("n_layer", "n_embd", "dropout"),
+    ),
+}
 
 
 def validate_lstm(cfg: ModelConfig) -> None:

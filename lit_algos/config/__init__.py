@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from lit_algos.config.base import from_dict, to_dict
@@ -26,6 +27,7 @@ HASH_EXCLUDED_TRAIN = (
     "micro_batch_size",
     "checkpoint_every_tokens",
     "wandb",
+    "log_every",  # how often metrics are logged, not what is trained
     "stop_at_target",  # where a run stops, not what it trains: the per-token curve is the same
 )  # train.trainer (profiler, anomaly detection, ...) stays in the hash: some options change the math
 HASH_EXCLUDED_DATA = ("cache_dir", "num_workers", "tiktoken_cache_dir")
@@ -65,6 +67,19 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
+        # The name labels the run's record (its "recipe" field), its directory and its W&B group, and
+        # `ceg --ref NAME` finds runs by it: one word (a variant such as modern-no-qk or retro+rope).
+        if (
+            not isinstance(self.name, str)
+            or not re.fullmatch(r"[^\s/\\.][^\s\\]*", self.name)
+            or ".." in self.name
+        ):
+            raise ConfigError(
+                "name",
+                self.name,
+                "A run's name is one word: no spaces or backslashes, not starting with '.' or '/', no '..' "
+                "(e.g. modern-no-qk, retro+rope, modern@tiny).",
+            )
         if self.optim.name == "muon" and self.train.strategy == "fsdp":
             raise ConfigError(
                 "train.strategy",
@@ -73,13 +88,16 @@ class Config:
             )
 
     def to_dict(self) -> dict:
+        """The config as plain nested dicts (what records and checkpoints store)."""
         return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
+        """A validated Config from its dict form (``to_dict``, a record's ``config``)."""
         return from_dict(cls, data)
 
     def config_hash(self) -> str:
+        """A stable hash of what is trained (``hash_config_dict``): names, seed and layout left out."""
         return hash_config_dict(self.to_dict())
 
 

@@ -28,7 +28,14 @@ def recipes_dirs() -> list[Path]:
     return dirs
 
 
-def list_recipes() -> list[str]:
+FRAGMENT_DIRS = (
+    "scales",
+)  # size fragments: extended by a recipe (extends: [retro, scales/tiny]), not trained alone
+
+
+def list_recipes(fragments: bool = True) -> list[str]:
+    """Every recipe name (``paper/flash``, ...) under the recipe directories; studies are not recipes.
+    ``fragments=False`` leaves out the size fragments (``scales/*``)."""
     found: set[str] = set()
     for root in recipes_dirs():
         if root.is_dir():
@@ -38,6 +45,8 @@ def list_recipes() -> list[str]:
                 for p in root.rglob("*.yaml")
                 if p.relative_to(root).parts[0] != "studies"
             )
+    if not fragments:
+        found = {name for name in found if name.split("/", 1)[0] not in FRAGMENT_DIRS}
     return sorted(found)
 
 

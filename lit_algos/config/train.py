@@ -16,6 +16,7 @@ class WandbConfig:
     entity: str | None = None
     group: str | None = None  # the experiment; defaults to the recipe name
     mode: str | None = None  # online | offline | disabled; null: $WANDB_MODE, else offline without an API key
+    tags: list[str] = field(default_factory=list)  # added to the component tags (a study adds study:<name>)
 
     def __post_init__(self):
         if self.mode is not None:
@@ -35,7 +36,8 @@ TRAINER_OWNED = {
     "min_epochs": "the budget decides when a run ends",
     "max_time": "set train.max_seconds (the training clock, evaluation excluded)",
     "accumulate_grad_batches": "set train.micro_batch_size; the global batch stays train.batch_size",
-    "gradient_clip_val": "set optim.grad_clip",
+    "gradient_clip_val": "set optim.grad_clip (LitGPT.configure_gradient_clipping applies it)",
+    "log_every_n_steps": "set train.log_every",
     "val_check_interval": "set train.eval_every_tokens",
     "check_val_every_n_epoch": "set train.eval_every_tokens",
     "limit_val_batches": "the whole validation set is evaluated",
@@ -66,6 +68,9 @@ class TrainConfig:
     max_flops: float | None = None
     max_seconds: float | None = None  # training-clock seconds (evaluation and compilation excluded)
     eval_every_tokens: int = 262_144
+    # Step metrics (train loss, lr, grad norm, tokens/s, MFU) go to the loggers, and a plain progress
+    # line to a log file, every this many optimizer steps (Lightning's log_every_n_steps).
+    log_every: int = 5
     divergence_factor: float = 4.0  # diverged when loss is non-finite or > factor * the first eval loss
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed | bf16-true
     compile: bool = False
@@ -76,8 +81,8 @@ class TrainConfig:
     checkpoint_every_tokens: int | None = None  # null: every evaluation; else ~N tokens apart
     seed: int = 0
     wandb: WandbConfig = field(default_factory=WandbConfig)
-    # Extra lightning.Trainer arguments lit_algos does not own (profiler, detect_anomaly,
-    # log_every_n_steps, ...); `--trainer.KEY=VALUE` on the command line. Null: none.
+    # Extra lightning.Trainer arguments lit_algos does not own (profiler, detect_anomaly, ...);
+    # `--trainer.KEY=VALUE` on the command line. Null: none.
     trainer: dict[str, Any] | None = None
 
     def __post_init__(self):
@@ -88,6 +93,7 @@ class TrainConfig:
         check_positive("max_flops", self.max_flops, allow_none=True)
         check_positive("max_seconds", self.max_seconds, allow_none=True)
         check_positive("eval_every_tokens", self.eval_every_tokens)
+        check_positive("log_every", self.log_every)
         check_positive("divergence_factor", self.divergence_factor)
         check_positive("devices", self.devices)
         check_positive("num_nodes", self.num_nodes)

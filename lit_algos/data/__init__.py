@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "IGNORE_INDEX": "datamodule",
     "TokenDataModule": "datamodule",
-    "batch_plan": "datamodule",
+    "batch_plan": "layout",
     "PreparedDataset": "prepare",
     "load_prepared": "prepare",
     "prepare_dataset": "prepare",
@@ -29,7 +29,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from lit_algos.data.datamodule import IGNORE_INDEX, TokenDataModule, batch_plan  # noqa: F401
+    from lit_algos.data.datamodule import IGNORE_INDEX, TokenDataModule  # noqa: F401
+    from lit_algos.data.layout import batch_plan  # noqa: F401
     from lit_algos.data.prepare import PreparedDataset, load_prepared, prepare_dataset  # noqa: F401
     from lit_algos.data.shards import ShardHeader, TokenStream, load_tokens, read_header, write_shard  # noqa: F401
     from lit_algos.data.tokenizers import Tokenizer, load_tokenizer, train_bpe  # noqa: F401

@@ -27,32 +27,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from lit_algos.data.layout import batch_plan
 from lit_algos.data.prepare import PreparedDataset
 from lit_algos.data.shards import TokenStream
-from lit_algos.errors import ConfigError, DataError, LitAlgosError
+from lit_algos.errors import DataError, LitAlgosError
 from lit_algos.model import IGNORE_INDEX  # noqa: F401  (re-exported: the one loss convention, -100)
-
-
-def batch_plan(batch_size: int, micro_batch_size: int | None, world_size: int) -> tuple[int, int]:
-    """(micro-batch size per rank, accumulation steps) with micro * accum * world == batch_size."""
-    if world_size < 1 or batch_size < 1 or batch_size % world_size:
-        raise ConfigError(
-            "train.batch_size",
-            batch_size,
-            f"The global batch must split evenly over {world_size} device(s): use a multiple of {world_size}.",
-        )
-    per_rank = batch_size // world_size
-    if micro_batch_size is None:
-        return per_rank, 1
-    if micro_batch_size < 1 or per_rank % micro_batch_size:
-        divisors = [d for d in range(1, per_rank + 1) if per_rank % d == 0]
-        raise ConfigError(
-            "train.micro_batch_size",
-            micro_batch_size,
-            f"Each of {world_size} device(s) gets {per_rank} sequences of the global batch {batch_size}; the micro-batch "
-            f"must divide that: one of {', '.join(map(str, divisors))}.",
-        )
-    return micro_batch_size, per_rank // micro_batch_size
 
 
 class TrainOrder:
@@ -136,21 +115,68 @@ class ValWindows(Dataset):
 
 
 class TokenDataModule(L.LightningDataModule):
+    """Train micro-batches and the fixed validation set of a prepared dataset (module docstring).
+
+    ``TokenDataModule.from_config(cfg)`` is the usual way in: it takes the corpus, tokenizer,
+    sequence length, batch layout, seed and workers from a ``Config`` and prepares the dataset
+    (``prepare_data``: tokenize once, cached) when the Trainer starts. The Trainer needs
+    ``use_distributed_sampler=False`` on several devices, and ``accumulate_grad_batches`` equal to
+    the micro-batches per optimizer step (``plan()``; ``lit_algos.trainer_kwargs(cfg)`` has both).
+    """
+
     def __init__(
         self,
-        prepared: PreparedDataset,
+        prepared: PreparedDataset | None,
         seq_len: int,
         batch_size: int,
         micro_batch_size: int | None,
         seed: int,
         num_workers: int = 0,
+        *,
+        data_config=None,
     ):
         super().__init__()
-        self.prepared, self.seq_len, self.batch_size = prepared, seq_len, batch_size
+        if prepared is None and data_config is None:
+            raise ValueError("TokenDataModule needs a PreparedDataset or a data config (see from_config)")
+        self._prepared, self._data_config = prepared, data_config
+        self.seq_len, self.batch_size = seq_len, batch_size
         self.micro_batch_size, self.seed, self.num_workers = micro_batch_size, seed, num_workers
         self._start_step = 0  # used when no trainer is attached (or set by load_state_dict)
         self._order: TrainOrder | None = None
         self._val: TokenStream | None = None
+
+    @classmethod
+    def from_config(cls, cfg, prepared: PreparedDataset | None = None) -> TokenDataModule:
+        """The datamodule of a ``Config`` (its data, block size, batch layout, seed and workers).
+        Without ``prepared``, the dataset is prepared (or found in the cache) when first needed."""
+        t = cfg.train
+        return cls(
+            prepared,
+            cfg.model.block_size,
+            t.batch_size,
+            t.micro_batch_size,
+            t.seed,
+            cfg.data.num_workers,
+            data_config=cfg.data,
+        )
+
+    @property
+    def prepared(self) -> PreparedDataset:
+        """The prepared dataset (shards, fingerprints); prepared now if it was not given."""
+        if self._prepared is None:
+            from lit_algos.data.prepare import prepare_dataset
+
+            self._prepared = prepare_dataset(self._data_config)
+        return self._prepared
+
+    @property
+    def bytes_per_token(self) -> float:
+        """Validation bytes per token: bits per byte = loss / (ln 2 x this)."""
+        return self.prepared.val_bytes / self.prepared.val_tokens
+
+    def prepare_data(self) -> None:
+        """Tokenize the corpus into the cache if it is not there yet (Lightning: once per node)."""
+        _ = self.prepared
 
     # -- topology -------------------------------------------------------------------------------
     def _topology(self) -> tuple[int, int]:
@@ -165,6 +191,7 @@ class TokenDataModule(L.LightningDataModule):
 
     @property
     def order(self) -> TrainOrder:
+        """The endless seeded order of training windows (opened on first use)."""
         if self._order is None:
             stream = TokenStream(self.prepared.train_files, limit=self.prepared.train_tokens)
             self._order = TrainOrder(stream, self.seq_len, self.batch_size, self.seed)
@@ -172,6 +199,7 @@ class TokenDataModule(L.LightningDataModule):
 
     @property
     def val_stream(self) -> TokenStream:
+        """The validation tokens (opened on first use)."""
         if self._val is None:
             self._val = TokenStream(self.prepared.val_files, limit=self.prepared.val_tokens + 1)
         return self._val
@@ -185,12 +213,14 @@ class TokenDataModule(L.LightningDataModule):
         return self.order.rows(step, 0, self.batch_size)
 
     def start_step(self) -> int:
+        """The optimizer step training (re)starts from: the Trainer's, or a loaded state's."""
         trainer = getattr(self, "trainer", None)
         return int(trainer.global_step) if trainer is not None else self._start_step
 
     def train_micro_batches(
         self, start_step: int | None = None, rank: int | None = None, world_size: int | None = None
     ) -> TrainMicroBatches:
+        """One rank's (x, y) micro-batches from ``start_step`` on (defaults: this rank, this world size)."""
         world, r = self._topology()
         world = world if world_size is None else world_size
         r = r if rank is None else rank
@@ -209,6 +239,7 @@ class TokenDataModule(L.LightningDataModule):
 
     # -- validation -----------------------------------------------------------------------------
     def val_windows(self, rank: int | None = None, world_size: int | None = None) -> ValWindows:
+        """One rank's share of the validation windows, padded so every rank runs as many batches."""
         world, r = self._topology()
         return ValWindows(
             self.val_stream,

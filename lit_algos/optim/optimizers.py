@@ -134,3 +134,31 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     """The optimizer named by ``cfg.name``, over all trainable parameters of ``model``."""
     builder: Callable[[nn.Module, OptimConfig], torch.optim.Optimizer] = OPTIMIZERS.get(cfg.name)
     return builder(model, cfg)
+
+
+# ---- learning-rate metrics ----------------------------------------------------------------------------
+def param_group_kind(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> str:
+    """The update rule a param group gets, as metric names use it: ``muon`` for Muon's matrix groups,
+    ``adamw`` for its other groups, else the optimizer class in lower case (``adamw``, ``adam``, ``sgd``)."""
+    if isinstance(optimizer, Muon):
+        return "muon" if group.get("use_muon") else "adamw"
+    return type(optimizer).__name__.lower()
+
+
+def lr_metrics(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The current learning rates as ``lr/<kind>`` (``lr/muon``, ``lr/adamw``, ...): the one place that
+    names them. Groups of one kind share a name while they share a peak LR (the schedule scales all
+    groups alike); a group with its own peak (``embedding_lr``, ``head_lr``) gets ``lr/<kind>/<tag>``."""
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the real one
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for group in optimizer.param_groups:
+        by_kind.setdefault(param_group_kind(optimizer, group), []).append(group)
+    out: dict[str, float] = {}
+    for kind, groups in by_kind.items():
+        peaks = {g.get("initial_lr", g["lr"]) for g in groups}
+        if len(peaks) == 1:
+            out[f"lr/{kind}"] = float(groups[0]["lr"])
+            continue
+        for i, g in enumerate(groups):
+            out[f"lr/{kind}/{g.get('tag', i)}"] = float(g["lr"])
+    return out

@@ -62,7 +62,7 @@ def loss_curves(experiment: str, sizes: list[str], arms: list[str], groups: dict
         ax.set_xscale("log")
         ax.set_xlabel("training FLOPs")
         ax.set_ylabel("validation loss")
-        ax.set_title(f"{experiment} @ {size}", fontsize=10)
+        ax.set_title(f"{experiment} @ {size}" if size else " vs ".join(reversed(arms)), fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # a size with no runs yet has nothing to name
             ax.legend(fontsize=6)
@@ -72,51 +72,95 @@ def loss_curves(experiment: str, sizes: list[str], arms: list[str], groups: dict
     return _png(fig)
 
 
-def ceg_bars(data: dict, sizes: list[str], reference: str) -> bytes:
-    from matplotlib.patches import Patch
+def plain_log_axis(ax, values, axis: str = "y") -> None:
+    """A log axis around ``values`` and 1 with plain tick labels ("0.9×", "1×", "2×"), never "1.04×10⁰":
+    1-2-5 ticks over a decade or more, evenly spaced round numbers over a narrower range."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0] + [1.0]
+    lo, hi = min(finite) / 1.15, max(finite) * 1.15
+    if math.log10(hi / lo) >= 1:
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        ticks = [m * 10.0**e for e in decades for m in (1, 2, 5)]
+    else:
+        ticks = list(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi))
+    ticks = [t for t in ticks if lo <= t <= hi and t > 0]
+    scale, limits, target = (
+        (ax.set_yscale, ax.set_ylim, ax.yaxis) if axis == "y" else (ax.set_xscale, ax.set_xlim, ax.xaxis)
+    )
+    scale("log")
+    limits(lo, hi)
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    target.set_minor_locator(NullLocator())
+    target.set_minor_formatter(NullFormatter())
+
+
+def _interval_points(ax, xs, estimates, color, label, marker="o") -> list:
+    """Point estimates with their interval as error bars; censored ones (bounds) as open triangles
+    pointing the way the true value lies, with no bar. Returns the values drawn (for the axis)."""
+    drawn = []
+    shown = [(x, e) for x, e in zip(xs, estimates) if e and e.get("value") is not None]
+    plain = [(x, e) for x, e in shown if not e.get("bound")]
+    if plain:
+        v = [e["value"] for _, e in plain]
+        low = [e["value"] - e["low"] if e.get("low") is not None else 0.0 for _, e in plain]
+        high = [e["high"] - e["value"] if e.get("high") is not None else 0.0 for _, e in plain]
+        ax.errorbar([x for x, _ in plain], v, yerr=[low, high], fmt=marker, color=color, capsize=3, ms=5,
+                    lw=1.2, label=label)  # fmt: skip
+        drawn += (
+            v + [e["low"] for _, e in plain if e.get("low")] + [e["high"] for _, e in plain if e.get("high")]
+        )
+    for x, e in shown:
+        if e.get("bound"):
+            up = e["bound"] == ">="
+            ax.plot([x], [e["value"]], marker="^" if up else "v", color=color, mfc="white", ms=8, ls="none",
+                    label=f"{label}: bound ({'≥' if up else '≤'}, censored)")  # fmt: skip
+            drawn.append(e["value"])
+    return drawn
+
+
+def _finish_interval_plot(ax, drawn, ylabel: str, title: str, names: list[str]) -> None:
+    ax.axhline(1.0, color="black", lw=0.8, ls="--", label="1× (no gain)")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    plain_log_axis(ax, drawn)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))  # one legend entry per label
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def ceg_points(data: dict, sizes: list[str], reference: str, title: str | None = None) -> bytes:
+    """FLOP CEG of each arm over ``reference`` at each size: the geometric mean over seeds as a point,
+    its 95% Student-t interval as an error bar, around the 1× line on a log axis (PNG bytes)."""
+    return _png(ceg_figure(data, sizes, reference, title))
+
+
+def ceg_figure(data: dict, sizes: list[str], reference: str, title: str | None = None):
+    """The figure of :func:`ceg_points` (``data``: arm -> size -> {"ceg": {value, low, high, bound}})."""
     arms = list(data)
-    fig = _figure(max(6.0, 1.0 * len(arms) * len(sizes)), 4.2)
+    fig = _figure(max(6.5, 0.9 * len(arms) * max(1, len(sizes)) + 2.5), 4.2)
     ax = fig.add_subplot()
-    width = 0.8 / max(1, len(sizes))
-    handles = []
+    step = 0.6 / max(1, len(sizes))
+    drawn = []
     for k, size in enumerate(sizes):
-        xs, vals, err, bounds = [], [], [[], []], []
-        for i, arm in enumerate(arms):
-            ceg = (data[arm].get(size) or {}).get("ceg") or {}
-            v = ceg.get("value")
-            if v is None:
-                continue
-            x = i + (k - (len(sizes) - 1) / 2) * width
-            if ceg.get("bound"):  # a censored CEG: hatched, an arrow the way the truth lies, no bar
-                bounds.append((x, v, ceg["bound"]))
-                continue
-            lo, hi = ceg.get("low"), ceg.get("high")
-            xs.append(x)
-            vals.append(v)
-            err[0].append(v - lo if lo is not None else 0.0)
-            err[1].append(hi - v if hi is not None else 0.0)
-        handles.append(ax.bar(xs, vals, width=width, yerr=err, capsize=3, color=f"C{k}", label=size))
-        for x, v, bound in bounds:
-            ax.bar([x], [v], width=width, color="white", edgecolor=f"C{k}", hatch="//")
-            ax.plot([x], [v], marker="^" if bound == ">=" else "v", color=f"C{k}", ms=8)
-        if bounds:
-            handles.append(
-                Patch(
-                    facecolor="white",
-                    edgecolor=f"C{k}",
-                    hatch="//",
-                    label=f"{size}: bound (censored; arrow = direction)",
-                )
-            )
-    ax.axhline(1.0, color="black", lw=0.8, ls="--")
-    ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
-    ax.set_yscale("log")
-    ax.set_ylabel(f"FLOP CEG over {reference} (95% CI)")
-    ax.set_title(f"FLOP CEG over {reference}: geometric mean over seeds, 95% Student-t interval", fontsize=10)
-    ax.legend(handles=handles, fontsize=7)
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    return _png(fig)
+        xs = [i + (k - (len(sizes) - 1) / 2) * step for i in range(len(arms))]
+        ests = [(data[arm].get(size) or {}).get("ceg") for arm in arms]
+        drawn += _interval_points(ax, xs, ests, f"C{k}", size)
+    _finish_interval_plot(
+        ax,
+        drawn,
+        f"CEG over {reference}" if title else f"FLOP CEG over {reference}",
+        (title or f"FLOP CEG over {reference}") + ": geometric mean over seeds, 95% Student-t interval",
+        arms,
+    )
+    return fig
+
+
+ceg_bars = ceg_points  # the name report code called it by before the points replaced the bars
 
 
 def scaling_fits(fits: dict, points: dict, mode: str = "final") -> bytes:
@@ -183,29 +227,20 @@ def multiplier_bands(pairs: list, fits: dict, points: dict, n_draws: int = 1000,
 
 
 def attribution_chart(att: dict, size: str) -> bytes:
+    """Add-one and remove-one FLOP CEG of each component (points with 95% intervals), the whole
+    stack's CEG as a dotted line, around the 1× line on a log axis."""
     comps = att["components"]
-    fig = _figure(max(6.0, 1.1 * len(comps)), 4.2)
+    fig = _figure(max(6.5, 1.1 * len(comps) + 2.5), 4.2)
     ax = fig.add_subplot()
+    drawn = []
     for k, key in enumerate(("add_one", "remove_one")):
-        xs, vals, err = [], [], [[], []]
-        for i, c in enumerate(comps):
-            e = c.get(key) or {}
-            v = e.get("value")
-            if v is None:
-                continue
-            xs.append(i + (k - 0.5) * 0.4)
-            vals.append(v)
-            err[0].append(v - e["low"] if e.get("low") is not None else 0.0)
-            err[1].append(e["high"] - v if e.get("high") is not None else 0.0)
-        ax.bar(xs, vals, width=0.4, yerr=err, capsize=3, color=f"C{k}", label=key.replace("_", "-"))
+        xs = [i + (k - 0.5) * 0.3 for i in range(len(comps))]
+        drawn += _interval_points(ax, xs, [c.get(key) for c in comps], f"C{k}", key.replace("_", "-"))
     whole = (att.get("whole") or {}).get("value")
     if whole and math.isfinite(whole):
         ax.axhline(whole, color="C3", lw=1.0, ls=":", label=f"whole stack {whole:.3g}×")
-    ax.axhline(1.0, color="black", lw=0.8, ls="--")
-    ax.set_xticks(range(len(comps)), [c["component"] for c in comps], rotation=30, ha="right")
-    ax.set_yscale("log")
-    ax.set_ylabel("FLOP CEG (95% CI)")
-    ax.set_title(f"Attribution at {size}")
-    ax.legend(fontsize=7)
-    ax.grid(True, axis="y", which="both", alpha=0.3)
+        drawn.append(whole)
+    _finish_interval_plot(
+        ax, drawn, "FLOP CEG (95% interval)", f"Attribution at {size}", [c["component"] for c in comps]
+    )
     return _png(fig)

@@ -240,6 +240,7 @@ def _jsonable(obj):
 def log_to_wandb(study: Study, preset: Preset, sections, out_dir: Path) -> None:
     """The report's tables (wandb.Table) and plots (wandb.Image) in one W&B run. Opt-in; any
     failure is a warning, never an error (the same rule as training runs)."""
+    from lit_algos.reports.wandb_tables import numeric_table
     from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
 
     try:
@@ -275,9 +276,8 @@ def log_to_wandb(study: Study, preset: Preset, sections, out_dir: Path) -> None:
         payload = {}
         for i, sec in enumerate(sections):
             for j, table in enumerate(sec.tables):
-                payload[f"tables/{i}-{j} {table.title}"[:120]] = wandb.Table(
-                    columns=table.columns, data=table.rows
-                )
+                columns, rows = numeric_table(table.columns, table.rows)  # sortable, chartable numbers
+                payload[f"tables/{i}-{j} {table.title}"[:120]] = wandb.Table(columns=columns, data=rows)
             for name in sec.plots:
                 payload[f"plots/{name}"] = wandb.Image(str(out_dir / "plots" / name))
         run.log(payload)

@@ -54,7 +54,9 @@ def _distinct(expansion: Expansion, specs: list) -> list:
 def _with_wandb(study: Study, specs: list) -> list:
     from lit_algos.sweeps.spec import RunSpec
 
-    extra = ("train.wandb.enabled=true", f"train.wandb.group=study-{study.name}")
+    # Group: the run's name (the default), so the W&B UI shows the seeds of one variant together;
+    # the study is a tag (filter study:<name>), and its report run is in group study-<name>.
+    extra = ("train.wandb.enabled=true", f'train.wandb.tags=["study:{study.name}"]')
     return [RunSpec(s.name, s.recipe, (*s.overrides, *extra), s.seed, s.tags) for s in specs]
 
 

@@ -107,12 +107,13 @@ class AblationPlan:
     specs: list[RunSpec]
     same_as: dict[str, str] = field(default_factory=dict)  # name -> the job whose runs stand for it
     shapley: bool = False
+    prefix: str = ""  # "NAME/" from --name: the runs are NAME/retro+rope, ...; job names stay unprefixed
 
     def groups(self, run_dirs: dict[str, Path]) -> dict[str, list[Path]]:
         """Run directories per job name (duplicates included) from ``run_sweep``'s result."""
         out: dict[str, list[Path]] = {}
         for spec in self.specs:
-            out.setdefault(spec.name, []).append(run_dirs[spec.spec_id()])
+            out.setdefault(spec.name.removeprefix(self.prefix), []).append(run_dirs[spec.spec_id()])
         for name, other in self.same_as.items():
             out[name] = out[other]
         return out
@@ -137,8 +138,10 @@ def plan_ablation(
     seeds: int = 1,
     overrides: list[str] | tuple[str, ...] = (),
     shapley: bool = False,
+    name: str | None = None,
 ) -> AblationPlan:
-    """The ablation's run specs (every config validated, nothing built or trained)."""
+    """The ablation's run specs (every config validated, nothing built or trained). ``name``: a prefix
+    for the runs' names (``NAME/retro+rope``), so runs made with other ``overrides`` stay apart."""
     from lit_algos.config.recipes import load_config
 
     overrides = list(overrides)
@@ -146,9 +149,10 @@ def plan_ablation(
     new_cfg = load_config(new, overrides).to_dict()
     names = choose_components(components, new_cfg)
     jobs, same_as = dedupe_jobs(ablation_jobs(ref, new, names, ref_cfg, new_cfg, shapley), overrides)
+    prefix = f"{name}/" if name else ""
     specs = [
-        RunSpec(name, recipe, (*extra, *overrides), seed, {"role": "ablation"})
-        for name, recipe, extra in jobs
+        RunSpec(prefix + job, recipe, (*extra, *overrides), seed, {"role": "ablation"})
+        for job, recipe, extra in jobs
         for seed in range(seeds)
     ]
-    return AblationPlan(ref, new, names, specs, same_as, shapley)
+    return AblationPlan(ref, new, names, specs, same_as, shapley, prefix)

@@ -286,7 +286,7 @@ def pick_rate(
 
 # ---- running one spec (in a worker process, a SLURM task, or in-process) -----------------------
 def run_spec(
-    spec: RunSpec, runs_dir: Path, *, console=None, progress: bool = False, threads: int | None = None
+    spec: RunSpec, runs_dir: Path, *, console=None, progress: bool | str = False, threads: int | None = None
 ) -> Path:
     """Train, resume or skip one spec under its lock; returns its run directory.
 

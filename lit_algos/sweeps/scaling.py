@@ -48,6 +48,7 @@ class ScalingPlan:
     recipes: list[str]  # one or two: ref [new]
     scales: list[str]
     specs: list[RunSpec]
+    prefix: str = ""  # "NAME/" from --name: the runs are NAME/retro@tiny, ...
 
     @property
     def ref(self) -> str:
@@ -59,7 +60,7 @@ class ScalingPlan:
 
     def side(self, recipe: str, run_dirs: dict[str, Path]) -> list[Path]:
         """Run directories of ``recipe`` over the whole ladder, from ``run_sweep``'s result."""
-        names = {rung_name(recipe, s) for s in self.scales}
+        names = {self.prefix + rung_name(recipe, s) for s in self.scales}
         return [run_dirs[s.spec_id()] for s in self.specs if s.name in names]
 
 
@@ -69,15 +70,20 @@ def plan_scaling(
     *,
     seeds: int = SCALING_SEEDS,
     overrides: list[str] | tuple[str, ...] = (),
+    name: str | None = None,
 ) -> ScalingPlan:
+    """Each recipe at each scale, ``seeds`` seeds, no target; ``name`` prefixes the runs' names."""
     if len(recipes) not in (1, 2):
         raise LitAlgosError(f"--recipes takes one or two recipes (ref [new]), got {len(recipes)}.")
     specs = []
+    prefix = f"{name}/" if name else ""
     for recipe in recipes:
         for scale in scales:
             extra = (*scale_overrides(scale), "train.target_loss=null", *overrides)
             for seed in range(seeds):
                 specs.append(
-                    RunSpec(rung_name(recipe, scale), recipe, extra, seed, {"scale": Path(scale).name})
+                    RunSpec(
+                        prefix + rung_name(recipe, scale), recipe, extra, seed, {"scale": Path(scale).name}
+                    )
                 )
-    return ScalingPlan(list(recipes), list(scales), specs)
+    return ScalingPlan(list(recipes), list(scales), specs, prefix)

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = int(os.environ.get("LIT_ALGOS_THREADS", "0")) or None
     try:
-        run_dir = run_spec(spec_from_json(args.spec), args.runs_dir, threads=threads)
+        # Plain progress lines: the log (runs_dir/.sweep/logs/<spec id>.log) can be followed with tail -f.
+        run_dir = run_spec(spec_from_json(args.spec), args.runs_dir, threads=threads, progress="lines")
     except KeyboardInterrupt as err:
         print(f"interrupted: {err}", flush=True)
         return 130

@@ -12,7 +12,7 @@ after every evaluation. What Lightning has no callback for lives here, one conce
 - ``TargetStopping``: ``EarlyStopping`` at the target (``stopping_threshold``), on a non-finite
   loss (``check_finite``) and on the relative divergence rule (loss > factor x the first one).
 - ``EvalCheckpoint``: ``ModelCheckpoint`` writing ``last.ckpt`` atomically after evaluations.
-- ``BudgetProgress``: a rich progress line with tokens/s, loss and the share of the budget spent.
+(What a run shows while it runs, the bar and the plain log lines, is in ``progress.py``.)
 
 The stateful ones save their state in checkpoints so ``--resume`` continues the same run.
 """
@@ -63,11 +63,13 @@ class TrainClock(L.Callback):
             torch.cuda.synchronize()
 
     def start(self) -> None:
+        """Start (or restart) the clock; a no-op while it runs."""
         if self._since is None:
             self._sync()
             self._since = time.perf_counter()
 
     def pause(self, trainer: L.Trainer) -> None:
+        """Stop the clock and add the time since it started to training or (first steps) warm-up seconds."""
         if self._since is None:
             return
         self._sync()
@@ -293,67 +295,3 @@ class EvalCheckpoint(ModelCheckpoint):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self._evals = int(state.get("evals", 0))
-
-
-class BudgetProgress(L.Callback):
-    """One rich progress bar: share of the budget spent, tokens/s, last train and val loss."""
-
-    def __init__(self, clock: TrainClock, tokens_per_step: int, max_steps: int, max_seconds: float | None):
-        self.clock = clock
-        self.tokens_per_step = tokens_per_step
-        self.max_steps = max_steps
-        self.max_seconds = max_seconds
-        self.progress = None
-        self.task = None
-        self.val_loss = math.nan
-        self._last_step = -1
-
-    def on_train_start(self, trainer, pl_module):
-        if not trainer.is_global_zero:
-            return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}% of budget"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            transient=False,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=1.0, info="")
-
-    def on_validation_end(self, trainer, pl_module):
-        value = trainer.callback_metrics.get("val/loss")
-        if value is not None:
-            self.val_loss = float(value)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.progress is None:
-            return
-        step = trainer.global_step
-        if step == self._last_step:  # update once per optimizer step, not per micro-batch
-            return
-        self._last_step = step
-        done = step / self.max_steps if self.max_steps else 0.0
-        if self.max_seconds:
-            done = max(done, self.clock.train_seconds / self.max_seconds)
-        timed_tokens = (step - self.clock.excluded_steps) * self.tokens_per_step
-        tps = timed_tokens / self.clock.train_seconds if self.clock.train_seconds > 0 else 0.0
-        # Lightning's outputs["loss"] is divided by the accumulation count; undo that for display.
-        loss = (
-            outputs["loss"].item() * trainer.accumulate_grad_batches
-            if isinstance(outputs, dict)
-            else math.nan
-        )
-        info = f"step {step}  loss {loss:.3f}  val {self.val_loss:.3f}  {tps:,.0f} tok/s"
-        self.progress.update(self.task, completed=min(done, 1.0), info=info)
-
-    def on_train_end(self, trainer, pl_module):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-    def on_exception(self, trainer, pl_module, exception):
-        self.on_train_end(trainer, pl_module)

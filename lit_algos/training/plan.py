@@ -53,6 +53,7 @@ def plan_steps(cfg: Config, flops_per_token: float) -> tuple[int, int | None]:
 
 
 def plan_run(cfg: Config) -> RunPlan:
+    """The run's plan from its config alone (budget in steps, batch layout, cadence, FLOPs); bad values fail here."""
     from lit_algos.data import batch_plan
     from lit_algos.flops import estimate_flops
 

@@ -6,9 +6,9 @@ any moment leaves a readable record with its curve up to the last evaluation (``
 after Ctrl-C / SIGTERM, and also after ``kill -9``: the record names its writing process in
 ``owner``, and a ``running`` record whose process is gone reads as interrupted; ``failed`` after
 an error).
-At every optimizer step it keeps the mean training loss (all micro-batches, all ranks) and sends
-step metrics to the loggers. Its state travels in checkpoints, so a resumed run continues the
-same curve.
+At every optimizer step it keeps the mean training loss (all micro-batches, all ranks; computed by
+``LitGPT``, which also logs the metrics). Its state travels in checkpoints, so a resumed run
+continues the same curve.
 """
 
 from __future__ import annotations
@@ -24,13 +24,17 @@ import lightning as L
 
 from lit_algos.records import EvalPoint, RunRecord, current_owner, interpolate_to_target
 from lit_algos.training.callbacks import TrainClock
+from lit_algos.training.module import bits_per_byte, cost_axes
 
 
 def now_iso() -> str:
+    """The UTC time now, ISO 8601 to the second (record timestamps)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class RunRecorder(L.Callback):
+    """Keeps the evaluation curve and the per-step train loss, and rewrites record.json after every evaluation."""
+
     def __init__(
         self,
         record: RunRecord,
@@ -40,7 +44,7 @@ class RunRecorder(L.Callback):
         tokens_per_step: int,
         flops_per_token: float,
         bytes_per_token: float,
-        log_every_steps: int = 10,
+        peak_flops: float | None = None,
     ):
         self.record = record  # the static part (config, fingerprints, counts); the curve is added here
         self.path = Path(path)
@@ -48,7 +52,7 @@ class RunRecorder(L.Callback):
         self.tokens_per_step = tokens_per_step
         self.flops_per_token = flops_per_token
         self.bytes_per_token = bytes_per_token  # val bytes / val tokens, for bits per byte
-        self.log_every_steps = log_every_steps
+        self.peak_flops = peak_flops  # per device, for MFU (benchmark.device_peak); None: no MFU
         self.curve: list[EvalPoint] = []
         self.train_curve: list[list[float]] = []  # [step, mean train loss] per optimizer step
         self.eval_seconds = 0.0
@@ -57,26 +61,23 @@ class RunRecorder(L.Callback):
 
     # ---- the record ----------------------------------------------------------------------------
     def point(self, step: int, val_loss: float) -> EvalPoint:
-        tokens = step * self.tokens_per_step
-        bpb = val_loss / (math.log(2) * self.bytes_per_token) if math.isfinite(val_loss) else math.nan
-        return EvalPoint(step, tokens, tokens * self.flops_per_token, self.clock.train_seconds, val_loss, bpb)
+        # The same axes LitGPT logs with val/loss (cost_axes), so a logger's curve and the record agree.
+        axes = cost_axes(step, self.tokens_per_step, self.flops_per_token, self.clock.train_seconds)
+        bpb = bits_per_byte(val_loss, self.bytes_per_token)
+        return EvalPoint(step, axes["tokens"], axes["flops"], axes["train_seconds"], val_loss, bpb)
 
     def snapshot(self, status: str, *, error: str | None = None, finished: bool = False) -> RunRecord:
         """The record as of now: the static part plus the curve, to-target figures and throughput."""
-        from lit_algos.flops import peak_flops
-
         final = self.curve[-1] if self.curve else None
         tokens_per_second = mfu = None
         if final is not None and final.train_seconds > 0:
             # Throughput over the timed steps only: the warm-up steps' tokens are not in train_seconds.
             timed = max(0.0, 1.0 - self.clock.excluded_steps / final.step) if final.step else 0.0
             tokens_per_second = final.tokens * timed / final.train_seconds
-            hw = self.record.hardware
-            ran = (hw.get("precision") or {}).get("ran") or self.record.config["train"]["precision"]
-            peak = peak_flops(hw.get("device_name", ""), ran)
-            if peak:
+            if self.peak_flops:
+                hw = self.record.hardware
                 devices = hw.get("n_devices", 1) * hw.get("num_nodes", 1)
-                mfu = final.flops * timed / final.train_seconds / (peak * devices)
+                mfu = final.flops * timed / final.train_seconds / (self.peak_flops * devices)
         target = self.record.target_loss
         to_target = interpolate_to_target(self.curve, target) if target is not None else None
         return replace(
@@ -112,14 +113,6 @@ class RunRecorder(L.Callback):
             except Exception as err:  # a logger failure is a warning, never a stopped run
                 warnings.warn(f"logger {type(logger).__name__} failed: {err}", stacklevel=1)
 
-    def cost_metrics(self, step: int) -> dict:
-        tokens = step * self.tokens_per_step
-        return {
-            "tokens": tokens,
-            "flops": tokens * self.flops_per_token,
-            "train_seconds": self.clock.train_seconds,
-        }
-
     # ---- hooks ---------------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module):
         self._last_step_seen = trainer.global_step
@@ -130,10 +123,7 @@ class RunRecorder(L.Callback):
         if step == self._last_step_seen:  # a micro-batch inside gradient accumulation
             return
         self._last_step_seen = step
-        loss = pl_module.pop_step_loss()  # a collective in DDP: every rank calls it at every step
-        self.train_curve.append([step, loss])
-        if trainer.loggers and step % self.log_every_steps == 0:
-            self.send_to_loggers(trainer, {"train/loss": loss, **self.cost_metrics(step)}, step)
+        self.train_curve.append([step, pl_module.step_loss])  # reduced over ranks by LitGPT
 
     def on_validation_start(self, trainer, pl_module):
         self._eval_start = time.perf_counter()
@@ -150,10 +140,6 @@ class RunRecorder(L.Callback):
             self.curve[-1] = point
         else:
             self.curve.append(point)
-        if trainer.loggers:
-            self.send_to_loggers(
-                trainer, {"val/bpb": point.val_bpb, **self.cost_metrics(point.step)}, point.step
-            )
         self.write(trainer, "running")
 
     def state_dict(self):

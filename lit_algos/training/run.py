@@ -14,20 +14,22 @@ import errno
 import os
 import shutil
 import signal
+import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-
-import lightning as L
+from typing import TYPE_CHECKING
 
 from lit_algos.config import Config
 from lit_algos.config.recipes import save_config
-from lit_algos.errors import ConfigError, DataError, LitAlgosError, StorageError
+from lit_algos.errors import DataError, LitAlgosError, StorageError
 from lit_algos.records import FINISHED_STATUSES, RESUMABLE_STATUSES, RunRecord, default_runs_dir
 from lit_algos.training.distributed import inherited_run_id, publish_run_id
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
 from lit_algos.utils.fingerprint import code_fingerprint, hardware_fingerprint, software_fingerprint
-from lit_algos.utils.io import undone_on_error
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 def quiet_lightning() -> None:
@@ -43,9 +45,12 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*has `shuffle=True`.*")
     warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+    # A host with SLURM's srun, where a run is started without it (a login node, a plain shell).
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
 
 
 def new_run_id(cfg: Config) -> str:
+    """``<name>-s<seed>-<UTC time>-<random>``: a fresh run directory name."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{cfg.name.replace('/', '-')}-s{cfg.train.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
 
@@ -170,77 +175,80 @@ def train(
     callbacks: list[L.Callback] | tuple = (),
     loggers: list | tuple = (),
     console=None,
-    progress: bool = True,
+    progress: bool | str = True,
     run_id: str | None = None,
 ) -> RunRecord:
     """Train ``cfg`` to its target or budget and return the run record (also in ``runs_dir/<run_id>``).
 
     ``resume``: True for the newest unfinished run of this config and seed, or a run id / path.
     ``callbacks`` and ``loggers`` are added to lit_algos's own (Lightning objects).
+    ``progress``: ``"bar"`` (rich, for a terminal), ``"lines"`` (plain lines for a log file, see
+    ``training/progress.py``), True (the bar when ``console`` / stdout is a terminal, else lines)
+    or False (nothing).
     ``run_id``: the id (directory name) of a new run instead of a fresh dated one; sweeps pass the
     spec id so a run is found again by its config and seed (lit_algos.sweeps).
     """
-    from lightning.pytorch.callbacks import LearningRateMonitor
-
-    from lit_algos.data import TokenDataModule, prepare_dataset
-    from lit_algos.data.hub import cache_root
-    from lit_algos.data.prepare import new_cache_paths
-    from lit_algos.training.callbacks import (
-        BudgetProgress,
-        BudgetStop,
-        EvalCheckpoint,
-        TargetStopping,
-        TrainClock,
-    )
-    from lit_algos.training.module import LitGPT
-    from lit_algos.training.recorder import RunRecorder
-    from lit_algos.training.trainer import build_trainer, trainer_options
+    from lit_algos.training.trainer import trainer_options
 
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     t = cfg.train
 
     # Everything that can fail on bad input fails before data preparation or training.
     from lit_algos.sizing import check_fits
-    from lit_algos.utils.io import check_writable_dir
+    from lit_algos.utils.io import check_writable_dir, undone_on_error
 
     check_fits(cfg)  # a model that cannot fit is refused before it is built
     plan = plan_run(cfg)
     options = trainer_options(cfg)
+    from lit_algos.data.prepare import new_cache_paths
+
     # Refused data (or a model it does not fit) leaves no runs directory, cache or tokenizer behind.
     files, trees = new_cache_paths(cfg.data)
     with undone_on_error(runs_dir, *files, trees=trees):
         check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
         precision = _host_precision(cfg, plan.accelerator)
+        record = None
+        if resume:
+            # DDP workers re-run the command: they must resume the run rank 0 picked, not search again.
+            which = inherited_run_id() or (resume if isinstance(resume, str) else None)
+            run_dir = find_resumable(runs_dir, cfg, which)
+            record = RunRecord.load(run_dir / "record.json")
+            _check_same_layout(record, cfg)
+            run_id = record.run_id
+        else:
+            run_id = inherited_run_id() or run_id or new_run_id(cfg)
+            run_dir = runs_dir / run_id
+        # The run's id, folder and budget first, before Lightning's import (seconds), data and model.
+        header = _show_header(progress, console, cfg, plan, run_id, run_dir, bool(resume))
+        from lit_algos.data import TokenDataModule, prepare_dataset
+
         prepared = prepare_dataset(cfg.data, console=console)
         _check_data_fits(cfg, prepared)
+    from lit_algos.data.hub import cache_root
+    from lit_algos.training.callbacks import BudgetStop, EvalCheckpoint, TargetStopping
+    from lit_algos.training.module import LitGPT
+    from lit_algos.training.recorder import RunRecorder
+    from lit_algos.training.trainer import build_trainer
 
-    record = None
-    if resume:
-        # DDP workers re-run the command: they must resume the run rank 0 picked, not search again.
-        which = inherited_run_id() or (resume if isinstance(resume, str) else None)
-        run_dir = find_resumable(runs_dir, cfg, which)
-        record = RunRecord.load(run_dir / "record.json")
-        _check_same_layout(record, cfg)
-        run_id = record.run_id
-    else:
-        run_id = inherited_run_id() or run_id or new_run_id(cfg)
-        run_dir = runs_dir / run_id
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root(cfg.data.cache_dir) / "inductor"))
 
     quiet_lightning()
+    import lightning as L  # imported here, after the header: the import alone takes seconds
+
     L.seed_everything(t.seed, workers=True, verbose=False)
-    module = LitGPT(cfg.to_dict(), total_steps=plan.max_steps or 1)
+    module = LitGPT(cfg, total_steps=plan.max_steps or 1)
+    shown = _progress_callback(header, console, module.clock, cfg.train.log_every)
     if t.compile:
         module.compile_model()
-    datamodule = TokenDataModule(
-        prepared, cfg.model.block_size, t.batch_size, t.micro_batch_size, t.seed, cfg.data.num_workers
-    )
+    datamodule = TokenDataModule.from_config(cfg, prepared)
     if record is None:
         record = _new_record(cfg, run_id, plan, prepared, module.model)
     record.hardware["precision"] = precision  # what the recipe asked for and what ran (lit_algos.precision)
+    record.hardware["peak_flops"] = _peak(record, precision["ran"], plan.accelerator)
+    module.peak_flops = record.hardware["peak_flops"]["flops"]  # MFU in the logs and progress lines
 
-    clock = TrainClock()
+    clock = module.clock  # LitGPT's training clock; passed first so it splits each step before the others
     recorder = RunRecorder(
         record,
         run_dir / "record.json",
@@ -248,6 +256,7 @@ def train(
         tokens_per_step=plan.tokens_per_step,
         flops_per_token=plan.flops_per_token,
         bytes_per_token=prepared.val_bytes / prepared.val_tokens,
+        peak_flops=module.peak_flops,
     )
     stop_at_target = t.stop_at_target  # False: train the declared length in full (the speedrun rule)
     stopping = TargetStopping(t.target_loss if stop_at_target else None, t.divergence_factor)
@@ -257,25 +266,15 @@ def train(
     # MoE: balancing-bias updates and load metrics once per optimizer step (training/moe_callbacks.py).
     from lit_algos.training.moe_callbacks import MoEBalance
 
-    moe = MoEBalance(plan.eval_every_steps) if MoEBalance.applies_to(module.model) else None
+    moe = (
+        MoEBalance(plan.eval_every_steps, log=_log_with_axes(module))
+        if MoEBalance.applies_to(module.model)
+        else None
+    )
     if moe is not None:
         own.append(moe)
-    if all_loggers:
-        from lightning.pytorch.callbacks import ThroughputMonitor
-
-        own.append(LearningRateMonitor(logging_interval="step"))
-        # Per-step throughput (and MFU where Lightning knows the device's peak) from the analytic FLOPs.
-        module.flops_per_batch = plan.flops_per_token * plan.micro_batch_size * cfg.model.block_size
-        window = max(2, min(50, plan.val_check_interval))  # micro-batches; evaluations are excluded
-        own.append(
-            ThroughputMonitor(
-                batch_size_fn=lambda batch: batch[0].size(0),
-                length_fn=lambda batch: batch[0].numel(),
-                window_size=window,
-            )
-        )
-    if progress:
-        own.append(BudgetProgress(clock, plan.tokens_per_step, plan.max_steps or 0, plan.max_seconds))
+    if shown is not None:
+        own.append(shown)
     own.append(EvalCheckpoint(run_dir / "checkpoints", every_n_evals=plan.checkpoint_every_evals))
     trainer = build_trainer(
         cfg,
@@ -334,14 +333,106 @@ def train(
     return record
 
 
+def _host_precision(cfg: Config, accelerator: str) -> dict:
+    """The precision this host runs for the recipe's ``train.precision`` (warns when it differs)."""
+    import warnings
+
+    from lit_algos.errors import LitAlgosWarning
+    from lit_algos.precision import resolve_precision
+
+    ran, reason = resolve_precision(cfg.train.precision, accelerator)
+    if reason:
+        warnings.warn(reason, LitAlgosWarning, stacklevel=3)
+    return {"requested": cfg.train.precision, "ran": ran, "reason": reason}
+
+
+def _status(error: BaseException | None, stopping, budget) -> str:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(error, (KeyboardInterrupt, SystemExit, SIGTERMException)):
+        return "interrupted"  # Lightning turns Ctrl-C into SystemExit(1) and SIGTERM into SIGTERMException
+    if error is not None:
+        return "failed"
+    if stopping.status is not None:
+        return stopping.status
+    return "budget_exhausted"
+
+
+def _show_header(progress, console, cfg: Config, plan: RunPlan, run_id, run_dir, resumed):
+    """Print the run's header line (rank 0) and return ``(mode, header)`` for the progress display,
+    or None when ``progress`` is off. Needs no Lightning, so it comes before the slow imports."""
+    from lit_algos.training.distributed import is_rank_zero
+    from lit_algos.training.header import RunHeader
+
+    if not progress or not is_rank_zero():
+        return None
+    if progress is True or progress == "auto":
+        terminal = console.is_terminal if console is not None else sys.stdout.isatty()
+        progress = "bar" if terminal else "lines"
+    if progress not in ("bar", "lines"):
+        raise ValueError(f"progress={progress!r}: allowed are True, False, 'auto', 'bar', 'lines'")
+    header = RunHeader(
+        run_id=run_id,
+        run_dir=str(run_dir),
+        recipe=cfg.name,
+        config_hash=cfg.config_hash(),
+        seed=cfg.train.seed,
+        tokens_per_step=plan.tokens_per_step,
+        max_steps=plan.max_steps,
+        max_seconds=plan.max_seconds,
+        target=cfg.train.target_loss if cfg.train.stop_at_target else None,
+        eval_every_tokens=plan.eval_every_steps * plan.tokens_per_step,
+        device=f"{plan.world_size}x {plan.accelerator}",
+        resumed=resumed,
+    )
+    if progress == "lines":
+        print(header.line(), flush=True)
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+
+        (console or Console()).print(escape(header.line()), highlight=False)
+    return progress, header
+
+
+def _progress_callback(shown, console, clock, every: int):
+    """The bar or the plain lines for a header from ``_show_header`` (None: no progress)."""
+    if shown is None:
+        return None
+    from lit_algos.training.progress import BudgetProgress, ProgressLines
+
+    mode, header = shown
+    if mode == "bar":
+        return BudgetProgress(clock, header, console=console)
+    return ProgressLines(clock, header, every=every)
+
+
+def _peak(record: RunRecord, precision: str, accelerator: str) -> dict:
+    """The per-device peak FLOP/s MFU is computed against, and its source (``benchmark.device_peak``)."""
+    from lit_algos.benchmark import device_peak
+
+    flops, source = device_peak(record.hardware.get("device_name", ""), precision, accelerator)
+    return {"flops": flops, "source": source}
+
+
+def _log_with_axes(module):
+    """A ``MoEBalance`` log function: the metrics with their step's tokens, FLOPs and seconds."""
+    from lit_algos.training.recorder import RunRecorder
+
+    def log(metrics: dict, step: int, trainer) -> None:
+        axes = {
+            k: v for k, v in module.axes(step).items() if k != "step"
+        }  # the step goes as the logger's step
+        RunRecorder.send_to_loggers(trainer, {**metrics, **axes}, step)
+
+    return log
+
+
 def _check_data_fits(cfg: Config, prepared) -> None:
     """The prepared data must hold what the model reads, before any run folder exists."""
-    if prepared.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(
-            "model.vocab_size",
-            cfg.model.vocab_size,
-            f"The tokenizer {cfg.data.tokenizer!r} has {prepared.vocab_size} tokens; set model.vocab_size >= {prepared.vocab_size}.",
-        )
+    from lit_algos.training.module import check_vocab
+
+    check_vocab(cfg, prepared.vocab_size)
     if (prepared.train_tokens - 1) // cfg.model.block_size < 1:
         raise DataError(
             f"The train split of {prepared.root} has {prepared.train_tokens} tokens, fewer than one sequence of "

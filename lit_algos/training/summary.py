@@ -41,10 +41,18 @@ def record_table(record: RunRecord) -> Table:
             "-" if tt is None else f"{tt.train_seconds:.1f} s, {tt.tokens:,.0f} tokens, {tt.flops:.3e} FLOPs",
         ),
         ("tokens/s", _fmt(record.tokens_per_second, ",.0f")),
-        ("MFU", _fmt(record.mfu, ".1%")),
+        ("MFU", _fmt(record.mfu, ".1%") + _peak_note(record)),
     ]
     if record.error:
         rows.append(("error", record.error))
     for k, v in rows:
         table.add_row(k, v)
     return table
+
+
+def _peak_note(record: RunRecord) -> str:
+    """Where the peak MFU is measured against comes from (a data sheet, or this CPU's matmul peak)."""
+    peak = record.hardware.get("peak_flops") or {}
+    if not peak.get("flops"):
+        return ""
+    return f"  (of {peak['flops'] / 1e9:,.0f} GFLOP/s: {peak.get('source', '?')})"

@@ -14,21 +14,25 @@ import math
 import types
 import typing
 from pathlib import Path
-from typing import Any
-
-import lightning as L
-from lightning.fabric.utilities.exceptions import MisconfigurationException
+from typing import TYPE_CHECKING, Any
 
 from lit_algos.config import Config
 from lit_algos.config.train import TRAINER_OWNED
 from lit_algos.errors import ConfigError
 from lit_algos.training.plan import RunPlan
 
+if TYPE_CHECKING:
+    import lightning as L
+
 
 def trainer_options(cfg: Config) -> dict[str, Any]:
     """``train.trainer`` checked against the Trainer's signature, names and value types (owned
     keys are refused by the config), before anything is prepared or written."""
     options = dict(cfg.train.trainer or {})
+    if not options:
+        return options
+    import lightning as L  # only to read the Trainer's signature: the import takes seconds
+
     params = inspect.signature(L.Trainer.__init__).parameters
     accepted = set(params) - {"self"}
     for key, value in options.items():
@@ -48,8 +52,7 @@ def trainer_options(cfg: Config) -> dict[str, Any]:
             raise ConfigError(
                 f"train.trainer.{key}", value, f"lightning.Trainer's {key!r} takes {describe(annotation)}."
             )
-    if options:
-        _try_trainer(options)
+    _try_trainer(options)
     return options
 
 
@@ -57,6 +60,9 @@ def _try_trainer(options: dict[str, Any]) -> None:
     """Let Lightning judge the values too (e.g. an unknown profiler name), before any data or
     run folder exists: a Trainer is built and dropped (it writes nothing until it fits)."""
     import logging
+
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     log = logging.getLogger("lightning.pytorch")
     level = log.level
@@ -129,6 +135,37 @@ def refused(err: Exception, options: dict[str, Any]) -> ConfigError:
     return ConfigError(field, options.get(key, options), f"lightning.Trainer refused it: {err}")
 
 
+def trainer_kwargs(cfg: Config, plan: RunPlan | None = None, precision: str | None = None) -> dict[str, Any]:
+    """The ``lightning.Trainer`` arguments a recipe implies: devices, precision, the step budget,
+    gradient accumulation, the evaluation cadence (every ``train.eval_every_tokens``), logging every
+    ``train.log_every`` steps, no sanity evaluation, and the datamodule's own rank split.
+
+    ``lit_algos.train`` builds its Trainer from these; pass them to your own Trainer to train a
+    recipe as ``lit-algos train`` does: ``L.Trainer(**la.trainer_kwargs(cfg), logger=..., callbacks=...)``.
+    (Gradient clipping is ``LitGPT.configure_gradient_clipping``; the budget's seconds and target
+    stops are lit_algos callbacks, not Trainer arguments.)
+    """
+    from lit_algos.training.plan import plan_run
+
+    plan = plan or plan_run(cfg)
+    t = cfg.train
+    return dict(
+        accelerator=plan.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=precision or t.precision,
+        max_steps=plan.max_steps or -1,
+        max_epochs=-1,  # one endless epoch: the budget (BudgetStop) or the target ends the run
+        accumulate_grad_batches=plan.accumulate,
+        val_check_interval=plan.val_check_interval,
+        check_val_every_n_epoch=None,  # count batches across epochs: evaluations at exact token counts
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every,
+        use_distributed_sampler=False,  # the datamodule splits train and validation data itself
+    )
+
+
 def build_trainer(
     cfg: Config,
     plan: RunPlan,
@@ -140,37 +177,22 @@ def build_trainer(
     precision: str | None = None,
 ) -> L.Trainer:
     """``precision``: what runs (``lit_algos.precision.resolve_precision``); default the recipe's."""
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     options = dict(options or {})
-    options.setdefault("log_every_n_steps", max(1, min(50, plan.eval_every_steps)))
     options.setdefault("enable_model_summary", False)
-    options.setdefault("enable_progress_bar", False)  # BudgetProgress shows the budget, not epochs
-    passed = dict(cfg.train.trainer or {})
+    options.setdefault("enable_progress_bar", False)  # lit_algos's own bar shows the budget, not epochs
     try:
-        return _trainer(cfg, plan, run_dir, callbacks, loggers, options, precision)
+        return L.Trainer(
+            **trainer_kwargs(cfg, plan, precision),
+            logger=loggers or False,
+            callbacks=callbacks,
+            default_root_dir=str(run_dir),
+            **options,
+        )
     except (MisconfigurationException, ValueError, TypeError) as err:
+        passed = dict(cfg.train.trainer or {})
         if not passed:
             raise
         raise refused(err, passed) from None
-
-
-def _trainer(cfg, plan, run_dir, callbacks, loggers, options, precision) -> L.Trainer:
-    t = cfg.train
-    return L.Trainer(
-        accelerator=plan.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=precision or t.precision,
-        max_steps=plan.max_steps or -1,
-        max_epochs=-1,  # one endless epoch: the budget (BudgetStop) or the target ends the run
-        accumulate_grad_batches=plan.accumulate,
-        gradient_clip_val=cfg.optim.grad_clip,
-        val_check_interval=plan.val_check_interval,
-        check_val_every_n_epoch=None,  # count batches across epochs: evaluations at exact token counts
-        num_sanity_val_steps=0,
-        logger=loggers or False,
-        callbacks=callbacks,
-        use_distributed_sampler=False,  # the datamodule splits train and validation data itself
-        default_root_dir=str(run_dir),
-        **options,
-    )

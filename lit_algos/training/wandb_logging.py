@@ -7,19 +7,13 @@ host (``$WANDB_BASE_URL``, default api.wandb.ai:443) accepts a TCP connection wi
 falls back to ``offline`` with a warning. Offline runs land in ``<save_dir>/wandb/offline-run-*``;
 upload them later with ``wandb sync``.
 
-Axes. A W&B metric has exactly one x-axis (``step_metric``), but a CEG question needs every curve
-against tokens, FLOPs and training seconds. The scheme:
-
-- ``tokens``, ``flops``, ``train_seconds`` are the axis metrics (logged by the training loop, or
-  given with ``LitAlgosWandbLogger.set_axes``); the logger remembers the latest value of each and
-  adds them to every row that carries a ``train/*`` or ``val/*`` metric.
-- ``train/<m>`` and ``val/<m>`` are plotted against ``tokens``;
-- their copies ``train_by_flops/<m>``, ``val_by_flops/<m>`` against ``flops``, and
-  ``train_by_time/<m>``, ``val_by_time/<m>`` against ``train_seconds``. The copies are made by the
-  logger, so the training code logs each metric once.
-
-In the W&B UI each axis is then its own panel section (val, val_by_flops, val_by_time), and runs
-of a group overlay on any of the three axes.
+Axes. A W&B metric has one default x-axis (``step_metric``), but a CEG question needs every curve
+against tokens, FLOPs and training seconds. So every row that ``LitGPT`` logs carries its own
+``tokens``, ``flops`` and ``train_seconds`` (and its optimizer step as ``trainer/global_step``):
+the values of that step, or of that evaluation for ``val/*``. ``train/*``, ``val/*``, ``lr/*`` and
+``moe/*`` are plotted against ``tokens`` by default; in a panel's settings, "X axis" picks ``flops``
+or ``train_seconds`` instead, and the runs of a group overlay on that axis. Each metric is logged
+once: no copies under other names.
 
 Every W&B call is wrapped: a failure becomes a ``WandbWarning`` and, at worst, a run without W&B.
 """
@@ -45,8 +39,7 @@ if TYPE_CHECKING:
     from lit_algos.records import RunRecord
 
 AXES = ("tokens", "flops", "train_seconds")
-SECTIONS = ("train", "val")  # metric prefixes that get the three axes
-AXIS_COPIES = {"flops": "by_flops", "train_seconds": "by_time"}  # axis -> section suffix of the copies
+SECTIONS = ("train", "val", "lr", "moe")  # metric prefixes plotted against tokens by default
 REACH_TIMEOUT_S = 2.0
 INIT_TIMEOUT_S = 30.0  # an online init that gets a connection but no answer gives up after this
 MODES = ("online", "offline", "disabled", "shared")
@@ -201,39 +194,14 @@ def resolve_mode(cfg_mode: str | None) -> str:
 
 
 class LitAlgosWandbLogger(WandbLogger):
-    """Lightning's ``WandbLogger`` with the three-axis scheme of this module, and failures as warnings."""
+    """Lightning's ``WandbLogger`` with the axes of this module, and failures as warnings."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         if self._wandb_init.get("anonymous") is None:  # newer wandb warns about the key even when None
             self._wandb_init.pop("anonymous", None)
-        self._axes: dict[str, float] = {}
         self._defined: set[str] = set()
         self._failed = False
-
-    def set_axes(
-        self, tokens: float | None = None, flops: float | None = None, train_seconds: float | None = None
-    ):
-        """Current axis values, for metrics logged without them."""
-        for name, value in (("tokens", tokens), ("flops", flops), ("train_seconds", train_seconds)):
-            if value is not None:
-                self._axes[name] = float(value)
-
-    def expand_metrics(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        """``metrics`` plus the latest axis values and the by_flops / by_time copies of train/ and val/ metrics."""
-        out = dict(metrics)
-        self.set_axes(**{a: out[a] for a in AXES if a in out})
-        tracked = [k for k in metrics if "/" in k and k.split("/", 1)[0] in SECTIONS]
-        if not tracked:
-            return out
-        for axis, value in self._axes.items():
-            out.setdefault(axis, value)
-        for key in tracked:
-            section, rest = key.split("/", 1)
-            for axis, suffix in AXIS_COPIES.items():
-                if axis in self._axes:
-                    out[f"{section}_{suffix}/{rest}"] = metrics[key]
-        return out
 
     def _define(self, keys: list[str]) -> None:
         for key in keys:
@@ -257,9 +225,8 @@ class LitAlgosWandbLogger(WandbLogger):
         if self._failed:
             return
         try:
-            out = self.expand_metrics(metrics)
-            self._define(list(out))
-            super().log_metrics(out, step)
+            self._define(list(metrics))
+            super().log_metrics(dict(metrics), step)
         except Exception as err:
             self._fail("log_metrics", err)
 
@@ -268,20 +235,20 @@ class LitAlgosWandbLogger(WandbLogger):
         if self._failed:
             return
         try:
+            # LitGPT's hyperparameters hold the resolved config, which the run's config already has
+            # flattened (model.n_layer, ...): flatten it the same way rather than add a nested copy.
+            params = dict(params) if isinstance(params, Mapping) else dict(vars(params))
+            nested = params.pop("config", None)
+            if isinstance(nested, Mapping):
+                params.update(flatten_config(nested))
             super().log_hyperparams(params)
         except Exception as err:
             self._fail("log_hyperparams", err)
 
 
 def step_metric_for(key: str) -> str | None:
-    """The x-axis of a metric under the scheme: train/* and val/* -> tokens, *_by_flops/* -> flops, ..."""
-    section = key.split("/", 1)[0]
-    if section in SECTIONS:
-        return "tokens"
-    for axis, suffix in AXIS_COPIES.items():
-        if section in {f"{s}_{suffix}" for s in SECTIONS}:
-            return axis
-    return None
+    """The default x-axis of a metric: ``tokens`` for train/*, val/*, lr/* and moe/*; None otherwise."""
+    return "tokens" if key.split("/", 1)[0] in SECTIONS else None
 
 
 def make_wandb_logger(
@@ -326,7 +293,7 @@ def make_wandb_logger(
             project=wcfg.get("project") or "lit_algos",
             entity=wcfg.get("entity"),
             group=wcfg.get("group") or data.get("name"),
-            tags=component_tags(data),
+            tags=component_tags(data) + [t for t in wcfg.get("tags") or [] if t],
             config=config,
             mode=mode,
             job_type="train",
@@ -351,8 +318,6 @@ def define_metrics(logger: WandbLogger | None) -> None:
             exp.define_metric(axis)
         for section in SECTIONS:
             exp.define_metric(f"{section}/*", step_metric="tokens")
-            for axis, suffix in AXIS_COPIES.items():
-                exp.define_metric(f"{section}_{suffix}/*", step_metric=axis)
     except Exception as err:
         _warn(f"define_metric failed ({type(err).__name__}: {err}); charts use the default x-axis.")
 
