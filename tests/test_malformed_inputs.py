@@ -459,15 +459,18 @@ def trainer(*items: str) -> Callable[[Path], list[str]]:
 
 
 TRAINER_CASES = {  # --trainer.KEY=VALUE is checked against lightning.Trainer's signature and values
-    "string for an int": Case(
-        trainer("--trainer.log_every_n_steps=abc"),
-        ("train.trainer.log_every_n_steps", "'abc'", "an integer or null"),
+    "string for a number": Case(
+        trainer("--trainer.limit_test_batches=abc"),
+        ("train.trainer.limit_test_batches", "'abc'", "a number or an integer or null"),
     ),
-    "float for an int": Case(
-        trainer("--trainer.log_every_n_steps=2.5"), ("log_every_n_steps", "2.5", "an integer")
+    "bool for a number": Case(
+        trainer("--trainer.limit_test_batches=true"), ("limit_test_batches", "True", "an integer")
     ),
-    "bool for an int": Case(
-        trainer("--trainer.log_every_n_steps=true"), ("log_every_n_steps", "True", "an integer")
+    "list for a number": Case(
+        trainer("--trainer.limit_predict_batches=[2]"), ("limit_predict_batches", "[2]", "a number")
+    ),
+    "owned by lit_algos": Case(
+        trainer("--trainer.log_every_n_steps=10"), ("train.trainer.log_every_n_steps", "10", "train.log_every")
     ),
     "string for a bool": Case(
         trainer("--trainer.detect_anomaly=maybe"),
