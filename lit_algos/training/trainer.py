@@ -113,8 +113,9 @@ def describe(annotation: Any) -> str:
     """'an integer or null', "one of 'value', 'norm'"... for the error message."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        parts = [describe(a) for a in args]
-        return " or ".join(dict.fromkeys(p for p in parts if p))
+        # sorted, null last: typing caches a Union by its members, so their order depends on import order
+        parts = sorted({describe(a) for a in args} - {""}, key=lambda p: (p == "null", p))
+        return " or ".join(parts)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (list, collections.abc.Iterable):
