@@ -131,7 +131,7 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
     sec = Section(f"CEG over {ref} ({exp})")
     sec.text.append(
         f"FLOP CEG = C_{ref}(L*) / C_arm(L*) at one common L* per size (primary: the highest {ref} seed's smoothed "
-        "final loss; auxiliary when no arm seed reaches it), geometric mean over seeds with a 95% Student-t "
+        "final loss; auxiliary, when an arm seed ends above it: the highest arm seed's final loss, which every run reaches), geometric mean over seeds with a 95% Student-t "
         "interval on log costs. `paper rule` is Sanderson et al.'s notebook rule (evaluation counts) on the same runs."
     )
     paper_cols = list(an.paper.get("values", {}))
