@@ -280,6 +280,11 @@ def test_scaling_verdict_recovers_a_growing_gain(tmp_path):
     )  # M = C^0.2 at the lowest final point
     assert verdict[6] == "3 model sizes x 2 seeds, E fixed at 2 (assumed), each run's final point"
     assert "(from the cited fits)" not in verdict[7] and verdict[7] == "n/a"  # only ref has cited values
+    # the law-free view: new reaches ref's final loss before its own first evaluation at every
+    # size (its grid starts at 1/100 of the budget), so each CEG is a bound and no trend is drawn
+    rows = [line for line in report.splitlines() if line.startswith("| ref -> new |")]
+    law_free = [c.strip() for c in rows[-1].strip("|").split("|")]
+    assert all(c.startswith("≥ ") for c in law_free[1:4]) and law_free[-1].startswith("inconclusive")
 
 
 def test_an_arm_on_a_plateau_gets_no_fit_and_an_inconclusive_verdict(tmp_path):

@@ -321,3 +321,10 @@ def test_two_sizes_give_a_direction_not_a_verdict():
     trend = ceg_trend([1e12, 1e14], [[2.0, 2.1, 1.9], [8.0, 8.4, 7.6]])
     assert trend.label == "inconclusive" and "needs three" in trend.note
     assert trend.slope == pytest.approx(np.log(4) / np.log(100), rel=0.02) and trend.interval is None
+
+
+def test_a_trend_of_nothing_is_inconclusive():
+    from lit_algos.analysis.scaling import ceg_trend
+
+    trend = ceg_trend([], [])
+    assert trend.label == "inconclusive" and trend.slope is None and trend.n_pairs == 0

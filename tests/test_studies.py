@@ -58,8 +58,8 @@ def test_research_runs_train_a_fixed_budget_without_a_target():
 def test_ablation_arms_swap_one_component():
     exp = expand(load_study("gundlach"), "quick")
     by_name = {s.name: s for s in exp.runs}
-    retro_rope = by_name["retro+position_ladder-m"].config()
-    modern_learned = by_name["modern-position_ladder-m"].config()
+    retro_rope = by_name["retro+position_ladder-s"].config()
+    modern_learned = by_name["modern-position_ladder-s"].config()
     assert retro_rope.model.position.kind == "rope" and retro_rope.model.norm.kind == "layernorm"
     assert modern_learned.model.position.kind == "learned" and modern_learned.optim.name == "muon"
 

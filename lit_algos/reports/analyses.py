@@ -335,7 +335,7 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
             if isinstance(pa, dict) and isinstance(pn, dict) and "alpha" in pa and "alpha" in pn
             else "n/a"
         )
-        basis = scaling_basis(arm_runs[ref] + arm_runs[new], mode, E) if arm_runs[new] else "no runs"
+        basis = scaling_basis(arm_runs[new], mode, E) if arm_runs[new] else "no runs"
         if ref not in fits or new not in fits:
             verdicts.rows.append(
                 [f"{ref} -> {new}", "–", "–", "–", "–", "inconclusive (no fit)", basis, paper_slope]
@@ -368,10 +368,41 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
         )
         sec.data.setdefault("verdicts", {})[f"{ref}->{new}"] = dep.to_dict()
     sec.tables.append(verdicts)
+    sec.tables.append(_pair_cegs(an.options["pairs"], sizes_of(study, preset, exp), exp, groups, margin))
     if an.paper:
         sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
     sec.data["_fits"], sec.data["_points"] = fits, points  # for the plots (not written to JSON)
     return sec
+
+
+def _pair_cegs(pairs, sizes: list[str], exp: str, groups: dict, margin: float) -> Table:
+    """The law-free view of the same question: each pair's FLOP CEG at each size and its trend
+    over the sizes (``ceg_trend``: a verdict from three sizes, a direction from two)."""
+    from lit_algos.analysis.ceg import summarize
+    from lit_algos.analysis.scaling import ceg_trend
+
+    table = Table(
+        "CEG of the new arm over the reference at each size (no law assumed)",
+        ["pair (ref -> new)", *(f"CEG {s}" for s in sizes), "slope d ln CEG / d ln C [95% CI]", "label"],
+    )
+    for ref, new in pairs:
+        cells, compute, pair_values = [], [], []
+        for size in sizes:
+            refs, news = groups.get((exp, ref, size), []), groups.get((exp, new, size), [])
+            if not refs or not news:
+                cells.append("–")
+                continue
+            s = summarize(refs, news)
+            est = s.estimates["flops"]
+            cells.append(est_text(est))
+            values = [p.ceg.get("flops") for p in s.pairs if p.bound is None and p.ceg.get("flops")]
+            if est.bound is None and values:
+                compute.append(mean_final_flops(refs))
+                pair_values.append(values)
+        trend = ceg_trend(compute, pair_values, margin)
+        label = trend.label + (f" ({trend.note})" if trend.note else "")
+        table.rows.append([f"{ref} -> {new}", *cells, fmt_iv(trend.slope, trend.interval), label])
+    return table
 
 
 # ---- allocation ------------------------------------------------------------------------------
