@@ -491,5 +491,13 @@ def tuning_section(preset, sweeps: list) -> Section:
         used = sweep.lrs.get(sweep.chosen, "–") if sweep.chosen is not None else "–"
         table.rows.append([sweep.experiment, sweep.arm, *cells, chosen, used])
     sec.tables.append(table)
+    edge = [
+        f"{s.arm} (x{s.chosen:g})" for s in sweeps if s.chosen in (min(tune.lr_scale), max(tune.lr_scale))
+    ]
+    if edge:
+        sec.text.append(
+            f"At the edge of the sweep: {', '.join(edge)}; a rate beyond it might do better, so these arms may be "
+            "under-tuned relative to the others."
+        )
     sec.data = {"sweeps": [s.to_dict() for s in sweeps]}
     return sec
