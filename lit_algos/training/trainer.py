@@ -17,6 +17,7 @@ import lightning as L
 from lit_algos.config import Config
 from lit_algos.config.train import TRAINER_OWNED
 from lit_algos.errors import ConfigError
+from lit_algos.training.distributed import build_strategy
 from lit_algos.training.plan import RunPlan
 
 
@@ -59,7 +60,7 @@ def build_trainer(
         accelerator=plan.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=t.strategy,
+        strategy=build_strategy(t.strategy, plan.accelerator),
         precision=precision or t.precision,
         max_steps=plan.max_steps or -1,
         max_epochs=-1,  # one endless epoch: the budget (BudgetStop) or the target ends the run
@@ -74,3 +75,15 @@ def build_trainer(
         default_root_dir=str(run_dir),
         **options,
     )
+
+
+class RunIdSync(L.Callback):
+    """Ranks that rank 0 did not start itself (srun, torchrun, the other nodes of a multi-node
+    launch) could not inherit its run id; they take it from rank 0 once the process group is up,
+    so every rank's record names the same run. Only rank 0 writes the record and the config."""
+
+    def __init__(self, record):
+        self.record = record
+
+    def setup(self, trainer, pl_module, stage):
+        self.record.run_id = trainer.strategy.broadcast(self.record.run_id, src=0)
