@@ -17,7 +17,8 @@ from torchmetrics import MeanMetric
 
 from lit_algos.config import Config
 from lit_algos.model import IGNORE_INDEX, build_model
-from lit_algos.optim import build_optimizer, build_scheduler
+from lit_algos.optim import build_optimizer, build_scheduler, parameter_tags
+from lit_algos.training.distributed import fsdp_root
 
 
 class LitGPT(L.LightningModule):
@@ -27,6 +28,9 @@ class LitGPT(L.LightningModule):
         self.cfg = Config.from_dict(config)
         self.total_steps = total_steps
         self.model = build_model(self.cfg.model)
+        # Optimizer groups follow these tags; under FSDP the parameters are flat shards by the time
+        # configure_optimizers runs, so they are taken now, before the blocks are wrapped.
+        self._param_tags = parameter_tags(self.model)
         self._compiled = None  # torch.compile'd forward, kept out of the module tree and the state dict
         # A NaN loss must stay non-finite so that divergence is seen, not averaged away: NaN -> +inf.
         # (Not nan_strategy="disable": torchmetrics 1.9 then drops the weights, giving a mean of batch means.)
@@ -68,12 +72,26 @@ class LitGPT(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # The gradient norm before clipping (what clipping sees), logged with the other step metrics.
-        if self.trainer.loggers:
-            norms = grad_norm(self.model, norm_type=2)
-            self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=False)
+        if not self.trainer.loggers:
+            return
+        if fsdp_root(self.trainer) is not None:  # each rank holds a shard of every gradient
+            local = sum((p.grad.float().pow(2).sum() for p in self.model.parameters() if p.grad is not None),
+                        torch.zeros((), device=self.device))  # fmt: skip
+            norm = self.trainer.strategy.reduce(local, reduce_op="sum").sqrt()
+        else:
+            norm = grad_norm(self.model, norm_type=2)["grad_2.0_norm_total"]
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        root = fsdp_root(self.trainer)
+        if root is None:
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        if gradient_clip_val:  # Lightning cannot clip by norm under FSDP; the FSDP root can (all shards)
+            root.clip_grad_norm_(gradient_clip_val)
+        return None
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.model, self.cfg.optim)
+        optimizer = build_optimizer(self.model, self.cfg.optim, tags=self._param_tags)
         scheduler = build_scheduler(optimizer, self.cfg.optim.schedule, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
