@@ -169,7 +169,7 @@ def train_specs(specs, args) -> dict[str, Path] | None:
         executor=args.executor,
         workers=args.workers,
         threads=args.threads,
-        slurm=slurm_settings(args),
+        slurm={"job_name": f"lit-algos-{args.sweep}", **slurm_settings(args)},
         progress=not args.no_progress,
         console=console,
         plans=plans,
