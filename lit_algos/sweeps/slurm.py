@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -145,21 +146,24 @@ class SlurmWatch:
 
     @staticmethod
     def _outcome(job) -> str | None:
+        lead = job.task(0)  # rank 0 of a run over several tasks
         try:
-            job.task(0).result()
+            lead.result()
         except Exception as err:  # noqa: BLE001  (a failed task is reported, the others go on)
-            lines = [ln for ln in str(err).splitlines() if ln.strip() and not ln.startswith("-----")]
-            last = next(
-                (ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else ""
-            )
-            return f"SLURM job {job.job_id} failed: {last.strip()}\nlog: {job.paths.stderr}\n{log_tail(job.paths.stderr)}"
+            # submitit's message: "... with trace:\n-----\n<traceback>\n-----\n<where the logs are>"
+            parts = re.split(r"\n-{10,}\n", str(err))
+            trace = [ln for ln in (parts[1] if len(parts) > 2 else str(err)).splitlines() if ln.strip()]
+            last = trace[-1].strip() if trace else type(err).__name__
+            log = lead.paths.stderr
+            return f"SLURM job {job.job_id} failed: {last}\nlog: {log}\n{log_tail(log)}"
         return None
 
     @staticmethod
     def _vanished(job) -> str:
+        log = job.task(0).paths.stderr
         return (
             f"SLURM job {job.job_id} ended without a result (state: {final_state(job.job_id)}; cancelled, "
-            f"killed, or out of time or memory)\nlog: {job.paths.stderr}\n{log_tail(job.paths.stderr)}"
+            f"killed, or out of time or memory)\nlog: {log}\n{log_tail(log)}"
         )
 
     def cancel(self) -> None:
@@ -221,8 +225,11 @@ class SlurmExecutor:
                 )
                 for plan, job in zip(group, submitted):
                     jobs[plan.spec_id] = (plan, job)
-                    journal(runs_dir, plan.spec_id, "submit", job_id=job.job_id, log=str(job.paths.stderr))
-                    progress.started(plan, how=f"submitted (job {job.job_id}, log {job.paths.stdout})")
+                    log = job.task(0).paths.stderr
+                    journal(runs_dir, plan.spec_id, "submit", job_id=job.job_id, log=str(log))
+                    progress.started(
+                        plan, how=f"submitted (job {job.job_id}, log {job.task(0).paths.stdout})"
+                    )
             watch = (SlurmWatch if executor.cluster == "slurm" else LocalWatch)(jobs)
             failed: dict[str, str] = {}
             while watch.pending:
