@@ -38,6 +38,7 @@ SIZES = {
         "bench_steps": "4",
         "train": ["train.max_seconds=120", "train.eval_every_tokens=16777216"],
         "tolerance": 1e-3,  # GPU reductions are not ordered: allow more than the CPU's 1e-5
+        "curve": [],  # ddp/fsdp: the debug recipe as it is
     },
     "cpu": {
         "data": ["data.corpus=kjv", "data.tokenizer=bpe:512", "data.val_tokens=4096"],
@@ -56,6 +57,7 @@ SIZES = {
         "bench_steps": "2",
         "train": ["train.max_seconds=5"],
         "tolerance": 1e-5,
+        "curve": ["train.max_tokens=8192"],
     },
 }
 
@@ -234,7 +236,7 @@ class Check:
         """1 device vs every GPU (or 2 CPU processes) on the debug recipe: the same curve."""
         devices = str(max(1, getattr(self, "gpus", 0))) if self.device == "cuda" else "2"
         accel = "train.accelerator=gpu" if self.device == "cuda" else "train.accelerator=cpu"
-        base = ["train", "debug", "--no-progress", "--set", accel]
+        base = ["train", "debug", "--no-progress", "--set", accel, *self._sets(self.size["curve"])]
         one = self.out / "runs" / "one-device"  # shared by ddp and fsdp
         if not list(one.glob("*/record.json")):
             self.cli(name, *base, "--runs-dir", str(one), timeout=300)
