@@ -22,7 +22,12 @@ answers() {  # the controller answers and the node takes jobs
   timeout 10 scontrol ping 2>/dev/null | grep -q "is UP" || return 1
   local state
   state=$(timeout 10 sinfo -h -N -o '%t' 2>/dev/null | head -1)
-  [[ "$state" =~ ^(idle|mix|alloc|comp) ]]
+  [[ "$state" =~ ^(idle|mix|alloc|comp) ]] || return 1
+  # The controller notices a dead slurmd only after SlurmdTimeout (5 min): on this script's
+  # one-node cluster, look for the daemons themselves.
+  if grep -qF "$MARK" "$CONF" 2>/dev/null; then
+    pgrep -x slurmd >/dev/null && pgrep -x munged >/dev/null || return 1
+  fi
 }
 
 if [[ "${1:-}" == "--check" ]]; then
@@ -93,22 +98,28 @@ DefMemPerCPU=$((mem_mb / cpus))
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONFEOF
-mv "$CONF.new" "$CONF"
+changed=0
+if ! cmp -s "$CONF.new" "$CONF" 2>/dev/null; then
+  mv "$CONF.new" "$CONF"
+  changed=1
+else
+  rm -f "$CONF.new"
+fi
+
+running() { pgrep -x "$1" >/dev/null; }
 
 # munge: the key comes with the package; the daemon runs as its own user.
 chown munge:munge /run/munge
-if ! pgrep -u munge -x munged >/dev/null; then
-  runuser -u munge -- /usr/sbin/munged
-fi
+running munged || runuser -u munge -- /usr/sbin/munged
 
-# Stale daemons (a stopped cluster) are replaced; -c: start from a clean job state.
-for d in slurmctld slurmd; do
-  if [[ -f /run/slurm/$d.pid ]] && kill -0 "$(cat /run/slurm/$d.pid)" 2>/dev/null; then
-    kill "$(cat /run/slurm/$d.pid)" && sleep 1
-  fi
-done
-/usr/sbin/slurmctld -c
-/usr/sbin/slurmd
+# Start only what is not running: a controller that is up keeps its jobs; one that runs with an
+# older slurm.conf of this script rereads it.
+if running slurmctld; then
+  if [[ $changed == 1 ]]; then scontrol reconfigure; fi
+else
+  /usr/sbin/slurmctld
+fi
+running slurmd || /usr/sbin/slurmd
 
 for _ in $(seq 1 60); do
   if answers; then

@@ -171,3 +171,20 @@ def test_srun_dash_n_2_trains_one_run_with_the_one_process_curve(single_debug, t
     assert record.world_size == 2 and record.hardware["host"]["torch_threads"] == 1  # 2 CPUs, 2 tasks
     assert_same_curve(single_debug.record, record)
     assert out.stdout.count(f"run {record.run_id}") == 1  # one summary, rank 0's
+
+
+@pytest.mark.slow
+def test_a_two_device_run_in_a_slurm_sweep_is_one_job_of_two_tasks_and_one_record(single_debug, tmp_path):
+    """One task per device (--ntasks-per-node 2), joined by Lightning's SLURMEnvironment; rank 1
+    decides nothing and writes nothing of its own."""
+    runs = tmp_path / "runs"
+    spec = RunSpec("ddp2", "debug", ("train.devices=2", "train.strategy=ddp", "train.accelerator=cpu"))
+    dirs = run_sweep(
+        [spec], runs_dir=runs, executor="slurm", slurm={"time": 10, "cpus_per_task": 1}, progress=False
+    )
+    record = RunRecord.load(dirs[spec.spec_id()] / "record.json")
+    assert record.world_size == 2 and record.status == "budget_exhausted"
+    assert_same_curve(single_debug.record, record)
+    assert [e["action"] for e in read_journal(runs)] == ["submit", "train", "done"]
+    (script,) = (runs / ".sweep" / "submitit").glob("*_submission.sh")
+    assert "--ntasks-per-node=2" in script.read_text()
