@@ -251,7 +251,7 @@ def train_specs(specs, args) -> dict[str, Path] | None:
 
     console = Console(stderr=args.json)  # --json: stdout holds the JSON alone
     runs_dir = args.runs_dir or default_runs_dir()
-    slurm = slurm_settings(args)
+    slurm = {"job_name": f"lit-algos-{args.sweep}", **slurm_settings(args)}
     plans = plan_sweep(specs, runs_dir=runs_dir)
     if args.dry_run:
         if args.json:

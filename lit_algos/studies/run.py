@@ -105,6 +105,7 @@ def run_study(
     slurm_cfg = {
         k: v for k, v in {**(study.executor.get("slurm") or {}), **(slurm or {})}.items() if v is not None
     }
+    slurm_cfg.setdefault("job_name", f"lit-algos-{study.name}")  # the array's name in squeue
     from lit_algos.sweeps import run_sweep
 
     def sweep(specs):
