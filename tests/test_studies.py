@@ -150,7 +150,8 @@ def test_the_gundlach_ladder_trains_every_arm_alike_but_the_lstm_keeps_its_input
         assert lstm.optim.lr == retro.optim.lr  # the rates come from the same sweep (studies.tuning)
         tokens.append(retro.train.max_tokens)
     assert tokens == sorted(tokens) and tokens[-1] > 4 * tokens[0]  # budgets grow with the size
-    assert load_study("gundlach").preset("full").tune.lr_scale == (0.5, 1.0, 2.0, 4.0, 8.0)
+    tune = load_study("gundlach").preset("full").tune
+    assert tune.size == "ladder-m" and tune.lr_scale == (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 # ---- the study command -------------------------------------------------------------------------

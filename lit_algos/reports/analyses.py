@@ -101,9 +101,10 @@ def _trend_table(ref: str, sizes: list[str], data: dict, margin: float) -> Table
         have = [s for s, e in zip(sizes, entries) if e and e["pairs"]]
         counts = ", ".join(f"{s}: {len(per_size[s]['pairs'])} pairs" for s in have)
         basis = f"{len(have)} sizes ({counts}); C = the {ref} runs' mean final FLOPs"
-        bounded = [s for s, e in zip(sizes, entries) if e and (e["ceg"] or {}).get("bound")]
+        bounded = [s for s, e in zip(sizes, entries) if e and ((e["ceg"] or {}).get("bound") or
+                                                                 (e["ceg"] or {}).get("value") is None)]  # fmt: skip
         if bounded:  # the uncensored pairs alone would drop the censored seeds silently
-            why = f"inconclusive (a bound, not a number, at {', '.join(bounded)}: censored seeds)"
+            why = f"inconclusive (a bound or no number at {', '.join(bounded)}: censored seeds)"
             table.rows.append([arm, *cells, "–", why, basis])
             continue
         trend = ceg_trend(
