@@ -137,6 +137,9 @@ def test_sweep_scaling_defaults_give_params_plus_two_points_per_fit():
     args = parser.parse_args(["sweep", "scaling"])
     assert args.seeds * len(args.scales) >= 3 + 2  # E, A, alpha + 2
     assert len(set(args.scales)) >= 2
+    # two sizes fit only with E fixed; the refusal names --E, so the sweep must take it
+    assert args.fixed_E is None
+    assert parser.parse_args(["sweep", "scaling", "--E", "1.9"]).fixed_E == 1.9
 
 
 def test_hoffmann_fit_reproduces_the_kaplan_to_chinchilla_multiplier():

@@ -170,7 +170,9 @@ def test_srun_dash_n_2_trains_one_run_with_the_one_process_curve(single_debug, t
     record = only_record(runs)
     assert record.world_size == 2 and record.hardware["host"]["torch_threads"] == 1  # 2 CPUs, 2 tasks
     assert_same_curve(single_debug.record, record)
-    assert out.stdout.count(f"run {record.run_id}") == 1  # one summary, rank 0's
+    # rank 0 alone prints: its header line ("run ID | folder ...") and its summary (titled "run ID")
+    assert out.stdout.count(f"run {record.run_id} | folder") == 1
+    assert out.stdout.count(f"run {record.run_id}") == 2
 
 
 @pytest.mark.slow

@@ -54,6 +54,14 @@ def register(sub) -> None:
     s.add_argument(
         "--scales", nargs="+", default=list(CPU_LADDER), help=f"size ladder (default {' '.join(CPU_LADDER)})"
     )
+    s.add_argument(
+        "--E",
+        dest="fixed_E",
+        type=float,
+        default=None,
+        metavar="VALUE",
+        help="fix the irreducible loss E at VALUE in the fits (needed with two sizes: E fitted needs three)",
+    )
     _common(s)
     _name_prefix(s)
     # 2 seeds x 3 sizes = 6 points per fit (see lit_algos.sweeps.scaling.SCALING_SEEDS)
@@ -336,7 +344,7 @@ def cmd_scaling(args) -> int:
 
     refs = _records(plan.side(plan.ref, run_dirs), include_failed=True)
     news = _records(plan.side(plan.new, run_dirs), include_failed=True)
-    return print_scaling(compare_scaling(refs, news, points="final"), as_json=args.json)
+    return print_scaling(compare_scaling(refs, news, points="final", E=args.fixed_E), as_json=args.json)
 
 
 def cmd_ab(args) -> int:
