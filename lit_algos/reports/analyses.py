@@ -456,6 +456,12 @@ def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Sect
         table.rows.append([f"{c:.3g}", f"{n_opt:.3g}", f"{c / 6 / n_opt:.3g}", f"{n_k:.3g}",
                            fmt_iv(m, iv) + "×", f"yes: {why}" if why else "no", f"{fmt(rm)}×"])  # fmt: skip
     sec.tables.append(table)
+    if fit.cov is None:
+        sec.text.append(
+            "No interval: the fit sits on a bound of its parameters"
+            + (f" (E = {fit.E:.3g}, at its lower bound 0)" if fit.E < 1e-6 else "")
+            + ", where the covariance the parameter draws need is not defined; each multiplier is a point estimate."
+        )
     sec.text.append(
         "Reference (Hoffmann et al.'s published law E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28): "
         "1.067× at 1e18 FLOPs and 26.1× at 1e23; the last column evaluates that law at this study's compute. "
