@@ -163,19 +163,3 @@ def test_a_bad_sweep_names_its_field(tune, field):
         parse_study(yaml.safe_load(text), "toy")
     assert field in str(err.value)
 
-
-@pytest.mark.parametrize(
-    "losses, chosen",
-    [
-        ({0.5: [4.4], 1: [4.2], 2: [4.0], 4: [3.9]}, 4),  # the best, at the top of the sweep
-        ({1: [4.2], 2: [4.0], 4: [3.9], 8: [math.inf]}, 2),  # 4x sits next to a divergence: 2x
-        ({1: [4.2], 2: [4.0], 4: [3.9, 3.95], 8: [3.8, math.inf]}, 2),  # one diverged seed is enough
-        ({1: [4.2], 2: [math.inf], 4: [3.9]}, 4),  # an unstable middle rate makes 1x the edge, not 4x
-        ({1: [4.2], 2: [math.inf]}, 1),  # nothing inside the edge: the best finite rate still
-        ({1: [math.inf], 2: [math.inf]}, 1),  # nothing finite: the rate nearest 1
-    ],
-)
-def test_the_choice_keeps_off_the_edge_of_stability(losses, chosen):
-    from lit_algos.studies.tuning import ArmSweep, choose
-
-    assert choose(ArmSweep("e", "a", losses={float(k): v for k, v in losses.items()})) == chosen

@@ -483,9 +483,7 @@ def tuning_section(preset, sweeps: list) -> Section:
         f"Before the runs below, every arm of {', '.join(tune.experiments)} was trained at {tune.size} with each of its "
         f"learning rates (AdamW's; Muon's too for Muon) times {', '.join(f'{s:g}' for s in tune.lr_scale)}, "
         f"{tune.seeds} seed(s) each, at the preset's budget; the multiplier with the lowest mean final validation "
-        "loss (ties: the one nearest 1) is used for that arm at every size. A diverged run counts as infinite, "
-        "and a multiplier whose next larger one diverged is not chosen (the edge of stability: a seed the sweep "
-        "did not try can diverge there)."
+        "loss (ties: the one nearest 1) is used for that arm at every size. A diverged run counts as infinite."
     )
     table = Table("Final validation loss per learning-rate multiplier", ["experiment", "arm"]
                   + [f"x{s:g}" for s in tune.lr_scale] + ["chosen", "learning rates used"])  # fmt: skip
