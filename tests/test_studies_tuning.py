@@ -162,4 +162,3 @@ def test_a_bad_sweep_names_its_field(tune, field):
     with pytest.raises(ConfigError) as err:
         parse_study(yaml.safe_load(text), "toy")
     assert field in str(err.value)
-
