@@ -104,3 +104,8 @@ def sweep_results(study: Study, preset: Preset, runs_dir: Path) -> list[ArmSweep
 def choose(sweep: ArmSweep) -> float:
     """The multiplier with the lowest mean final loss (ties: the one nearest 1)."""
     return min(sweep.losses, key=lambda s: (sweep.mean(s), abs(math.log(s))))
+
+
+def chosen_scales(sweeps: list[ArmSweep]) -> dict[tuple[str, str], float]:
+    """(experiment, arm) -> multiplier, for the arms whose sweep is complete."""
+    return {(s.experiment, s.arm): s.chosen for s in sweeps if s.chosen is not None}
