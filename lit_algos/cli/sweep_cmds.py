@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+from lit_algos.cli.analysis_cmds import add_fixed_e
 from lit_algos.cli.train_cmds import OverrideAction, add_config_args
 
 # Names the tests and older code import from here; the logic lives in lit_algos.sweeps.
@@ -54,13 +55,8 @@ def register(sub) -> None:
     s.add_argument(
         "--scales", nargs="+", default=list(CPU_LADDER), help=f"size ladder (default {' '.join(CPU_LADDER)})"
     )
-    s.add_argument(
-        "--E",
-        dest="fixed_E",
-        type=float,
-        default=None,
-        metavar="VALUE",
-        help="fix the irreducible loss E at VALUE in the fits (needed with two sizes: E fitted needs three)",
+    add_fixed_e(
+        s, "fix the irreducible loss E at VALUE in the fits (needed with two sizes: E fitted needs three)"
     )
     _common(s)
     _name_prefix(s)

@@ -482,28 +482,3 @@ def _disk_full_error(error: BaseException, run_id: str, run_dir: Path, record) -
         f"Run {run_id} stopped: the disk (or your quota) under {run_dir} is full ({type(error).__name__}: {error}). "
         f"No partial checkpoint was left; {state}; {kept} once space is freed."
     )
-
-
-def _host_precision(cfg: Config, accelerator: str) -> dict:
-    """The precision this host runs for the recipe's ``train.precision`` (warns when it differs)."""
-    import warnings
-
-    from lit_algos.errors import LitAlgosWarning
-    from lit_algos.precision import resolve_precision
-
-    ran, reason = resolve_precision(cfg.train.precision, accelerator)
-    if reason:
-        warnings.warn(reason, LitAlgosWarning, stacklevel=3)
-    return {"requested": cfg.train.precision, "ran": ran, "reason": reason}
-
-
-def _status(error: BaseException | None, stopping, budget) -> str:
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    if isinstance(error, (KeyboardInterrupt, SystemExit, SIGTERMException)):
-        return "interrupted"  # Lightning turns Ctrl-C into SystemExit(1) and SIGTERM into SIGTERMException
-    if error is not None:
-        return "failed"
-    if stopping.status is not None:
-        return stopping.status
-    return "budget_exhausted"
