@@ -22,6 +22,10 @@ def test_display_cells_become_numbers_intervals_and_bounds():
     assert rows == [
         ["rope", 1.5, 1.2, 1.9, "", 3.0], ["alibi", 0.5, None, None, "≤", 3.0], ["flash", None, None, None, "", 1.0]
     ]  # fmt: skip
+    # An unbounded interval end (undefined parameter draws) reads as infinite, and is an empty cell in W&B.
+    assert parse_cell("1.22 [0, ∞]") == {"value": 1.22, "low": 0.0, "high": float("inf")}
+    assert parse_cell("-0.107 [-∞, ∞]") == {"value": -0.107, "low": float("-inf"), "high": float("inf")}
+    assert numeric_table(["M"], [["1.22 [0, ∞]"]]) == (["M", "M low", "M high"], [[1.22, 0.0, None]])
     # A column with any text that is not a number stays text (W&B columns have one type).
     assert numeric_table(["x"], [["1"], ["many"]]) == (["x"], [["1"], ["many"]])
 

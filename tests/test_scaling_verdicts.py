@@ -331,3 +331,20 @@ def test_a_trend_of_nothing_is_inconclusive():
 
     trend = ceg_trend([], [])
     assert trend.label == "inconclusive" and trend.slope is None and trend.n_pairs == 0
+
+
+def test_undefined_draws_make_m_intervals_open_ended_at_zero_and_infinity():
+    # Three sizes x 3 seeds with loss noise 0.02 (the moe study's spread): E is poorly determined,
+    # many draws put a loss below the reference's floor, and M(C) is undefined there.
+    C3 = np.repeat(np.geomspace(3.5e11, 7.7e12, 3), 3)
+    rng = np.random.default_rng(2)
+    ref = fit_scaling_law(C3, 1 + 135 * C3**-0.148 + rng.normal(0, 0.02, C3.size))
+    new = fit_scaling_law(C3, 0.25 + 43.8 * C3**-0.097 + rng.normal(0, 0.02, C3.size))
+    dep = compute_dependence(ref, new, C3.min(), C3.max())
+    assert dep.label == "inconclusive" and "a label needs under 0.5%" in dep.note
+    for low, high in (dep.m_lo_interval, dep.m_hi_interval):  # a multiplier is positive
+        assert low == 0.0 and high == np.inf
+    from lit_algos.reports.analyses import fmt_iv
+
+    assert fmt_iv(dep.m_lo, dep.m_lo_interval).endswith(" [0, ∞]")
+    assert fmt_iv(dep.slope, dep.interval).endswith(" [-∞, ∞]")

@@ -339,7 +339,9 @@ def compute_dependence(
         out.note = "no interval: most parameter draws put the loss below the reference's floor E"
         return out
     out.interval = _conservative_interval(slopes, confidence)
+    # a multiplier is positive: an undefined draw widens its interval to 0 below, not to -inf
     ends = [_conservative_interval(np.exp(log_m[:, k]), confidence) for k in (0, 1)]
+    ends = [(max(low, 0.0), high) for low, high in ends]
     out.m_lo_interval, out.m_hi_interval = ends
     low, high = out.interval
     p_negative = float(np.mean(undefined | (slopes <= 0)))
@@ -353,7 +355,7 @@ def compute_dependence(
     else:
         out.note = (
             f"the slope interval is wider than the flat band +-{margin} and {min(p_negative, p_positive):.0%} of "
-            f"the draws give the other sign (a label needs under {SIGN_LEVEL:.0%})"
+            f"the draws give the other sign (a label needs under {SIGN_LEVEL:.1%})"
         )
     return out
 

@@ -43,8 +43,16 @@ def fmt(value: float | None, digits: int = 3) -> str:
 def fmt_iv(value: float | None, iv, digits: int = 3) -> str:
     out = fmt(value, digits)
     if iv and value is not None:
-        out += f" [{fmt(iv[0], digits)}, {fmt(iv[1], digits)}]"
+        out += f" [{_bound(iv[0], digits)}, {_bound(iv[1], digits)}]"
     return out
+
+
+def _bound(value: float | None, digits: int) -> str:
+    """An interval end; an infinite one (undefined parameter draws widen an interval to infinity,
+    analysis.scaling) reads as such, not as a missing value."""
+    if value is not None and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return fmt(value, digits)
 
 
 def est_text(est: Estimate | None) -> str:

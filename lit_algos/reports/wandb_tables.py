@@ -13,13 +13,14 @@ precision is in ``results.json`` and ``--json``.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
 
 from lit_algos.errors import LitAlgosWarning
 
-_NUM = r"-?(?:\d[\d,]*\.?\d*|\.\d+)(?:e[+-]?\d+)?"
+_NUM = r"-?(?:∞|\d[\d,]*\.?\d*|\.\d+)(?:e[+-]?\d+)?"  # ∞: an unbounded interval end
 _CELL = re.compile(
     rf"^(?P<bound>[≥≤])?\s*(?P<value>{_NUM})?\s*(?:×|%|s)?\s*(?:\[(?P<low>{_NUM})\s*[,–-]\s*(?P<high>{_NUM})\])?\s*(?:×)?$"
 )
@@ -39,7 +40,7 @@ def parse_cell(cell) -> dict | None:
 
     def num(group: str) -> float | None:
         raw = m.group(group)
-        return float(raw.replace(",", "")) if raw is not None else None
+        return float(raw.replace(",", "").replace("∞", "inf")) if raw is not None else None
 
     return {
         k: v
@@ -68,8 +69,13 @@ def numeric_table(columns: list[str], rows: list[list]) -> tuple[list[str], list
         keys = [k for k in ("value", "low", "high", "bound") if any(k in p for p in parsed)]
         out_cols += [name if k == "value" else f"{name} {k}" for k in keys]
         for i, p in enumerate(parsed):
-            out_cells[i] += [p.get(k) if k != "bound" else p.get(k, "") for k in keys]
+            # an unbounded end (∞) is an empty cell: W&B tables are JSON, which has no infinity
+            out_cells[i] += [_finite(p.get(k)) if k != "bound" else p.get(k, "") for k in keys]
     return out_cols, out_cells
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else value
 
 
 def log_analysis_run(
