@@ -202,7 +202,7 @@ def interpolate_to_target(curve: list[EvalPoint], target: float) -> ToTarget | N
     """Step/tokens/FLOPs/seconds at which the running-minimum loss first reaches ``target``.
 
     Interpolated linearly in (log cost, loss) between the two evaluations that bracket the
-    target (DESIGN §7); the first evaluation itself when it is already at or below the target.
+    target (docs/design.md §7); the first evaluation itself when it is already at or below the target.
     """
     best = math.inf
     previous: EvalPoint | None = None

@@ -105,7 +105,7 @@ def test_multiplier_matches_the_closed_form_for_zero_floor():
     ref = fit_scaling_law(COMPUTE, 40.0 * COMPUTE**-0.05, fit_E=False)
     new = fit_scaling_law(COMPUTE, 30.0 * COMPUTE**-0.06, fit_E=False)
     for c in (1e16, 1e18):
-        # M = (A_ref / A_new)^(1/alpha_ref) * C^(alpha_new/alpha_ref - 1)  (DESIGN §7 has the A ratio inverted)
+        # M = (A_ref / A_new)^(1/alpha_ref) * C^(alpha_new/alpha_ref - 1)  (docs/design.md §7)
         closed = (40.0 / 30.0) ** (1 / 0.05) * c ** (0.06 / 0.05 - 1)
         assert multiplier(ref, new, c) == pytest.approx(closed, rel=1e-5)
 

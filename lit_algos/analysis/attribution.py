@@ -1,6 +1,6 @@
 """Attribution: how much of a whole stack's gain each component carries, and how much is interaction.
 
-For a "retro" stack and a "modern" stack (DESIGN §7), every CEG here is read at **one common
+For a "retro" stack and a "modern" stack (docs/design.md §7), every CEG here is read at **one common
 L*** (the retro seeds' primary L*, or the highest final loss of any arm's seeds when one ends
 above it, so that every complete run reaches it: ``ceg.common_loss``), so parts and whole compare the same loss
 level (remove-one CEGs at each ablated stack's own final loss showed a spurious interaction of

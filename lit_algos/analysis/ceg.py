@@ -3,7 +3,7 @@
 ``CEG = C_ref(L*) / C_new(L*)`` (Sanderson et al. 2025), reported in FLOPs, training seconds
 and tokens. Two rules for C(L*):
 
-- ``interp`` (default, DESIGN §7): the monotone curve (running minimum); C interpolated
+- ``interp`` (default, docs/design.md §7): the monotone curve (running minimum); C interpolated
   linearly in (log C, loss) between the two evaluations that bracket L*.
 - ``paper``: the rule of the paper's own analysis notebook (see ``paper_pair``).
 
@@ -96,7 +96,7 @@ def _ratios(cost_ref: dict, cost_new: dict) -> dict[str, float | None]:
 def interp_pair(
     ref: RunRecord, new: RunRecord, target: float | None = None, smooth: int | None = None
 ) -> PairCEG:
-    """DESIGN §7 rule for one pair: smoothed monotone curves, C interpolated in (log C, loss)."""
+    """docs/design.md §7 rule for one pair: smoothed monotone curves, C interpolated in (log C, loss)."""
     summary = summarize([ref], [new], target, "interp", smooth)
     return summary.pairs[0]
 

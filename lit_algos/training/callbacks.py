@@ -195,7 +195,7 @@ class TargetStopping(EarlyStopping):
         if self.first_score is None and math.isfinite(value):
             self.first_score = value
             self.divergence_threshold = self.divergence_factor * value
-        # "Reached" is loss <= target (DESIGN §6); Lightning's stopping_threshold is strict (<).
+        # "Reached" is loss <= target (docs/design.md §6); Lightning's stopping_threshold is strict (<).
         if self.stopping_threshold is not None and math.isfinite(value) and value <= self.stopping_threshold:
             self.stopping_reason = EarlyStoppingReason.STOPPING_THRESHOLD
             return True, f"{self.monitor} = {value} <= target {self.stopping_threshold}."
