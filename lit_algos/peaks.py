@@ -222,8 +222,12 @@ def peak_for(precision: str, peaks: dict[str, dict] | None, device_name: str) ->
     kind = kind_of(precision)
     if peaks and kind in peaks:
         p = peaks[kind]
-        when = f" ({p['measured_at']})" if p.get("measured_at") else ""
-        return float(p.get("flops", p.get("peak"))), f"measured sustained {kind} matmul peak{when}"
+        when = ", ".join(
+            x for x in (p.get("measured_at"), f"load {p['load']}" if p.get("load") is not None else None) if x
+        )
+        return float(p.get("flops", p.get("peak"))), f"measured sustained {kind} matmul peak" + (
+            f" ({when})" if when else ""
+        )
     return None, "no peak"
 
 

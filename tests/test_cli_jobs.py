@@ -134,6 +134,24 @@ def test_benchmark_reports_throughput(data_cache, capsys):
     assert "1 threads" in out["host_before"] and "load average" in out["host_before"]
 
 
+def test_benchmark_peak_alone_measures_and_keeps_this_hosts_peaks(tmp_path, monkeypatch, capsys):
+    from lit_algos import peaks
+
+    monkeypatch.setenv("LIT_ALGOS_CACHE", str(tmp_path))
+    assert main(["benchmark", "--peak", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "rows" not in out and set(out["peaks"]) == {"fp32", "bf16"}
+    for kind, measured in out["peak_measurements"].items():
+        assert (
+            out["peaks"][kind]["flops"] == measured["peak"]
+            and out["peaks"][kind]["n"] == measured["spread"]["n"]
+        )
+    assert peaks.cached_peaks() == out["peaks"]  # later runs on this host compute MFU against these
+    assert main(["benchmark", "--peak"]) == 0
+    text = capsys.readouterr().out
+    assert "bf16 sustained matmul peak" in text and "median by size" in text
+
+
 def test_benchmark_startup_prints_the_time_beyond_the_import(monkeypatch, capsys):
     from lit_algos import benchmark as bench
 

@@ -63,9 +63,12 @@ def test_a_corrupt_or_old_cache_file_is_measured_again(tmp_path, monkeypatch):
 
 
 def test_peak_for_uses_the_data_sheet_on_known_gpus_and_the_measured_peak_on_cpu():
-    measured = {"fp32": {"flops": 1e11, "measured_at": "2026-12-03T10:00:00+00:00"}, "bf16": {"flops": 3e11}}
+    measured = {
+        "fp32": {"flops": 1e11, "measured_at": "2026-12-03T10:00", "load": 0.4},
+        "bf16": {"flops": 3e11},
+    }
     value, source = peaks.peak_for("32-true", measured, "cpu")
-    assert value == 1e11 and source == "measured sustained fp32 matmul peak (2026-12-03T10:00:00+00:00)"
+    assert value == 1e11 and source == "measured sustained fp32 matmul peak (2026-12-03T10:00, load 0.4)"
     assert peaks.peak_for("bf16-mixed", measured, "cpu")[0] == 3e11
     value, source = peaks.peak_for("bf16-mixed", None, "NVIDIA H100 80GB HBM3")
     assert value == pytest.approx(989.4e12) and "data sheet" in source

@@ -17,7 +17,8 @@ def register(sub) -> None:
         "recipes",
         nargs="*",
         default=None,
-        help="recipes to time (default: retro modern; with --startup: debug)",
+        help="recipes to time (default: retro modern; with --startup: debug; with --peak alone: none, "
+        "only the peaks are measured)",
     )
     b.add_argument("--steps", type=int, default=30, help="optimizer steps timed per round (default 30)")
     b.add_argument(
@@ -126,6 +127,7 @@ def cmd_benchmark(args) -> int:
     console.print(escape(before), style="dim")
     if args.startup:
         return _benchmark_startup(args, console, before)
+    peak_only = args.peak and not args.recipes
     args.recipes = args.recipes or ["retro", "modern"]
     gpu = torch.cuda.is_available()
     peaks = measured = None
@@ -135,6 +137,16 @@ def cmd_benchmark(args) -> int:
         peaks = peak_mod.store_peaks(measured, dev)
     elif not gpu:  # a CPU has no data-sheet peak: this host's sustained peak (cached, else measured)
         peaks = peak_mod.host_peaks("cpu")
+    if peak_only:
+        after = bench.host_line()
+        if args.json:
+            out = {"host_before": before, "host_after": after, "peaks": peaks, "peak_measurements": measured}
+            print(json.dumps(out, indent=2, default=str))
+        else:
+            for kind, p in peaks.items():
+                console.print(escape(_peak_line(kind, p, measured[kind])))
+            console.print(escape(after), style="dim")
+        return 0
     jobs = {}
     for recipe in args.recipes:
         jobs[recipe] = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)
