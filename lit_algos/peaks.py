@@ -10,8 +10,10 @@ fingerprint (``lit_algos.hardware``), where two hosts whose peaks differ by more
 never the same machine.
 
 It is measured once per host, torch version, device and thread count and kept in the data cache
-(``<cache>/peaks/``); ``lit-algos benchmark --peak`` measures it again and replaces it (do that
-on a quiet host: a peak measured under load is too low, and makes every MFU too high).
+(``<cache>/peaks/``) with the load average it was measured under; a run that finds the host
+quieter by at least one busy process measures it again (a peak measured under load is too low,
+and makes every MFU too high: 123% was seen), and ``lit-algos benchmark --peak`` measures it
+again and replaces it (do that on a quiet host).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ WINDOW_S = 0.2  # seconds of back-to-back calls per window
 # instead of seconds, and a peak far below the real one. Cached under its own key.
 QUICK = {"sizes": [64, 128], "repeats": 2, "window_s": 0.01}
 PEAK_CACHE = "peaks"  # under the data cache (lit_algos.data.hub.cache_root)
+REFRESH_LOAD = 1.0  # cached peaks measured under a load average this much above now's are measured again
 CACHE_VERSION = 2  # 2: sustained median (issue 29); the best-of-calls files of issue 26 are ignored
 
 
@@ -197,11 +200,20 @@ def cached_peaks(device: str = "cpu", cache_dir=None) -> dict[str, dict] | None:
     return None
 
 
+def measured_under_load(peaks: dict[str, dict], load: float | None = None) -> bool:
+    """Whether cached peaks were measured while the host was busier than now by at least
+    ``REFRESH_LOAD`` (1-minute load average): such a peak is low, and every MFU against it high."""
+    load = _load() if load is None else load
+    loads = [p.get("load") for p in peaks.values() if p.get("load") is not None]
+    return load is not None and bool(loads) and min(loads) >= load + REFRESH_LOAD
+
+
 def host_peaks(device: str = "cpu", cache_dir=None) -> dict[str, dict]:
     """This host's sustained fp32 and bf16 peaks (``summary`` dicts): cached, else measured now
-    (seconds, once per host and thread count) and stored."""
+    (seconds, once per host and thread count) and stored; measured again when the cached ones
+    were measured under a clearly higher load than now (``measured_under_load``)."""
     peaks = cached_peaks(device, cache_dir)
-    if peaks is None:
+    if peaks is None or measured_under_load(peaks):
         peaks = store_peaks({k: sustained_peak(k, device=device) for k in KINDS}, device, cache_dir)
     return peaks
 

@@ -26,11 +26,21 @@ def test_a_spent_budget_is_an_error_not_a_zero_peak():
         peaks.sustained_peak("bf16", sizes=(32,), repeats=2, window_s=0.001, budget_s=-1)
 
 
+@pytest.fixture(autouse=True)
+def steady_load(monkeypatch):
+    """A constant load average: whether cached peaks are measured again depends on it."""
+    monkeypatch.setattr(peaks, "_load", lambda: 0.5)
+
+
 def _fake_measure(calls):
     def measure(kind, **kwargs):
         calls.append(kind)
         rate = {"fp32": 1e11, "bf16": 3e11}[kind]
-        return {"peak": rate, "spread": {"min": rate * 0.99, "max": rate * 1.01, "n": 15}, "load": 0.1}
+        return {
+            "peak": rate,
+            "spread": {"min": rate * 0.99, "max": rate * 1.01, "n": 15},
+            "load": peaks._load(),
+        }
 
     return measure
 
@@ -51,6 +61,16 @@ def test_host_peaks_are_measured_once_per_thread_count(tmp_path, monkeypatch):
     monkeypatch.setenv("LIT_ALGOS_PEAK_QUICK", "0")  # other measurement settings: their own entry
     peaks.host_peaks(cache_dir=tmp_path)
     assert len(calls) == 6
+
+
+def test_peaks_measured_under_a_higher_load_than_now_are_measured_again(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(peaks, "sustained_peak", _fake_measure(calls))
+    peaks.store_peaks({k: {**_fake_measure([])(k), "load": 3.0} for k in peaks.KINDS}, cache_dir=tmp_path)
+    assert peaks.measured_under_load(peaks.cached_peaks(cache_dir=tmp_path))
+    assert peaks.host_peaks(cache_dir=tmp_path)["bf16"]["load"] == 0.5 and len(calls) == 2
+    assert peaks.host_peaks(cache_dir=tmp_path) and len(calls) == 2  # now measured at today's load: kept
+    assert not peaks.measured_under_load({"bf16": {"load": 1.2}}, load=0.5)  # within one busy process
 
 
 def test_a_corrupt_or_old_cache_file_is_measured_again(tmp_path, monkeypatch):
