@@ -58,8 +58,8 @@ def test_research_runs_train_a_fixed_budget_without_a_target():
 def test_ablation_arms_swap_one_component():
     exp = expand(load_study("gundlach"), "quick")
     by_name = {s.name: s for s in exp.runs}
-    retro_rope = by_name["retro+position_ladder-m"].config()
-    modern_learned = by_name["modern-position_ladder-m"].config()
+    retro_rope = by_name["retro+position_ladder-s"].config()
+    modern_learned = by_name["modern-position_ladder-s"].config()
     assert retro_rope.model.position.kind == "rope" and retro_rope.model.norm.kind == "layernorm"
     assert modern_learned.model.position.kind == "learned" and modern_learned.optim.name == "muon"
 
@@ -150,7 +150,8 @@ def test_the_gundlach_ladder_trains_every_arm_alike_but_the_lstm_keeps_its_input
         assert lstm.optim.lr == retro.optim.lr  # the rates come from the same sweep (studies.tuning)
         tokens.append(retro.train.max_tokens)
     assert tokens == sorted(tokens) and tokens[-1] > 4 * tokens[0]  # budgets grow with the size
-    assert load_study("gundlach").preset("full").tune.lr_scale == (0.5, 1.0, 2.0, 4.0, 8.0)
+    tune = load_study("gundlach").preset("full").tune
+    assert tune.size == "ladder-m" and tune.lr_scale == (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 # ---- the study command -------------------------------------------------------------------------

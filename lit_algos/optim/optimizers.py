@@ -35,14 +35,31 @@ TAGS = ("matrix", "embedding", "head", "vector")  # also the order of the param 
 OPTIMIZERS = registry("optimizer")
 
 
-def parameter_tags(model: nn.Module) -> dict[str, str]:
-    """Tag of every trainable parameter, from ``model.parameter_tags()`` where the model has it."""
-    declared = model.parameter_tags() if hasattr(model, "parameter_tags") else {}
+# Wrappers that FSDP and activation checkpointing put between a module and its children.
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def clean_name(name: str) -> str:
+    """A parameter's name without wrapper prefixes: the same before and after FSDP wraps the blocks."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+def parameter_tags(model: nn.Module, declared: dict[str, str] | None = None) -> dict[str, str]:
+    """Tag of every trainable parameter, from ``declared`` (by clean name), else from
+    ``model.parameter_tags()`` where the model has it, else from its shape.
+
+    Under FSDP a parameter is a flat shard (1-D whatever its shape), so the tags are taken before
+    the model is wrapped and passed as ``declared``.
+    """
+    if declared is None:
+        declared = model.parameter_tags() if hasattr(model, "parameter_tags") else {}
     tags = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        tag = declared.get(name) or ("matrix" if p.ndim >= 2 else "vector")
+        tag = declared.get(clean_name(name)) or ("matrix" if p.ndim >= 2 else "vector")
         if tag not in TAGS:
             raise ValueError(f"parameter {name!r} has tag {tag!r}; allowed tags: {', '.join(TAGS)}")
         tags[name] = tag
@@ -61,9 +78,12 @@ def _adam_lr(tag: str, cfg: OptimConfig) -> float:
     return cfg.lr
 
 
-def tagged_groups(model: nn.Module, cfg: OptimConfig, *, muon: bool = False) -> list[dict[str, Any]]:
-    """One param group per tag present: params, tag, lr, initial_lr, weight_decay (and use_muon)."""
-    tags = parameter_tags(model)
+def tagged_groups(
+    model: nn.Module, cfg: OptimConfig, *, muon: bool = False, tags: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One param group per tag present: params, tag, lr, initial_lr, weight_decay (and use_muon).
+    ``tags``: declared tags by clean name (see :func:`parameter_tags`)."""
+    tags = parameter_tags(model, tags)
     by_tag: dict[str, list[nn.Parameter]] = {tag: [] for tag in TAGS}
     for name, p in model.named_parameters():
         if name in tags:
@@ -90,22 +110,22 @@ def tagged_groups(model: nn.Module, cfg: OptimConfig, *, muon: bool = False) -> 
 
 
 @OPTIMIZERS.register("sgd", help="SGD with momentum", options=("lr", "momentum", "weight_decay"))
-def _sgd(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(tagged_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
+def _sgd(model: nn.Module, cfg: OptimConfig, tags=None) -> torch.optim.Optimizer:
+    return torch.optim.SGD(tagged_groups(model, cfg, tags=tags), lr=cfg.lr, momentum=cfg.momentum)
 
 
 @OPTIMIZERS.register(
     "adam", help="Adam (weight decay as coupled L2)", options=("lr", "betas", "eps", "weight_decay")
 )
-def _adam(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(tagged_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+def _adam(model: nn.Module, cfg: OptimConfig, tags=None) -> torch.optim.Optimizer:
+    return torch.optim.Adam(tagged_groups(model, cfg, tags=tags), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
 @OPTIMIZERS.register(
     "adamw", help="AdamW (decoupled weight decay)", options=("lr", "betas", "eps", "weight_decay")
 )
-def _adamw(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(tagged_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+def _adamw(model: nn.Module, cfg: OptimConfig, tags=None) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(tagged_groups(model, cfg, tags=tags), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
 @OPTIMIZERS.register(
@@ -122,18 +142,21 @@ def _adamw(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
         "eps",
     ),
 )
-def _muon(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+def _muon(model: nn.Module, cfg: OptimConfig, tags=None) -> torch.optim.Optimizer:
     return Muon(
-        tagged_groups(model, cfg, muon=True),
+        tagged_groups(model, cfg, muon=True, tags=tags),
         lr=cfg.lr, momentum=cfg.muon_momentum, nesterov=cfg.muon_nesterov, ns_steps=cfg.muon_ns_steps,
         betas=cfg.betas, eps=cfg.eps,
     )  # fmt: skip
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.name``, over all trainable parameters of ``model``."""
-    builder: Callable[[nn.Module, OptimConfig], torch.optim.Optimizer] = OPTIMIZERS.get(cfg.name)
-    return builder(model, cfg)
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig, tags: dict[str, str] | None = None
+) -> torch.optim.Optimizer:
+    """The optimizer named by ``cfg.name``, over all trainable parameters of ``model``.
+    ``tags``: parameter tags taken before FSDP wrapped the model (see :func:`parameter_tags`)."""
+    builder: Callable[..., torch.optim.Optimizer] = OPTIMIZERS.get(cfg.name)
+    return builder(model, cfg, tags=tags)
 
 
 # ---- learning-rate metrics ----------------------------------------------------------------------------

@@ -24,7 +24,12 @@ from lit_algos.config import Config
 from lit_algos.config.recipes import save_config
 from lit_algos.errors import DataError, LitAlgosError, StorageError
 from lit_algos.records import FINISHED_STATUSES, RESUMABLE_STATUSES, RunRecord, default_runs_dir
-from lit_algos.training.distributed import inherited_run_id, publish_run_id
+from lit_algos.training.distributed import (
+    apply_slurm_threads,
+    complete_srun_environment,
+    inherited_run_id,
+    publish_run_id,
+)
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
 from lit_algos.utils.fingerprint import code_fingerprint, hardware_fingerprint, software_fingerprint
 
@@ -192,6 +197,9 @@ def train(
 
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     t = cfg.train
+    # Inside SLURM: `srun -n N` becomes a run Lightning accepts, and the run uses the CPUs SLURM gave it.
+    complete_srun_environment()
+    apply_slurm_threads()
 
     # Everything that can fail on bad input fails before data preparation or training.
     from lit_algos.sizing import check_fits
@@ -227,7 +235,7 @@ def train(
     from lit_algos.data.hub import cache_root
     from lit_algos.training.callbacks import BudgetStop, EvalCheckpoint, TargetStopping
     from lit_algos.training.module import LitGPT
-    from lit_algos.training.recorder import RunRecorder
+    from lit_algos.training.recorder import RunIdSync, RunRecorder
     from lit_algos.training.trainer import build_trainer
 
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
@@ -262,7 +270,7 @@ def train(
     stopping = TargetStopping(t.target_loss if stop_at_target else None, t.divergence_factor)
     budget = BudgetStop(clock, plan.max_steps, plan.max_seconds)
     all_loggers = _wandb_loggers(cfg, run_id, run_dir) + list(loggers)
-    own = [clock, budget, stopping, recorder]
+    own = [clock, budget, stopping, recorder, RunIdSync(record)]
     # MoE: balancing-bias updates and load metrics once per optimizer step (training/moe_callbacks.py).
     from lit_algos.training.moe_callbacks import MoEBalance
 
@@ -319,6 +327,8 @@ def train(
 
                 log_summary(logger, record)
                 finish_wandb(logger, 0 if record.status in ("reached", "budget_exhausted") else 1)
+    if record is not None and record.run_id != run_id:  # a rank srun / another node started: rank 0's run
+        run_id, ckpt_path = record.run_id, runs_dir / record.run_id / "checkpoints" / "last.ckpt"
     if status == "interrupted":
         # Lightning ignores SIGINT after an interrupt and never restores it; give Ctrl-C back to the
         # user and stop whatever loop (seeds, sweeps) called us.
@@ -472,28 +482,3 @@ def _disk_full_error(error: BaseException, run_id: str, run_dir: Path, record) -
         f"Run {run_id} stopped: the disk (or your quota) under {run_dir} is full ({type(error).__name__}: {error}). "
         f"No partial checkpoint was left; {state}; {kept} once space is freed."
     )
-
-
-def _host_precision(cfg: Config, accelerator: str) -> dict:
-    """The precision this host runs for the recipe's ``train.precision`` (warns when it differs)."""
-    import warnings
-
-    from lit_algos.errors import LitAlgosWarning
-    from lit_algos.precision import resolve_precision
-
-    ran, reason = resolve_precision(cfg.train.precision, accelerator)
-    if reason:
-        warnings.warn(reason, LitAlgosWarning, stacklevel=3)
-    return {"requested": cfg.train.precision, "ran": ran, "reason": reason}
-
-
-def _status(error: BaseException | None, stopping, budget) -> str:
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    if isinstance(error, (KeyboardInterrupt, SystemExit, SIGTERMException)):
-        return "interrupted"  # Lightning turns Ctrl-C into SystemExit(1) and SIGTERM into SIGTERMException
-    if error is not None:
-        return "failed"
-    if stopping.status is not None:
-        return stopping.status
-    return "budget_exhausted"
