@@ -31,8 +31,8 @@ KINDS = ("fp32", "bf16")
 # Square sizes per device kind, all in the range where the rate has levelled off (smaller ones
 # are launch- or cache-bound and would pull the median down).
 PEAK_SIZES = {"cpu": (1024, 1536, 2048), "cuda": (4096, 6144, 8192)}
-REPEATS = 5  # timed windows per size
-WINDOW_S = 0.2  # seconds of back-to-back calls per window
+REPEATS = 8  # timed windows per size
+WINDOW_S = 0.25  # seconds of back-to-back calls per window
 # LIT_ALGOS_PEAK_QUICK=1: small sizes and short windows (the test suite, smoke runs): milliseconds
 # instead of seconds, and a peak far below the real one. Cached under its own key.
 QUICK = {"sizes": [64, 128], "repeats": 2, "window_s": 0.01}
