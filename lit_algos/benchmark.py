@@ -9,10 +9,8 @@ A single timing on a shared machine means little (rounds under load disagreed by
 ``compare`` alternates the recipes over several rounds (ABBA order: a drift in load hits every
 recipe alike) and reports the median and the spread (min-max and IQR) of each. ``plain_loop``
 runs the same model, optimizer, schedule, precision and data in a minimal PyTorch loop with no
-Lightning: the reference row that tells what the trainer costs. ``matmul_peak`` measures the
-device's dense matmul rate (best of several sizes and repeats) so MFU on a CPU is reported
-against a measured peak; on known GPUs it is reported against the data-sheet table
-(``lit_algos.flops.PEAK_FLOPS``).
+Lightning: the reference row that tells what the trainer costs. MFU is reported against the host's sustained matmul peak (``lit_algos.peaks``) on a CPU and
+against the data-sheet table (``lit_algos.flops.PEAK_FLOPS``) on known GPUs.
 """
 
 from __future__ import annotations
@@ -214,126 +212,6 @@ def with_env(key: str, value: str, job: Callable[[], dict]) -> Callable[[], dict
     return run
 
 
-# ---- peak ----------------------------------------------------------------------------------------
-PEAK_SIZES = {"fp32": (256, 512, 1024, 2048), "bf16": (256, 512, 1024)}
-
-
-def matmul_peak(
-    dtype: str = "fp32",
-    sizes: Sequence[int] | None = None,
-    repeats: int = 5,
-    device: str = "cpu",
-    budget_s: float = 3.0,
-) -> dict:
-    """Dense square matmul FLOP/s at each size (best of ``repeats``) and the best over sizes.
-
-    ``budget_s`` bounds the time spent per size (emulated bf16 on an AVX2 CPU runs at ~1 GFLOP/s).
-    """
-    import torch
-
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    per_size = {}
-    for n in sizes or PEAK_SIZES[dtype]:
-        a = torch.randn(n, n, device=device).to(dt)
-        b = torch.randn(n, n, device=device).to(dt)
-        out = torch.empty(n, n, device=device, dtype=dt)
-        best = 0.0
-        spent = 0.0
-        for _ in range(repeats):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=out)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            dt_s = time.perf_counter() - t0
-            spent += dt_s
-            best = max(best, 2 * n**3 / dt_s)
-            if spent > budget_s:
-                break
-        per_size[n] = best
-    return {"dtype": dtype, "per_size": per_size, "peak": max(per_size.values())}
-
-
-def peak_for(precision: str, peaks: dict[str, dict] | None, device_name: str) -> tuple[float | None, str]:
-    """The peak MFU is reported against, and where it comes from (measured here or the data sheet)."""
-    from lit_algos.flops import PEAK_FLOPS, canonical_device, peak_flops
-
-    key = canonical_device(device_name)
-    if key is not None and PEAK_FLOPS.get(key):
-        return peak_flops(device_name, precision), f"{key} data sheet"
-    kind = "bf16" if precision.startswith("bf16") else "fp32"
-    if peaks and kind in peaks:
-        return peaks[kind]["peak"], f"measured {kind} matmul peak"
-    return None, "no peak"
-
-
-# The CPU peak that training's MFU (W&B, progress lines, the run record) is computed against: the
-# benchmark's matmul measurement, stored per host and thread count so a run measures it once at most.
-PEAK_CACHE = "peaks"
-
-
-def _peak_cache_file(kind: str, cache_dir=None) -> Path:
-    import hashlib
-
-    import torch
-
-    from lit_algos.data.hub import cache_root
-    from lit_algos.hardware import host_fingerprint
-
-    host = host_fingerprint("cpu")
-    key = f"{host['cpu_model']}|{','.join(host['isa'] or [])}|{torch.get_num_threads()}|{kind}"
-    return cache_root(cache_dir) / PEAK_CACHE / f"cpu-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-
-
-def store_cpu_peak(kind: str, measured: dict, cache_dir=None) -> None:
-    """Keep a CPU matmul peak (``matmul_peak``'s result) for the runs on this host and thread count."""
-    from datetime import datetime, timezone
-
-    from lit_algos.utils.io import atomic_write_json
-
-    try:
-        atomic_write_json(
-            _peak_cache_file(kind, cache_dir),
-            {
-                "peak": measured["peak"],
-                "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-        )
-    except OSError:
-        pass  # a read-only cache only costs a measurement next time
-
-
-def cpu_peak(kind: str = "fp32", cache_dir=None) -> tuple[float, str]:
-    """This CPU's dense matmul peak (FLOP/s) for ``kind`` (fp32 or bf16), and where it comes from:
-    the last ``lit-algos benchmark`` (or training run) on this host and thread count, else a quick
-    measurement now (a second or two), stored for the next run."""
-    import json
-
-    path = _peak_cache_file(kind, cache_dir)
-    try:
-        stored = json.loads(path.read_text())
-        return float(stored["peak"]), f"measured {kind} matmul peak ({stored.get('measured_at', '?')})"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    measured = matmul_peak(kind, sizes=PEAK_SIZES[kind][-2:], repeats=3, budget_s=1.0)
-    store_cpu_peak(kind, measured, cache_dir)
-    return measured["peak"], f"measured {kind} matmul peak (now)"
-
-
-def device_peak(device_name: str, precision: str, accelerator: str = "cpu") -> tuple[float | None, str]:
-    """Peak FLOP/s per device that MFU is computed against: a known GPU's data sheet, the measured
-    matmul peak on a CPU (``cpu_peak``), or None for a GPU missing from the table."""
-    from lit_algos.flops import PEAK_FLOPS, canonical_device, peak_flops
-
-    key = canonical_device(device_name)
-    if key is not None and PEAK_FLOPS.get(key):
-        return peak_flops(device_name, precision), f"{key} data sheet"
-    if accelerator != "cpu":
-        return None, f"no peak for {device_name!r} in lit_algos.flops.PEAK_FLOPS"
-    return cpu_peak("bf16" if str(precision).startswith("bf16") else "fp32")
-
-
 def host_line() -> str:
     """Threads, the host and the load average: the context every figure is read in."""
     import torch
@@ -342,6 +220,65 @@ def host_line() -> str:
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return (
-        f"{host_string(host_fingerprint())}; torch threads {torch.get_num_threads()}; "
+        f"{host_string(host_fingerprint(peaks='cached'))}; torch threads {torch.get_num_threads()}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)"
     )
+
+
+# ---- start-up ------------------------------------------------------------------------------------
+def import_round(module: str = "lightning") -> dict:
+    """Seconds from spawning ``python -c "import MODULE"`` to its exit: the import floor."""
+    import subprocess
+    import sys
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, capture_output=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def startup_round(recipe: str = "debug", overrides: Sequence[str] = ()) -> dict:
+    """Seconds from spawning ``python -m lit_algos train RECIPE`` to its header line and to its
+    first training step's progress line (``train.log_every=1``), in a throw-away runs directory;
+    the run is stopped there (SIGTERM) and waited for."""
+    import signal
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="lit-algos-startup-") as tmp:
+        cmd = [sys.executable, "-m", "lit_algos", "train", recipe, "--no-progress", "--runs-dir", tmp]
+        cmd += [a for o in [*overrides, "train.log_every=1"] for a in ("--set", o)]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        header = first_step = None
+        for line in proc.stdout:
+            if header is None and line.startswith("run "):
+                header = time.perf_counter() - t0
+            if line.startswith("step "):
+                first_step = time.perf_counter() - t0
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate()
+    if first_step is None:
+        raise RuntimeError(f"`{' '.join(cmd)}` printed no step line (exit status {proc.returncode})")
+    return {"seconds": first_step, "header_seconds": header}
+
+
+def startup(recipe: str = "debug", overrides: Sequence[str] = (), rounds: int = 10, on_round=None) -> dict:
+    """Alternating rounds of ``import lightning`` and ``train RECIPE`` to its first step (``compare``);
+    ``beyond_import``: per round, the train process's seconds minus the import's, with its spread."""
+    jobs = {"import lightning": import_round, f"train {recipe}": lambda: startup_round(recipe, overrides)}
+    results: dict[str, list[dict]] = {name: [] for name in jobs}
+    for r, order in enumerate(round_order(list(jobs), rounds)):
+        for name in order:
+            results[name].append(jobs[name]())
+            if on_round is not None:
+                on_round(r, name, results[name][-1])
+    imports, trains = ([o["seconds"] for o in results[name]] for name in jobs)
+    headers = [o["header_seconds"] for o in results[f"train {recipe}"] if o["header_seconds"]]
+    return {
+        "rounds": results,
+        "import": spread(imports),
+        "train": spread(trains),
+        "header": spread(headers) if headers else None,
+        "beyond_import": spread([t - i for t, i in zip(trains, imports, strict=True)]),
+    }

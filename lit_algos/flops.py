@@ -210,3 +210,13 @@ def peak_flops(device_name: str, precision: str = "bf16") -> float | None:
     if table is None or prec is None:
         return None
     return table[prec]
+
+
+def mfu(flop_per_s: float | None, peak_per_device: float | None, devices: int = 1) -> float | None:
+    """Model FLOPs utilisation: the model's FLOP/s (analytic count, ``estimate_flops``) over the peak
+    of ``devices`` devices (a data sheet, or a CPU's sustained matmul peak: ``lit_algos.peaks``).
+    The one formula behind every MFU: training logs and progress, the run record, ``benchmark``.
+    None without a peak."""
+    if flop_per_s is None or not peak_per_device:
+        return None
+    return flop_per_s / (peak_per_device * max(1, devices))

@@ -43,26 +43,40 @@ def _chunk(xc, weight, tc, softcap, want_grad, grad_dtype=None):
     if softcap is not None:
         t = torch.tanh(z / softcap)
         z = softcap * t
-    lse = torch.logsumexp(z, dim=-1)  # (n,)
     valid = tc != IGNORE_INDEX
     tgt = torch.where(valid, tc, 0)
+    if want_grad and torch.compiler.is_compiling():
+        return _compiled_chunk(z, t, tgt, valid, grad_dtype)
+    lse = torch.logsumexp(z, dim=-1)  # (n,)
     loss_sum = ((lse - z.gather(1, tgt[:, None]).squeeze(1)) * valid).sum()
     if not want_grad:
         return loss_sum, None
-    if torch.compiler.is_compiling():
-        # One pointwise expression (softmax - one-hot, masked, soft-capped, cast): inductor emits a
-        # single pass over the chunk. The in-place form below would become a scatter and extra passes.
-        onehot = torch.arange(z.size(1), device=z.device) == tgt[:, None]  # (n, V)
-        p = (torch.exp(z - lse[:, None]) - onehot.to(z.dtype)) * valid[:, None]
-        if t is not None:  # d(cap tanh(z/cap))/dz = 1 - tanh^2
-            p = p * (1 - t * t)
-        return loss_sum, p.to(grad_dtype or p.dtype)
     # Eager: in place of the logits, no extra (n, V) buffers.
     p = z.sub_(lse[:, None]).exp_()  # softmax
     p.scatter_add_(1, tgt[:, None], -valid[:, None].to(p.dtype))  # - one-hot of the target
     p.mul_(valid[:, None])
     if t is not None:
         p.mul_(1 - t * t)
+    return loss_sum, p.to(grad_dtype or p.dtype)
+
+
+def _compiled_chunk(z, t, tgt, valid, grad_dtype):
+    """``_chunk``'s loss and logit gradient as inductor should see them: one exponential a logit.
+
+    The row's ``exp(z - max)`` is computed once and used twice, for the sum (the log-sum-exp) and
+    for the gradient ``softmax - one-hot`` (masked, soft-capped, cast) as ``e / sum``; inductor
+    keeps it in a row-sized buffer between the two (``logsumexp`` then ``exp(z - lse)`` computed it
+    twice: the exps were the head's slowest part of a bf16 step). No in-place ops (a scatter would
+    split the pass)."""
+    m = z.amax(dim=1, keepdim=True)  # (n, 1)
+    e = torch.exp(z - m)  # (n, V)
+    s = e.sum(dim=1, keepdim=True)
+    lse = (m + torch.log(s)).squeeze(1)  # (n,)
+    loss_sum = ((lse - z.gather(1, tgt[:, None]).squeeze(1)) * valid).sum()
+    onehot = torch.arange(z.size(1), device=z.device) == tgt[:, None]  # (n, V)
+    p = (e * (1.0 / s) - onehot.to(z.dtype)) * valid[:, None]
+    if t is not None:  # d(cap tanh(z/cap))/dz = 1 - tanh^2
+        p = p * (1 - t * t)
     return loss_sum, p.to(grad_dtype or p.dtype)
 
 

@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("LIT_ALGOS_NO_HUB_CHECK_WAIT", "1")
+# Matmul peaks (host fingerprint, MFU) measured at small sizes in short windows, also in the
+# subprocesses tests start: the suite never judges speed (lit_algos.peaks; cached under its own key).
+os.environ.setdefault("LIT_ALGOS_PEAK_QUICK", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The benchmark's machinery: alternating rounds, spreads, the plain loop and the peak (no timing asserts)."""
+"""The benchmark's machinery: alternating rounds, spreads and the plain loop (no timing asserts)."""
 
 from __future__ import annotations
 
@@ -42,19 +42,6 @@ def test_compare_runs_jobs_in_abba_order_and_summarises():
     assert len(out["a"]["rounds"]) == 2 and out["a"]["precision"] == "32-true"
 
 
-def test_matmul_peak_reports_each_size():
-    peak = bench.matmul_peak("fp32", sizes=(32, 64), repeats=2)
-    assert set(peak["per_size"]) == {32, 64} and peak["peak"] == max(peak["per_size"].values()) > 0
-
-
-def test_peak_for_uses_table_on_known_gpus_and_measured_on_cpu():
-    measured = {"fp32": {"peak": 1e11}, "bf16": {"peak": 1e9}}
-    assert bench.peak_for("32-true", measured, "cpu") == (1e11, "measured fp32 matmul peak")
-    assert bench.peak_for("bf16-mixed", measured, "cpu")[0] == 1e9
-    value, source = bench.peak_for("bf16-mixed", None, "NVIDIA H100 80GB HBM3")
-    assert value == pytest.approx(989.4e12) and "data sheet" in source
-
-
 def test_plain_loop_trains_the_recipe(data_cache):
     out = bench.plain_loop("debug", [], steps=2)
     assert out["steps"] == 2 and out["tokens_per_s"] > 0 and out["precision"] == "32-true"
@@ -66,3 +53,21 @@ def test_with_env_sets_and_restores(monkeypatch):
     monkeypatch.delenv("LIT_ALGOS_TEST_TOGGLE", raising=False)
     seen = bench.with_env("LIT_ALGOS_TEST_TOGGLE", "0", lambda: {"v": os.environ["LIT_ALGOS_TEST_TOGGLE"]})()
     assert seen == {"v": "0"} and "LIT_ALGOS_TEST_TOGGLE" not in os.environ
+
+
+def test_startup_pairs_rounds_and_subtracts_the_import(monkeypatch):
+    imports, trains = iter([5.0, 6.0, 4.0]), iter([6.5, 6.8, 5.9])
+    monkeypatch.setattr(bench, "import_round", lambda: {"seconds": next(imports)})
+    monkeypatch.setattr(bench, "startup_round", lambda r, o: {"seconds": next(trains), "header_seconds": 1.0})
+    order = []
+    out = bench.startup("debug", rounds=3, on_round=lambda r, name, o: order.append(name))
+    assert order == ["import lightning", "train debug", "train debug", "import lightning"] + order[:2]
+    # paired by round: 6.5-5.0, 6.8-6.0, 5.9-4.0 -> 1.5, 0.8, 1.9
+    assert out["beyond_import"]["median"] == pytest.approx(1.5) and out["beyond_import"]["n"] == 3
+    assert out["import"]["median"] == 5.0 and out["train"]["max"] == 6.8 and out["header"]["median"] == 1.0
+
+
+def test_startup_round_times_a_real_run_to_its_first_step(data_cache, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = bench.startup_round("debug")
+    assert 0 < out["header_seconds"] < out["seconds"]

@@ -30,7 +30,7 @@ def tiny_track(data_cache, tmp_path, monkeypatch):
             val_tokens: 4096
             val_fingerprint: {prepared.val_fingerprint}
             target_loss: 5.9
-            hardware_class: {hardware_fingerprint("cpu", 1)["class"]}
+            hardware_class: {hardware_fingerprint("cpu", 1, peaks=False)["class"]}
             min_seeds_for_significance: 3
         """)
     )
@@ -128,8 +128,41 @@ def test_benchmark_reports_throughput(data_cache, capsys):
     assert lightning["name"] == "debug" and plain["name"] == "debug (plain)" and lightning["steps"] == 2
     for row in (lightning, plain):
         assert row["tokens_per_s"]["n"] == 2 and row["tokens_per_s"]["min"] > 0
-        assert row["mfu"]["median"] > 0 and "measured fp32" in row["peak_source"]  # CPU: a measured peak
+        assert (
+            row["mfu"]["median"] > 0 and "measured sustained fp32" in row["peak_source"]
+        )  # CPU: a measured peak
     assert "1 threads" in out["host_before"] and "load average" in out["host_before"]
+
+
+def test_benchmark_peak_alone_measures_and_keeps_this_hosts_peaks(tmp_path, monkeypatch, capsys):
+    from lit_algos import peaks
+
+    monkeypatch.setenv("LIT_ALGOS_CACHE", str(tmp_path))
+    assert main(["benchmark", "--peak", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "rows" not in out and set(out["peaks"]) == {"fp32", "bf16"}
+    for kind, measured in out["peak_measurements"].items():
+        assert (
+            out["peaks"][kind]["flops"] == measured["peak"]
+            and out["peaks"][kind]["n"] == measured["spread"]["n"]
+        )
+    assert peaks.cached_peaks() == out["peaks"]  # later runs on this host compute MFU against these
+    assert main(["benchmark", "--peak"]) == 0
+    text = capsys.readouterr().out
+    assert "bf16 sustained matmul peak" in text and "median by size" in text
+
+
+def test_benchmark_startup_prints_the_time_beyond_the_import(monkeypatch, capsys):
+    from lit_algos import benchmark as bench
+
+    imports, trains = iter([5.0, 4.0]), iter([6.0, 5.5])
+    monkeypatch.setattr(bench, "import_round", lambda: {"seconds": next(imports)})
+    monkeypatch.setattr(bench, "startup_round", lambda r, o: {"seconds": next(trains), "header_seconds": 0.5})
+    assert main(["benchmark", "--startup", "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "import lightning: 4.50 [4.00-5.00] s" in out
+    assert "train debug: first step: 5.75 [5.50-6.00] s" in out
+    assert "first step beyond the import (paired by round): 1.25 [1.00-1.50] s" in out
 
 
 def test_ablation_swaps_whole_components():

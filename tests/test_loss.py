@@ -83,11 +83,28 @@ def test_the_fused_form_used_under_compile_equals_the_plain_path(monkeypatch, so
         x, w, t = _inputs(seed=2)
         x.requires_grad_(True)
         w.requires_grad_(True)
-        fn(x, w, t, softcap).backward()
-        results.append((x.grad, w.grad))
-    (gx0, gw0), (gx1, gw1) = results
+        loss = fn(x, w, t, softcap)
+        loss.backward()
+        results.append((loss.detach(), x.grad, w.grad))
+    (l0, gx0, gw0), (l1, gx1, gw1) = results
+    torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gx1, gx0, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+def test_the_form_used_under_compile_takes_one_exponential_per_logit(monkeypatch, softcap):
+    # The exps were the head's slowest part of a compiled bf16 step: the graph inductor sees must
+    # compute exp(z - max) once a logit and reuse it for the log-sum-exp and the gradient.
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from lit_algos.loss import _chunk
+
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    x, w, t = _inputs()
+    graph = make_fx(lambda x, w, t: _chunk(x, w, t, softcap, True))(x, w, t).graph
+    ops = [str(n.target) for n in graph.nodes if n.op == "call_function"]
+    assert ops.count("aten.exp.default") == 1 and not any("logsumexp" in op for op in ops), ops
 
 
 class _MatmulDtypes(TorchDispatchMode):

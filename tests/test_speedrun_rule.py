@@ -14,7 +14,6 @@ import pytest
 
 from lit_algos.analysis.synthetic import synthetic_record, synthetic_reference, synthetic_tracks_yaml
 from lit_algos.errors import SubmissionError
-from lit_algos.hardware import cpu_flags, host_fingerprint, host_string, same_host
 from lit_algos.leaderboard.entries import build_entry
 from lit_algos.leaderboard.tracks import load_tracks
 
@@ -121,26 +120,6 @@ def test_speedrun_trains_full_runs(monkeypatch, track):
     with pytest.raises(Stop):
         job_cmds.run_seeds("r", track, args, [0], console=SimpleNamespace(rule=print, print=print), full=True)
     assert seen == [["train.stop_at_target=false"]]
-
-
-def test_host_fingerprint_and_comparison():
-    info = {"model name": "AMD EPYC 9R14", "flags": "fpu sse avx2 avx512f avx512_bf16 amx_tile"}
-    assert cpu_flags(info) == ["amx_tile", "avx512_bf16", "avx512f", "avx2"]
-    host = host_fingerprint("cpu", 1)
-    assert {
-        "cpu_model",
-        "isa",
-        "cores",
-        "torch_threads",
-        "accelerator_name",
-        "accelerator_count",
-        "torch",
-    } <= set(host)
-    assert host["torch_threads"] >= 1 and host["accelerator_count"] == 0
-    other = {**host, "isa": ["avx2", "avx512_bf16"]}  # same model name, a faster matmul unit
-    assert same_host(host, dict(host)) and not same_host(host, other) and not same_host(host, None)
-    gpu = {**host, "accelerator_name": "NVIDIA H100 80GB HBM3", "accelerator_count": 8}
-    assert host_string(gpu) == "8x NVIDIA H100 80GB HBM3"
 
 
 def test_an_exact_hardware_track_needs_that_hardware_and_no_reference(track):

@@ -248,7 +248,7 @@ def test_a_debug_run_in_wandb_tells_the_truth(data_cache, wandb_env):
         assert {"lr/muon", "lr/adamw", "train/grad_norm"} <= set(r)
     timed = [r for r in steps if "train/tokens_per_second" in r]
     assert len(timed) >= len(steps) - 1 and all(r["train/mfu"] > 0 for r in timed)  # CPU: the measured peak
-    assert rec.mfu is not None and rec.hardware["peak_flops"]["source"].startswith("measured fp32")
+    assert rec.mfu is not None and rec.hardware["peak_flops"]["source"].startswith("measured sustained fp32")
     assert [r["train_seconds"] for r in steps] == sorted(r["train_seconds"] for r in steps)
     # One name per quantity: no copies under other sections, no Lightning duplicates.
     keys = {k for r in rows for k in r if not k.startswith("_")}

@@ -14,7 +14,11 @@ def register(sub) -> None:
         "benchmark", help="measure training throughput (tokens/s, FLOP/s, MFU) of recipes here"
     )
     b.add_argument(
-        "recipes", nargs="*", default=["retro", "modern"], help="recipes to time (default: retro modern)"
+        "recipes",
+        nargs="*",
+        default=None,
+        help="recipes to time (default: retro modern; with --startup: debug; with --peak alone: none, "
+        "only the peaks are measured)",
     )
     b.add_argument("--steps", type=int, default=30, help="optimizer steps timed per round (default 30)")
     b.add_argument(
@@ -31,7 +35,8 @@ def register(sub) -> None:
     b.add_argument(
         "--peak",
         action="store_true",
-        help="measure the dense matmul peak (fp32, bf16) also on a GPU (always on CPU)",
+        help="measure the sustained dense matmul peaks (fp32, bf16) now and keep them for this host "
+        "(default: this host's cached peaks on a CPU, measured once; on a known GPU its data sheet)",
     )
     b.add_argument(
         "--ab",
@@ -40,6 +45,12 @@ def register(sub) -> None:
         metavar="ENV=VALUE",
         help="also run each recipe with this environment variable set, alternating with the unset rows "
         "(before/after toggles such as LIT_ALGOS_CHUNKED_CE=0); repeatable",
+    )
+    b.add_argument(
+        "--startup",
+        action="store_true",
+        help="time start-up instead: `python -c 'import lightning'` and `lit-algos train RECIPE` to its first "
+        "step, in alternating fresh processes (--rounds of each)",
     )
     b.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's, stated in the output)"
@@ -102,6 +113,8 @@ def cmd_benchmark(args) -> int:
     from rich.table import Table
 
     from lit_algos import benchmark as bench
+    from lit_algos import peaks as peak_mod
+    from lit_algos.flops import mfu as model_flops_utilisation
 
     if args.threads is not None:
         if args.threads < 1:
@@ -112,14 +125,28 @@ def cmd_benchmark(args) -> int:
     console = Console(stderr=args.json)
     before = bench.host_line()
     console.print(escape(before), style="dim")
+    if args.startup:
+        return _benchmark_startup(args, console, before)
+    peak_only = args.peak and not args.recipes
+    args.recipes = args.recipes or ["retro", "modern"]
     gpu = torch.cuda.is_available()
-    peaks = None
-    if args.peak or not gpu:  # a CPU has no data-sheet peak: measure it
-        dev = "cuda" if gpu else "cpu"
-        peaks = {d: bench.matmul_peak(d, device=dev) for d in ("fp32", "bf16")}
-        if dev == "cpu":  # training runs on this host compute their MFU against this measurement
-            for kind, measured in peaks.items():
-                bench.store_cpu_peak(kind, measured)
+    peaks = measured = None
+    dev = "cuda" if gpu else "cpu"
+    if args.peak:  # measured now; training runs on this host compute their MFU against it
+        measured = {k: peak_mod.sustained_peak(k, device=dev) for k in peak_mod.KINDS}
+        peaks = peak_mod.store_peaks(measured, dev)
+    elif not gpu:  # a CPU has no data-sheet peak: this host's sustained peak (cached, else measured)
+        peaks = peak_mod.host_peaks("cpu")
+    if peak_only:
+        after = bench.host_line()
+        if args.json:
+            out = {"host_before": before, "host_after": after, "peaks": peaks, "peak_measurements": measured}
+            print(json.dumps(out, indent=2, default=str))
+        else:
+            for kind, p in peaks.items():
+                console.print(escape(_peak_line(kind, p, measured[kind])))
+            console.print(escape(after), style="dim")
+        return 0
     jobs = {}
     for recipe in args.recipes:
         jobs[recipe] = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)
@@ -146,8 +173,8 @@ def cmd_benchmark(args) -> int:
     device_name = torch.cuda.get_device_name(0) if gpu else "cpu"
     rows = []
     for name, row in summary.items():
-        peak, source = bench.peak_for(row["precision"], peaks, device_name)
-        mfu = {k: (v / peak if peak else None) for k, v in row["flop_per_s"].items() if k != "n"}
+        peak, source = peak_mod.peak_for(row["precision"], peaks, device_name)
+        mfu = {k: model_flops_utilisation(v, peak) for k, v in row["flop_per_s"].items() if k != "n"}
         rows.append({"name": name, **row, "peak_flop_per_s": peak, "peak_source": source, "mfu": mfu})
     after = bench.host_line()
     if args.json:
@@ -158,6 +185,7 @@ def cmd_benchmark(args) -> int:
                     "host_after": after,
                     "rounds": args.rounds,
                     "peaks": peaks,
+                    "peak_measurements": measured,
                     "rows": rows,
                 },
                 indent=2,
@@ -165,10 +193,8 @@ def cmd_benchmark(args) -> int:
             )
         )
         return 0
-    if peaks:
-        for d, p in peaks.items():
-            sizes = ", ".join(f"{n}: {v / 1e9:.1f}" for n, v in p["per_size"].items())
-            console.print(f"{d} matmul peak {p['peak'] / 1e9:.1f} GFLOP/s (by size, GFLOP/s: {sizes})")
+    for kind, p in (peaks or {}).items():
+        console.print(escape(_peak_line(kind, p, (measured or {}).get(kind))))
     table = Table(
         title=f"training throughput, median \\[min-max] of {args.rounds} alternating round(s) of {args.steps} steps"
     )
@@ -181,6 +207,7 @@ def cmd_benchmark(args) -> int:
         "ms/step",
         "GFLOP/s",
         "MFU",
+        "sys s",
         "vs first",
     ):
         table.add_column(col, justify="right")
@@ -209,6 +236,50 @@ def cmd_benchmark(args) -> int:
         f"[dim]MFU against: {', '.join(sorted({r['peak_source'] for r in rows}))}. After: {after}[/]"
     )
     return 0
+
+
+def _benchmark_startup(args, console, before: str) -> int:
+    """``benchmark --startup``: seconds to the first step beyond Lightning's import, alternating."""
+    import json
+
+    from rich.markup import escape
+
+    from lit_algos import benchmark as bench
+
+    recipe = (args.recipes or ["debug"])[0]
+
+    def progress(r, name, out):
+        console.print(escape(f"round {r + 1}/{args.rounds} {name}: {out['seconds']:.2f} s"), style="dim")
+
+    out = bench.startup(recipe, args.overrides, args.rounds, on_round=progress)
+    after = bench.host_line()
+    if args.json:
+        print(json.dumps({"host_before": before, "host_after": after, **out}, indent=2))
+        return 0
+    for name, key in (
+        ("import lightning", "import"),
+        (f"train {recipe}: header line", "header"),
+        (f"train {recipe}: first step", "train"),
+        ("first step beyond the import (paired by round)", "beyond_import"),
+    ):
+        if out[key]:
+            console.print(f"{name}: {_fmt_spread(out[key], '.2f')} s")
+    console.print(rf"[dim]median \[min-max] of {args.rounds} alternating round(s). After: {escape(after)}[/]")
+    return 0
+
+
+def _peak_line(kind: str, peak: dict, measured: dict | None) -> str:
+    """'bf16 sustained matmul peak 338.1 GFLOP/s (median of 15 windows, 331.0-342.5; ...)'."""
+    g = 1e-9
+    line = (
+        f"{kind} sustained matmul peak {peak['flops'] * g:.1f} GFLOP/s (median of {peak['n']} windows, "
+        f"min-max {peak['min'] * g:.1f}-{peak['max'] * g:.1f}, {(peak['max'] - peak['min']) / peak['flops']:.1%} "
+        f"of it; measured {peak.get('measured_at', '?')}, load {peak.get('load')}"
+    )
+    if measured:
+        sizes = ", ".join(f"{n}: {v * g:.1f}" for n, v in measured["per_size"].items())
+        line += f"; median by size, GFLOP/s: {sizes}; {measured['seconds']:.1f} s"
+    return line + ")"
 
 
 # ---- speedrun ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lit_algos.analysis.stats import Estimate
+from lit_algos.hardware import host_details
 from lit_algos.leaderboard import speedrun
 from lit_algos.leaderboard.entries import Entry, Flagged, board_lock, load_entries
 from lit_algos.leaderboard.evidence import REFERENCE_NOT_KEPT
@@ -42,6 +43,12 @@ class BoardRow:
     figures: speedrun.EntryFigures
     crossing: dict  # unit -> Estimate at the interpolated target crossing
     is_baseline: bool
+
+    @property
+    def host(self) -> str:
+        """The host fingerprint(s) of the entry's runs (``hardware.host_details``), distinct ones joined."""
+        hosts = [host_details((r.hardware or {}).get("host")) for r in self.entry.runs]
+        return " / ".join(dict.fromkeys(hosts)) or "unknown host"
 
     @property
     def ceg(self) -> float | None:
@@ -82,6 +89,7 @@ class BoardRow:
             "provisional": self.entry.provisional,
             "verified": bool(getattr(self.entry, "_verified", False)),
             "hardware": self.entry.hardware,
+            "host": self.host,
             "description": self.entry.description,
             "date": self.entry.date,
             "commit": self.entry.commit,
@@ -223,7 +231,7 @@ def row_cells(row: BoardRow, rank: int | None) -> list[str]:
         f.ceg.text(suffix="×"),
         f.throughput.text(suffix="×"),
         fmt_check(row),
-        e.hardware,
+        f"{e.hardware}: {row.host}",
         e.description + row_tags(row),
         e.date[:10],
         (e.commit or "–")[:10] + (" (dirty)" if e.dirty else ""),
@@ -440,6 +448,7 @@ def write_board(leaderboard_dir: Path, plots: bool = True) -> Path:
 
 def rich_table(track: Track, rows: list[BoardRow]):
     """The terminal table of one track in time-rank order; who/when/what share the last column."""
+    from rich.markup import escape
     from rich.table import Table
 
     target = track.target_loss if track.target_loss is not None else "not set"
@@ -464,6 +473,6 @@ def rich_table(track: Track, rows: list[BoardRow]):
             f"{c[2]}\n{c[3]}",
             f"{c[5]} · {c[6]}\n{c[7]}",
             f"{c[8]}\n{c[9]}\ncheck: {c[10]}",
-            f"[bold]{e.id}[/]: {c[12]}\n{c[11]} · {c[13]} · {c[14]} · {c[15]}",
+            f"[bold]{escape(e.id)}[/]: {escape(c[12])}\n{escape(c[11])} · {c[13]} · {c[14]} · {escape(c[15])}",
         )
     return table

@@ -214,7 +214,7 @@ def record_wall_time(
             "runs_trained_or_checked": trained,
             "workers": workers,
             "threads": threads,
-            "host": host_string(host_fingerprint()),
+            "host": host_string(host_fingerprint(peaks="cached")),
         }
     )
     atomic_write_json(path, meta)

@@ -21,7 +21,7 @@ Metrics (``self.log``, so every logger of the Trainer gets them). Each row carri
 - every ``log_every_n_steps`` optimizer steps (and at the last step): ``train/loss`` (the step's
   mean over micro-batches and ranks), ``train/grad_norm`` (before clipping), ``lr/<kind>``
   (``lit_algos.optim.lr_metrics``: ``lr/muon``, ``lr/adamw``, ...), ``train/tokens_per_second``
-  and ``train/mfu`` over the steps since the previous row (MFU against ``benchmark.device_peak``);
+  and ``train/mfu`` over the steps since the previous row (MFU against ``peaks.device_peak``);
 - after every evaluation: ``val/loss`` (the whole validation set) and ``val/bpb``.
 
 Training and evaluation share one loss: the model's forward, mean cross-entropy over the
@@ -41,6 +41,7 @@ from torchmetrics import MeanMetric
 
 from lit_algos.config import Config
 from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.flops import mfu
 from lit_algos.model import IGNORE_INDEX, build_model
 from lit_algos.optim import build_optimizer, build_scheduler, lr_metrics, parameter_tags
 from lit_algos.training.callbacks import TrainClock
@@ -210,7 +211,7 @@ class LitGPT(L.LightningModule):
         if hasattr(datamodule, "prepared"):  # a TokenDataModule
             check_vocab(self.cfg, datamodule.prepared.vocab_size)
         if self.peak_flops is None and self.trainer.loggers:
-            from lit_algos.benchmark import device_peak
+            from lit_algos.peaks import device_peak
 
             name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
             accelerator = "cpu" if self.device.type == "cpu" else "gpu"
@@ -291,11 +292,8 @@ class LitGPT(L.LightningModule):
         if timed_steps <= 0 or seconds <= seconds0:
             return None, None
         tokens_per_second = timed_steps * self.tokens_per_step / (seconds - seconds0)
-        if not self.peak_flops:
-            return tokens_per_second, None
-        return tokens_per_second, tokens_per_second * self.flops_per_token / (
-            self.peak_flops * self.trainer.world_size
-        )
+        flop_per_s = tokens_per_second * self.flops_per_token
+        return tokens_per_second, mfu(flop_per_s, self.peak_flops, self.trainer.world_size)
 
     def step_metrics(self) -> dict:
         """The row logged every ``log_every_n_steps`` steps (see the module docstring)."""

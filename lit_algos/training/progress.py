@@ -72,9 +72,10 @@ class _Pace(L.Callback):
         if timed <= 0 or seconds <= seconds0:
             return None, None
         tps = timed * self.header.tokens_per_step / (seconds - seconds0)
+        from lit_algos.flops import mfu
+
         peak = getattr(pl_module, "peak_flops", None)
-        mfu = tps * pl_module.flops_per_token / (peak * trainer.world_size) if peak else None
-        return tps, mfu
+        return tps, mfu(tps * pl_module.flops_per_token, peak, trainer.world_size)
 
     @staticmethod
     def lr_text(pl_module) -> str:

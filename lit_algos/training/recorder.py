@@ -22,6 +22,7 @@ from pathlib import Path
 
 import lightning as L
 
+from lit_algos.flops import mfu as model_flops_utilisation
 from lit_algos.records import EvalPoint, RunRecord, current_owner, interpolate_to_target
 from lit_algos.training.callbacks import TrainClock
 from lit_algos.training.module import bits_per_byte, cost_axes
@@ -52,7 +53,7 @@ class RunRecorder(L.Callback):
         self.tokens_per_step = tokens_per_step
         self.flops_per_token = flops_per_token
         self.bytes_per_token = bytes_per_token  # val bytes / val tokens, for bits per byte
-        self.peak_flops = peak_flops  # per device, for MFU (benchmark.device_peak); None: no MFU
+        self.peak_flops = peak_flops  # per device, for MFU (peaks.device_peak); None: no MFU
         self.curve: list[EvalPoint] = []
         self.train_curve: list[list[float]] = []  # [step, mean train loss] per optimizer step
         self.eval_seconds = 0.0
@@ -74,10 +75,9 @@ class RunRecorder(L.Callback):
             # Throughput over the timed steps only: the warm-up steps' tokens are not in train_seconds.
             timed = max(0.0, 1.0 - self.clock.excluded_steps / final.step) if final.step else 0.0
             tokens_per_second = final.tokens * timed / final.train_seconds
-            if self.peak_flops:
-                hw = self.record.hardware
-                devices = hw.get("n_devices", 1) * hw.get("num_nodes", 1)
-                mfu = final.flops * timed / final.train_seconds / (self.peak_flops * devices)
+            hw = self.record.hardware
+            devices = hw.get("n_devices", 1) * hw.get("num_nodes", 1)
+            mfu = model_flops_utilisation(final.flops * timed / final.train_seconds, self.peak_flops, devices)
         target = self.record.target_loss
         to_target = interpolate_to_target(self.curve, target) if target is not None else None
         return replace(

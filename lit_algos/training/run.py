@@ -418,8 +418,8 @@ def _progress_callback(shown, console, clock, every: int):
 
 
 def _peak(record: RunRecord, precision: str, accelerator: str) -> dict:
-    """The per-device peak FLOP/s MFU is computed against, and its source (``benchmark.device_peak``)."""
-    from lit_algos.benchmark import device_peak
+    """The per-device peak FLOP/s MFU is computed against, and its source (``peaks.device_peak``)."""
+    from lit_algos.peaks import device_peak
 
     flops, source = device_peak(record.hardware.get("device_name", ""), precision, accelerator)
     return {"flops": flops, "source": source}

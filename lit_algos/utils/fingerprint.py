@@ -44,8 +44,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware_fingerprint(accelerator: str, n_devices: int, num_nodes: int = 1) -> dict:
-    """Device kind and count; ``class`` is what leaderboard tracks compare (e.g. '2-core CPU', '8xH100')."""
+def hardware_fingerprint(
+    accelerator: str, n_devices: int, num_nodes: int = 1, peaks: bool | str = True
+) -> dict:
+    """Device kind and count; ``class`` is what leaderboard tracks compare (e.g. '2-core CPU', '8xH100');
+    ``host``: the host fingerprint, with its measured matmul peaks (``peaks``: see ``host_fingerprint``)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if accelerator == "gpu" and torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
@@ -62,7 +65,9 @@ def hardware_fingerprint(accelerator: str, n_devices: int, num_nodes: int = 1) -
         "cpu": _cpu_name(),
         "cpu_cores": cores,
         "class": klass,
-        "host": host_fingerprint(accelerator, n_devices),  # ISA flags, threads, torch (lit_algos.hardware)
+        "host": host_fingerprint(
+            accelerator, n_devices, peaks
+        ),  # CPU identity, ISA, threads, peaks (lit_algos.hardware)
     }
 
 
