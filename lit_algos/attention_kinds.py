@@ -24,10 +24,10 @@ import dataclasses
 import math
 from typing import Any
 
-from lit_algos.config.base import to_dict
 from lit_algos.config.model import ModelConfig, component
 from lit_algos.errors import ConfigError
 from lit_algos.registry import names, registry
+from lit_algos.utils.typed import to_dict
 
 
 def _options_for(cfg: ModelConfig, kind: str) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def compare_attention_kinds(cfg: ModelConfig, bytes_per_number: int = 2) -> list
     from lit_algos.flops import estimate_flops
     from lit_algos.model import param_counts
 
-    if cfg.mixer == "lstm":
+    if not registry("mixer").get(cfg.mixer.kind).has_attention:
         return []
     rows = []
     for kind in names("attention"):

@@ -98,7 +98,7 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
     model.train()
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim.schedule, steps + 1)
-    forward = torch.compile(model) if cfg.train.compile else model
+    loss_fn = torch.compile(model.loss) if cfg.train.compile else model.loss  # as LitGPT compiles it
     dm = TokenDataModule(prepared, cfg.model.block_size, cfg.train.batch_size, cfg.train.micro_batch_size, 0)
     micro = iter(dm.train_micro_batches(start_step=0, rank=0, world_size=1))
     accum = plan.accumulate
@@ -112,7 +112,7 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
         for _ in range(accum):
             x, y = (t.to(device, non_blocking=True) for t in next(micro))
             with autocast:
-                _, loss, aux = forward(x, y, return_aux=True, loss_only=True)
+                loss, aux = loss_fn(x, y, chunked=cfg.train.chunked_loss)
             ((loss + aux) / accum).backward()
         if cfg.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)

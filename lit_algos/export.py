@@ -79,11 +79,8 @@ def _common_misfits(m) -> list[str]:
             m.logit_softcap is None,
             f"logit_softcap={m.logit_softcap} (no logit soft-cap in Llama, Qwen3, GPT-2)",
         ),
-        (getattr(m, "moe", None) is None, "a mixture of experts"),
-        (
-            getattr(m, "mixer", None) in (None, "transformer"),
-            f"mixer={getattr(m, 'mixer', None)!r} (a Transformer)",
-        ),
+        (m.mlp.kind != "moe", "mlp.kind='moe' (a mixture of experts)"),
+        (m.mixer.kind == "transformer", f"mixer.kind={m.mixer.kind!r} (a Transformer)"),
     ]
     return [why for ok, why in checks if not ok]
 

@@ -196,7 +196,6 @@ def test_submit_measures_a_same_machine_reference_by_default(
     assert [r["run_id"] for r in stored] == ["retro-bench"]  # the benchmark's record: re-derived on load
 
 
-
 def test_ceg_drops_a_record_copied_under_another_id_and_seed(tmp_path, capsys):
     """One run, one pair: a copy of a new run relabelled as seed 7 narrowed the interval from
     [0.20, 21.3] to [1.15, 3.30]; now it is named and left out, and the figures are unchanged."""

@@ -470,7 +470,8 @@ TRAINER_CASES = {  # --trainer.KEY=VALUE is checked against lightning.Trainer's 
         trainer("--trainer.limit_predict_batches=[2]"), ("limit_predict_batches", "[2]", "a number")
     ),
     "owned by lit_algos": Case(
-        trainer("--trainer.log_every_n_steps=10"), ("train.trainer.log_every_n_steps", "10", "train.log_every")
+        trainer("--trainer.log_every_n_steps=10"),
+        ("train.trainer.log_every_n_steps", "10", "train.log_every"),
     ),
     "string for a bool": Case(
         trainer("--trainer.detect_anomaly=maybe"),

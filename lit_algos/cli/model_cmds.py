@@ -12,8 +12,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "components",
         help="list every component axis with its entries, descriptions and options",
-        description="The registry axes (attention, mlp, norm, optimizer, position, schedule), the sequence mixers "
-        "(model.mixer) and the other model switches: each entry's description and the config keys it reads.",
+        description="The registry axes (attention, mixer, mlp, norm, optimizer, position, schedule) and the other "
+        "model switches: each entry's description and the config keys it reads.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_components)
@@ -40,9 +40,8 @@ OTHER_SWITCHES = {
 
 
 def components_dict() -> dict[str, list[dict]]:
-    """{axis: [{name, help, options}]} for every registered axis, then the sequence mixers
-    (``model.mixer``) and the other model switches, as the README's Components table lists them."""
-    from lit_algos.components.lstm import MIXER_HELP
+    """{axis: [{name, help, options}]} for every registered axis, then the other model switches,
+    as the README's Components table lists them."""
     from lit_algos.registry import load_all
 
     out = {
@@ -51,9 +50,6 @@ def components_dict() -> dict[str, list[dict]]:
         ]
         for axis, reg in sorted(load_all().items())
     }
-    out["mixer"] = [
-        {"name": name, "help": text, "options": ["mixer", *keys]} for name, (text, keys) in MIXER_HELP.items()
-    ]
     out["other"] = [{"name": key, "help": text, "options": [key]} for key, text in OTHER_SWITCHES.items()]
     return out
 
@@ -82,9 +78,9 @@ def cmd_components(args: argparse.Namespace) -> int:
 def describe_model(model_cfg) -> dict:
     """Derived sizes, parameter counts and FLOPs (analytic and measured) of a ModelConfig."""
     from lit_algos.attention_kinds import compare_attention_kinds
-    from lit_algos.config.base import to_dict
     from lit_algos.flops import estimate_flops, measure_flops
     from lit_algos.model import param_counts
+    from lit_algos.utils.typed import to_dict
 
     report = estimate_flops(model_cfg)
     measured = measure_flops(model_cfg)

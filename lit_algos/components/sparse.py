@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from lit_algos.components.attention import AttentionOptions, CausalSelfAttention, _check_divides, attentions
-from lit_algos.config.base import check_choice, check_positive
 from lit_algos.errors import ConfigError
+from lit_algos.utils.typed import check_choice, check_positive
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig

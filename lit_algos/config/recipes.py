@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lit_algos.config import Config
-from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.config.optim import migrate
+from lit_algos.errors import ConfigError, LitAlgosError, LitAlgosWarning
 
 
 def recipes_dirs() -> list[Path]:
@@ -121,7 +123,7 @@ def resolve_recipe_dict(name: str, _stack: tuple[Path, ...] = (), _relative_to: 
     if path in _stack:
         chain = " -> ".join(p.stem for p in (*_stack, path))
         raise LitAlgosError(f"Recipe inheritance loops: {chain}. Remove one of the 'extends' entries.")
-    data = _read_yaml(path)
+    data = migrate(_read_yaml(path), source=f"Recipe {path}")  # an old flat optim section (optim.name)
     parents = data.pop("extends", None) or []
     if isinstance(parents, str):
         parents = [parents]
@@ -165,6 +167,13 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(key, raw, "An override key is a dotted path such as model.n_layer.")
+    if key == "optim.name":  # the flat optimizer section's spelling (lit_algos.config.optim)
+        warnings.warn(
+            f"--set {item}: optim.name is deprecated; write optim.kind (read as optim.kind).",
+            LitAlgosWarning,
+            stacklevel=3,
+        )
+        key = "optim.kind"
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:

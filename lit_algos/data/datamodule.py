@@ -31,7 +31,7 @@ from lit_algos.data.layout import batch_plan
 from lit_algos.data.prepare import PreparedDataset
 from lit_algos.data.shards import TokenStream
 from lit_algos.errors import DataError, LitAlgosError
-from lit_algos.model import IGNORE_INDEX  # noqa: F401  (re-exported: the one loss convention, -100)
+from lit_algos.loss import IGNORE_INDEX  # noqa: F401  (re-exported: the one loss convention, -100)
 
 
 class TrainOrder:

@@ -52,7 +52,7 @@ def validation_loss(
 
     from lit_algos.config import Config
     from lit_algos.data import TokenDataModule, prepare_dataset
-    from lit_algos.model import IGNORE_INDEX
+    from lit_algos.loss import IGNORE_INDEX
     from lit_algos.training.module import LitGPT
 
     cfg = Config.from_dict(config)

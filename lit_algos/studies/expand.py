@@ -139,7 +139,7 @@ def lr_overrides(recipe: str, overrides: list[str] | tuple[str, ...], scale: flo
 
     optim = load_config(recipe, list(overrides)).optim
     out = [f"optim.lr={optim.lr * scale:.6g}"]
-    if optim.name == "muon":
+    if optim.kind == "muon":
         out.append(f"optim.muon_lr={optim.muon_lr * scale:.6g}")
     return out
 

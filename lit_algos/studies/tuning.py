@@ -85,7 +85,7 @@ def sweep_results(study: Study, preset: Preset, runs_dir: Path) -> list[ArmSweep
         sweep = out.setdefault(key, ArmSweep(*key))
         scale = float(spec.tags["lr_scale"])
         cfg = spec.config()
-        lrs = f"{cfg.optim.lr:.3g}" + (f", muon {cfg.optim.muon_lr:.3g}" if cfg.optim.name == "muon" else "")
+        lrs = f"{cfg.optim.lr:.3g}" + (f", muon {cfg.optim.muon_lr:.3g}" if cfg.optim.kind == "muon" else "")
         sweep.lrs[scale] = lrs
         record = index.get((hashes.config_hash(spec), spec.seed))
         if record is None:

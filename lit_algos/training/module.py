@@ -23,8 +23,9 @@ Metrics (``self.log``, so every logger of the Trainer gets them). Each row carri
   and ``train/mfu`` over the steps since the previous row (MFU against ``benchmark.device_peak``);
 - after every evaluation: ``val/loss`` (the whole validation set) and ``val/bpb``.
 
-Training and evaluation share one loss: the model's forward, mean cross-entropy over the
-targets that are not ``IGNORE_INDEX`` (-100). ``validation_step`` weights each batch's mean by
+Training and evaluation share one loss: ``GPT.loss`` (``lit_algos.loss.lm_loss``, chunked unless
+``train.chunked_loss`` is false), the mean cross-entropy over the targets that are not
+``IGNORE_INDEX`` (-100). ``validation_step`` weights each batch's mean by
 its count of real targets in a torchmetrics ``MeanMetric``, which sums across ranks, so
 ``val/loss`` is the mean over every validation token whatever the device count.
 """
@@ -40,7 +41,8 @@ from torchmetrics import MeanMetric
 
 from lit_algos.config import Config
 from lit_algos.errors import ConfigError, LitAlgosError
-from lit_algos.model import IGNORE_INDEX, build_model
+from lit_algos.loss import IGNORE_INDEX
+from lit_algos.model import build_model
 from lit_algos.optim import build_optimizer, build_scheduler, lr_metrics
 from lit_algos.training.callbacks import TrainClock
 
@@ -114,7 +116,7 @@ class LitGPT(L.LightningModule):
         # Plain data in the checkpoint (it loads with weights_only=True): the resolved config and the schedule.
         self.save_hyperparameters({"config": self.cfg.to_dict(), "total_steps": total_steps})
         self.model = build_model(self.cfg.model)
-        self._compiled = None  # torch.compile'd forward, kept out of the module tree and the state dict
+        self._compiled = None  # torch.compile'd GPT.loss, kept out of the module tree and the state dict
         # A NaN loss must stay non-finite so that divergence is seen, not averaged away: NaN -> +inf.
         # (Not nan_strategy="disable": torchmetrics 1.9 then drops the weights, giving a mean of batch means.)
         self.val_loss = MeanMetric(nan_strategy=float("inf"))
@@ -138,18 +140,22 @@ class LitGPT(L.LightningModule):
 
     # ---- model -----------------------------------------------------------------------------------
     def compile_model(self) -> None:
-        """Compile the training forward (applied from outside the model file, torchtitan-style)."""
-        # object.__setattr__: an OptimizedModule is an nn.Module and would otherwise be registered as a
-        # child, doubling the state dict under '_compiled._orig_mod.*'.
-        object.__setattr__(self, "_compiled", torch.compile(self.model))
+        """Compile the loss path that training and evaluation run (applied from outside the model
+        file, torchtitan-style)."""
+        # object.__setattr__: a compiled callable is kept out of the module tree and the state dict.
+        object.__setattr__(self, "_compiled", torch.compile(self.model.loss))
+
+    def lm_loss(self, idx: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the mean LM loss, the auxiliary losses' sum) of a batch: ``GPT.loss``, compiled when asked."""
+        loss = self._compiled if self._compiled is not None else self.model.loss
+        return loss(idx, targets, chunked=self.cfg.train.chunked_loss)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) and, with ``targets``, the mean cross-entropy (the GPT's own forward)."""
-        model = self._compiled if self._compiled is not None else self.model
-        return model(idx, targets)
+        return self.model(idx, targets)
 
     def configure_optimizers(self):
-        """The optimizer of ``optim.name`` and its schedule, stepped every optimizer step."""
+        """The optimizer of ``optim.kind`` and its schedule, stepped every optimizer step."""
         optimizer = build_optimizer(self.model, self.cfg.optim)
         scheduler = build_scheduler(optimizer, self.cfg.optim.schedule, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -172,9 +178,8 @@ class LitGPT(L.LightningModule):
     def training_step(self, batch, batch_idx):
         """One micro-batch: the LM loss (kept for the step's mean) plus any auxiliary loss."""
         x, y = batch  # (B, T), (B, T)
-        model = self._compiled if self._compiled is not None else self.model
         # aux: the blocks' auxiliary losses (MoE load balancing); a constant 0 for dense models.
-        _, loss, aux = model(x, y, return_aux=True, loss_only=True)  # no full logits
+        loss, aux = self.lm_loss(x, y)
         self.step_losses.append(loss.detach())  # the language-model loss alone: curves and targets use it
         if aux.requires_grad:  # only a real auxiliary loss is kept (MoEBalance pops and logs it per step)
             self.step_aux_losses.append(aux.detach())
@@ -183,8 +188,7 @@ class LitGPT(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         """Accumulate the token-weighted validation loss of one batch."""
         x, y = batch  # (B, T), (B, T); rows of IGNORE_INDEX pad the last window and even out ranks
-        model = self._compiled if self._compiled is not None else self.model
-        _, loss = model(x, y, loss_only=True)
+        loss, _ = self.lm_loss(x, y)
         count = (y != IGNORE_INDEX).sum()
         # An all-padding batch has a NaN mean and weight 0; it must add nothing (NaN * 0 is NaN).
         self.val_loss.update(torch.where(count > 0, loss, torch.zeros_like(loss)), weight=count)

@@ -113,8 +113,10 @@ def describe(annotation: Any) -> str:
     """'an integer or null', "one of 'value', 'norm'"... for the error message."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        parts = [describe(a) for a in args]
-        return " or ".join(dict.fromkeys(p for p in parts if p))
+        # Sorted, null last: typing caches equal Unions, so Union[int, float] may come back as an
+        # earlier Union[float, int] and the written order is not reliable.
+        parts = sorted({describe(a) for a in args} - {""}, key=lambda p: (p == "null", p))
+        return " or ".join(parts)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (list, collections.abc.Iterable):

@@ -92,7 +92,7 @@ def component_tags(cfg: Config | Mapping[str, Any]) -> list[str]:
         return section.get("kind") if isinstance(section, Mapping) else section
 
     mixer = kind_of(model.get("mixer"))
-    if mixer:
+    if mixer and mixer != "transformer":  # the default is not tagged (as when records stored it as null)
         tags.append(f"mixer:{mixer}")
     att = model.get("attention", {})
     if att.get("kind"):
@@ -110,9 +110,6 @@ def component_tags(cfg: Config | Mapping[str, Any]) -> list[str]:
         kind = kind_of(model.get(axis))
         if kind:
             tags.append(f"{axis}:{kind}")
-    moe = model.get("moe")
-    if isinstance(moe, Mapping) and (moe.get("enabled") or (moe.get("n_experts") or 0) > 1):
-        tags.append("moe")
     if "tie_embeddings" in model:
         tags.append("tied" if model["tie_embeddings"] else "untied")
     if "bias" in model:
@@ -121,8 +118,9 @@ def component_tags(cfg: Config | Mapping[str, Any]) -> list[str]:
         tags.append("logit_softcap")
     if model.get("dropout"):
         tags.append("dropout")
-    if optim.get("name"):
-        tags.append(f"optim:{optim['name']}")
+    optimizer = optim.get("kind") or optim.get("name")  # name: the flat layout of records before issue 28
+    if optimizer:
+        tags.append(f"optim:{optimizer}")
     schedule = kind_of(optim.get("schedule"))
     if schedule:
         tags.append(f"schedule:{schedule}")
