@@ -41,13 +41,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install lit_algos with its dev tools
 
-test: $(STAMP)  ## lint (ruff) and run the test suite (CPU only)
+test: $(STAMP)  ## lint (ruff, the import floors) and run the test suite (CPU only)
 	$(VENV)/bin/ruff check lit_algos tests
 	$(VENV)/bin/ruff format --check lit_algos tests
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-lint: $(STAMP)  ## ruff check only
+lint: $(STAMP)  ## ruff check and the import floors (lint-imports; contracts in pyproject.toml)
 	$(VENV)/bin/ruff check lit_algos tests
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)  ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff check --fix lit_algos tests
@@ -108,4 +110,4 @@ main: $(STAMP)  ## the main job: retro vs modern on the CPU track, their CEG, an
 	$(CLI) main $(ARGS)
 
 clean:  ## remove runs and caches (keeps .venv)
-	rm -rf runs .cache .pytest_cache .ruff_cache
+	rm -rf runs .cache .pytest_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -9,10 +9,11 @@ A single timing on a shared machine means little (rounds under load disagreed by
 ``compare`` alternates the recipes over several rounds (ABBA order: a drift in load hits every
 recipe alike) and reports the median and the spread (min-max and IQR) of each. ``plain_loop``
 runs the same model, optimizer, schedule, precision and data in a minimal PyTorch loop with no
-Lightning: the reference row that tells what the trainer costs. ``matmul_peak`` measures the
-device's dense matmul rate (best of several sizes and repeats) so MFU on a CPU is reported
-against a measured peak; on known GPUs it is reported against the data-sheet table
-(``lit_algos.flops.PEAK_FLOPS``).
+Lightning: the reference row that tells what the trainer costs. An A/B row (``jobs``' ``ab``)
+runs a recipe with extra config overrides, e.g. ``train.chunked_loss=false`` (the loss's plain
+strategy) or ``optim.muon_ns_dtype=float32``: a before/after toggle is a config option, never an
+environment variable read in a hot path. MFU is ``lit_algos.peaks.mfu`` against a measured
+matmul peak on a CPU and the data sheet on known GPUs (``lit_algos.peaks``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,25 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
+
+from lit_algos.config.recipes import load_config, parse_override
+from lit_algos.data import TokenDataModule, prepare_dataset
+from lit_algos.errors import LitAlgosError
+from lit_algos.flops import record_flops
+from lit_algos.hardware import host_fingerprint, host_string
+from lit_algos.model import build_model, param_counts
+from lit_algos.optim import build_optimizer, build_scheduler
+from lit_algos.peaks import matmul_peak, mfu, peak_for, store_cpu_peak
+from lit_algos.precision import resolve_precision
+from lit_algos.training.plan import plan_run
+from lit_algos.training.run import train
+
 PLAIN = "plain"  # the row name suffix of a recipe run in the plain PyTorch loop
 
 
 def benchmark_recipe(recipe: str, overrides: Sequence[str] = (), steps: int = 30):
     """Train ``recipe`` (with ``overrides``) for ``steps`` timed steps; returns (config, run record)."""
-    from lit_algos.config.recipes import load_config
-    from lit_algos.training.run import train
 
     cfg = load_config(recipe, list(overrides))
     tokens_per_step = cfg.train.batch_size * cfg.model.block_size
@@ -76,15 +89,6 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
     (the same split as ``benchmark_recipe``). Gradient accumulation follows the recipe's
     micro-batch size. Returns the same keys as ``lightning_round``.
     """
-    import torch
-
-    from lit_algos.config.recipes import load_config
-    from lit_algos.data import TokenDataModule, prepare_dataset
-    from lit_algos.flops import record_flops
-    from lit_algos.model import build_model, param_counts
-    from lit_algos.optim import build_optimizer, build_scheduler
-    from lit_algos.precision import resolve_precision
-    from lit_algos.training.plan import plan_run
 
     cfg = load_config(recipe, list(overrides))
     plan = plan_run(cfg)
@@ -149,6 +153,7 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
 def _usage() -> tuple[float, int]:
     """(system CPU seconds, minor page faults) of this process so far (zeros where unsupported)."""
     try:
+        # resource is POSIX only
         import resource
     except ImportError:  # not on Windows
         return 0.0, 0
@@ -197,148 +202,72 @@ def compare(
     return summary
 
 
-def with_env(key: str, value: str, job: Callable[[], dict]) -> Callable[[], dict]:
-    """``job`` run with ``os.environ[key] = value`` (restored after): a before/after toggle."""
-
-    def run() -> dict:
-        old = os.environ.get(key)
-        os.environ[key] = value
-        try:
-            return job()
-        finally:
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-    return run
+# The environment toggles benchmarks once set, and the config options that replaced them.
+RETIRED_TOGGLES = {
+    "LIT_ALGOS_CHUNKED_CE=0": "train.chunked_loss=false",
+    "LIT_ALGOS_NS_BF16=0": "optim.muon_ns_dtype=float32",
+    "LIT_ALGOS_BATCHED_NS=0": None,  # the per-matrix Newton-Schulz lost its benchmark and is gone
+}
 
 
-# ---- peak ----------------------------------------------------------------------------------------
-PEAK_SIZES = {"fp32": (256, 512, 1024, 2048), "bf16": (256, 512, 1024)}
+def benchmark_jobs(
+    recipes: Sequence[str],
+    overrides: Sequence[str],
+    steps: int,
+    *,
+    plain: bool = False,
+    ab: Sequence[str] = (),
+) -> dict[str, Callable[[], dict]]:
+    """Row name -> one timed round: each recipe in the Lightning loop; with ``plain`` also in the
+    plain PyTorch loop; for each ``ab`` override (``KEY=VALUE``, a config field) the recipe with it."""
+
+    for toggle in ab:
+        if toggle in RETIRED_TOGGLES or toggle.startswith("LIT_ALGOS_"):
+            now = RETIRED_TOGGLES.get(toggle)
+            raise LitAlgosError(
+                f"--ab {toggle}: the benchmark toggles are config options now, not environment variables; "
+                + (
+                    f"use --ab {now}."
+                    if now
+                    else "the batched Newton-Schulz is the only one left (nothing to compare)."
+                )
+            )
+        parse_override(toggle)  # KEY=VALUE, or a ConfigError naming it
+    jobs: dict[str, Callable[[], dict]] = {}
+    for recipe in recipes:
+        jobs[recipe] = lambda r=recipe: lightning_round(r, overrides, steps)
+        if plain:
+            jobs[f"{recipe} ({PLAIN})"] = lambda r=recipe: plain_loop(r, overrides, steps)
+        for toggle in ab:
+            jobs[f"{recipe} [{toggle}]"] = lambda r=recipe, t=toggle: lightning_round(
+                r, [*overrides, t], steps
+            )
+    return jobs
 
 
-def matmul_peak(
-    dtype: str = "fp32",
-    sizes: Sequence[int] | None = None,
-    repeats: int = 5,
-    device: str = "cpu",
-    budget_s: float = 3.0,
-) -> dict:
-    """Dense square matmul FLOP/s at each size (best of ``repeats``) and the best over sizes.
+def with_mfu(summary: dict[str, dict], peaks: dict[str, dict] | None, device_name: str) -> list[dict]:
+    """``compare``'s rows with the peak each is measured against and their MFU (median, min, max...)."""
 
-    ``budget_s`` bounds the time spent per size (emulated bf16 on an AVX2 CPU runs at ~1 GFLOP/s).
-    """
-    import torch
-
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    per_size = {}
-    for n in sizes or PEAK_SIZES[dtype]:
-        a = torch.randn(n, n, device=device).to(dt)
-        b = torch.randn(n, n, device=device).to(dt)
-        out = torch.empty(n, n, device=device, dtype=dt)
-        best = 0.0
-        spent = 0.0
-        for _ in range(repeats):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=out)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            dt_s = time.perf_counter() - t0
-            spent += dt_s
-            best = max(best, 2 * n**3 / dt_s)
-            if spent > budget_s:
-                break
-        per_size[n] = best
-    return {"dtype": dtype, "per_size": per_size, "peak": max(per_size.values())}
+    rows = []
+    for name, row in summary.items():
+        peak, source = peak_for(row["precision"], peaks, device_name)
+        spread_mfu = {k: mfu(v, peak) for k, v in row["flop_per_s"].items() if k != "n"}
+        rows.append({"name": name, **row, "peak_flop_per_s": peak, "peak_source": source, "mfu": spread_mfu})
+    return rows
 
 
-def peak_for(precision: str, peaks: dict[str, dict] | None, device_name: str) -> tuple[float | None, str]:
-    """The peak MFU is reported against, and where it comes from (measured here or the data sheet)."""
-    from lit_algos.flops import PEAK_FLOPS, canonical_device, peak_flops
+def measure_peaks(device: str) -> dict[str, dict]:
+    """The fp32 and bf16 matmul peaks of ``device``; on a CPU also stored for training's MFU."""
 
-    key = canonical_device(device_name)
-    if key is not None and PEAK_FLOPS.get(key):
-        return peak_flops(device_name, precision), f"{key} data sheet"
-    kind = "bf16" if precision.startswith("bf16") else "fp32"
-    if peaks and kind in peaks:
-        return peaks[kind]["peak"], f"measured {kind} matmul peak"
-    return None, "no peak"
-
-
-# The CPU peak that training's MFU (W&B, progress lines, the run record) is computed against: the
-# benchmark's matmul measurement, stored per host and thread count so a run measures it once at most.
-PEAK_CACHE = "peaks"
-
-
-def _peak_cache_file(kind: str, cache_dir=None) -> Path:
-    import hashlib
-
-    import torch
-
-    from lit_algos.data.hub import cache_root
-    from lit_algos.hardware import host_fingerprint
-
-    host = host_fingerprint("cpu")
-    key = f"{host['cpu_model']}|{','.join(host['isa'] or [])}|{torch.get_num_threads()}|{kind}"
-    return cache_root(cache_dir) / PEAK_CACHE / f"cpu-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-
-
-def store_cpu_peak(kind: str, measured: dict, cache_dir=None) -> None:
-    """Keep a CPU matmul peak (``matmul_peak``'s result) for the runs on this host and thread count."""
-    from datetime import datetime, timezone
-
-    from lit_algos.utils.io import atomic_write_json
-
-    try:
-        atomic_write_json(
-            _peak_cache_file(kind, cache_dir),
-            {
-                "peak": measured["peak"],
-                "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-        )
-    except OSError:
-        pass  # a read-only cache only costs a measurement next time
-
-
-def cpu_peak(kind: str = "fp32", cache_dir=None) -> tuple[float, str]:
-    """This CPU's dense matmul peak (FLOP/s) for ``kind`` (fp32 or bf16), and where it comes from:
-    the last ``lit-algos benchmark`` (or training run) on this host and thread count, else a quick
-    measurement now (a second or two), stored for the next run."""
-    import json
-
-    path = _peak_cache_file(kind, cache_dir)
-    try:
-        stored = json.loads(path.read_text())
-        return float(stored["peak"]), f"measured {kind} matmul peak ({stored.get('measured_at', '?')})"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    measured = matmul_peak(kind, sizes=PEAK_SIZES[kind][-2:], repeats=3, budget_s=1.0)
-    store_cpu_peak(kind, measured, cache_dir)
-    return measured["peak"], f"measured {kind} matmul peak (now)"
-
-
-def device_peak(device_name: str, precision: str, accelerator: str = "cpu") -> tuple[float | None, str]:
-    """Peak FLOP/s per device that MFU is computed against: a known GPU's data sheet, the measured
-    matmul peak on a CPU (``cpu_peak``), or None for a GPU missing from the table."""
-    from lit_algos.flops import PEAK_FLOPS, canonical_device, peak_flops
-
-    key = canonical_device(device_name)
-    if key is not None and PEAK_FLOPS.get(key):
-        return peak_flops(device_name, precision), f"{key} data sheet"
-    if accelerator != "cpu":
-        return None, f"no peak for {device_name!r} in lit_algos.flops.PEAK_FLOPS"
-    return cpu_peak("bf16" if str(precision).startswith("bf16") else "fp32")
+    peaks = {d: matmul_peak(d, device=device) for d in ("fp32", "bf16")}
+    if device == "cpu":  # training runs on this host compute their MFU against this measurement
+        for kind, measured in peaks.items():
+            store_cpu_peak(kind, measured)
+    return peaks
 
 
 def host_line() -> str:
     """Threads, the host and the load average: the context every figure is read in."""
-    import torch
-
-    from lit_algos.hardware import host_fingerprint, host_string
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return (

@@ -20,6 +20,7 @@ import base64
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 from lit_algos.errors import LitAlgosError
 from lit_algos.utils.io import atomic_write_json, atomic_write_text
@@ -292,6 +293,7 @@ def export_tokenizer(tokenizer, out: Path) -> list[Path]:
         )
     )
     try:
+        # Hugging Face tokenizers comes with the optional hf extra
         from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     except ImportError:
         return written  # the tiktoken form is always there
@@ -335,7 +337,6 @@ def export_tokenizer(tokenizer, out: Path) -> list[Path]:
 # ---- entry point -----------------------------------------------------------------------------------
 def export_run(run, out: str | Path, fmt: str = "safetensors") -> list[Path]:
     """Write ``run`` (a ``lit_algos.inference.LoadedRun``) to ``out`` in format ``fmt``; the files written."""
-    from safetensors.torch import save_file
 
     if fmt not in FORMATS:
         raise LitAlgosError(f"--format {fmt!r}: allowed are {', '.join(FORMATS)}.")

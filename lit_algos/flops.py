@@ -21,8 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
 from lit_algos.config.model import ModelConfig
+from lit_algos.model import GPT, build_model
 from lit_algos.registry import registry
 
 
@@ -33,7 +36,6 @@ def _register_grouped_mm_formula() -> None:
     (M, K) x (E, K, N) -> (M, N); (K, M) x (M, N) -> (E, K, N), the weight gradient; (E, M, K) x
     (K, N) -> (M, N); (E, M, K) x (E, K, N) -> (E, M, N), batched.
     """
-    from torch.utils.flop_counter import flop_registry, register_flop_formula
 
     op = getattr(torch.ops.aten, "_grouped_mm", None)
     if op is None or op.default in flop_registry or op in flop_registry:
@@ -79,7 +81,6 @@ def estimate_flops(cfg: ModelConfig, *, ideal: bool = False) -> FlopsReport:
     a kernel that skips every masked score; otherwise the same as the default. The default (the
     work actually executed) is what records call ``analytic`` and what CEG uses.
     """
-    import lit_algos.components  # noqa: F401  (fills the registries)
 
     breakdown: dict[str, float] = {}
     for counts in (
@@ -113,10 +114,6 @@ def measure_flops(cfg: ModelConfig, batch_size: int = 1) -> float:
     Models with a data-dependent component (``data_dependent_flops``, e.g. MoE routing) run on
     the CPU instead, with real weights and tokens.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from lit_algos.model import GPT, build_model
 
     with torch.device("meta"):
         model = GPT(cfg)

@@ -14,6 +14,8 @@ import os
 import platform
 from pathlib import Path
 
+import torch
+
 # The flags that decide CPU matmul throughput, fastest first.
 ISA_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
 
@@ -44,8 +46,6 @@ def cpu_flags(info: dict[str, str] | None = None) -> list[str]:
 
 def host_fingerprint(accelerator: str = "cpu", n_devices: int = 1) -> dict:
     """CPU model and ISA flags, cores and threads used, accelerator name/count, torch version."""
-    import torch
-
     info = _cpuinfo()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = accelerator in ("gpu", "cuda") and torch.cuda.is_available()

@@ -90,7 +90,7 @@ def test_shapley_needs_every_subset():
 
 
 def test_ablation_sweep_skips_runs_with_an_endpoint_config():
-    from lit_algos.cli.sweep_cmds import ablation_jobs, dedupe_jobs
+    from lit_algos.sweeps.ablation import ablation_jobs, dedupe_jobs
     from lit_algos.config.recipes import load_config
 
     retro = load_config("retro").to_dict()

@@ -42,27 +42,42 @@ def test_compare_runs_jobs_in_abba_order_and_summarises():
     assert len(out["a"]["rounds"]) == 2 and out["a"]["precision"] == "32-true"
 
 
-def test_matmul_peak_reports_each_size():
-    peak = bench.matmul_peak("fp32", sizes=(32, 64), repeats=2)
-    assert set(peak["per_size"]) == {32, 64} and peak["peak"] == max(peak["per_size"].values()) > 0
-
-
-def test_peak_for_uses_table_on_known_gpus_and_measured_on_cpu():
-    measured = {"fp32": {"peak": 1e11}, "bf16": {"peak": 1e9}}
-    assert bench.peak_for("32-true", measured, "cpu") == (1e11, "measured fp32 matmul peak")
-    assert bench.peak_for("bf16-mixed", measured, "cpu")[0] == 1e9
-    value, source = bench.peak_for("bf16-mixed", None, "NVIDIA H100 80GB HBM3")
-    assert value == pytest.approx(989.4e12) and "data sheet" in source
-
-
 def test_plain_loop_trains_the_recipe(data_cache):
     out = bench.plain_loop("debug", [], steps=2)
     assert out["steps"] == 2 and out["tokens_per_s"] > 0 and out["precision"] == "32-true"
 
 
-def test_with_env_sets_and_restores(monkeypatch):
-    import os
+def test_ab_rows_run_the_recipe_with_a_config_override(monkeypatch):
+    """A before/after toggle is a config override of the benchmark (--ab KEY=VALUE), not an
+    environment variable: its row runs the recipe with the override appended."""
+    calls = []
+    monkeypatch.setattr(bench, "lightning_round", lambda r, o, s: calls.append((r, list(o), s)) or {})
+    jobs = bench.benchmark_jobs(["debug"], ["train.batch_size=4"], 3, ab=["train.chunked_loss=false"])
+    assert list(jobs) == ["debug", "debug [train.chunked_loss=false]"]
+    for job in jobs.values():
+        job()
+    assert calls == [
+        ("debug", ["train.batch_size=4"], 3),
+        ("debug", ["train.batch_size=4", "train.chunked_loss=false"], 3),
+    ]
 
-    monkeypatch.delenv("LIT_ALGOS_TEST_TOGGLE", raising=False)
-    seen = bench.with_env("LIT_ALGOS_TEST_TOGGLE", "0", lambda: {"v": os.environ["LIT_ALGOS_TEST_TOGGLE"]})()
-    assert seen == {"v": "0"} and "LIT_ALGOS_TEST_TOGGLE" not in os.environ
+
+@pytest.mark.parametrize(
+    "toggle, hint",
+    [("LIT_ALGOS_CHUNKED_CE=0", "--ab train.chunked_loss=false"), ("LIT_ALGOS_NS_BF16=0", "optim.muon_ns_dtype"),
+     ("LIT_ALGOS_BATCHED_NS=0", "only one left"), ("chunked", "key.path=value")],
+)  # fmt: skip
+def test_a_retired_environment_toggle_names_its_config_option(toggle, hint):
+    from lit_algos.errors import LitAlgosError
+
+    with pytest.raises(LitAlgosError, match=hint.replace(".", r"\.").replace("-", r"\-")):
+        bench.benchmark_jobs(["debug"], [], 3, ab=[toggle])
+
+
+def test_rows_get_their_mfu_from_the_one_mfu():
+    summary = {
+        "a": {"precision": "32-true", "flop_per_s": {"median": 5e10, "min": 4e10, "max": 6e10, "n": 3}}
+    }
+    (row,) = bench.with_mfu(summary, {"fp32": {"peak": 1e11}}, "cpu")
+    assert row["mfu"] == {"median": 0.5, "min": 0.4, "max": 0.6}
+    assert row["peak_source"] == "measured fp32 matmul peak"

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from lit_algos.config import Config, hash_config_dict
-from lit_algos.config.recipes import list_recipes, load_config
+from lit_algos.config.recipes import fragment_patch, list_recipes, load_config
 from lit_algos.errors import LitAlgosError
-from lit_algos.sweeps.scaling import scale_overrides
 
 PINNED = json.loads((Path(__file__).parent / "data" / "config_hashes.json").read_text())
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +56,7 @@ def test_every_recipe_at_every_scale_hashes_as_before():
     for key, pinned in PINNED["recipe_x_scale"].items():
         recipe, scale = key.split(" + ")
         try:
-            got = load_config(recipe, scale_overrides(scale)).config_hash()
+            got = load_config(recipe, fragment_patch(scale)).config_hash()
         except LitAlgosError as err:
             got = f"error: {type(err).__name__}"
         if got != pinned:

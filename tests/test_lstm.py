@@ -152,12 +152,13 @@ def test_transformer_configs_keep_their_hash():
 def test_lstm_recipe_on_the_cpu_size_ladder():
     """`sweep scaling --recipes lstm retro` puts the lstm recipe at each rung; each one loads and
     grows in parameters and FLOPs like the transformer does."""
-    from lit_algos.cli.sweep_cmds import CPU_LADDER, _scale_overrides
+    from lit_algos.config.recipes import fragment_patch
+    from lit_algos.sweeps.scaling import CPU_LADDER
     from lit_algos.config.recipes import load_config
 
     sizes = []
     for scale in CPU_LADDER:
-        cfg = load_config("lstm", _scale_overrides(scale))
+        cfg = load_config("lstm", fragment_patch(scale))
         assert cfg.model.mixer.kind == "lstm" and cfg.model.position.kind == "none"
         sizes.append((param_counts(cfg.model)["total"], estimate_flops(cfg.model).per_token_train))
     assert sizes == sorted(sizes) and len(set(sizes)) == len(CPU_LADDER)

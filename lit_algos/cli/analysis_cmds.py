@@ -227,12 +227,14 @@ def register(subparsers) -> None:
 
 # ---- helpers -------------------------------------------------------------------------------
 def _console():
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     return Console()
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.tables import fmt
 
     return fmt(value, digits)
@@ -243,6 +245,7 @@ def _print_json(data) -> None:
 
 
 def _named_groups(items: list[str], runs_dir, flag: str) -> dict:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.runs import resolve_runs
 
     groups = {}
@@ -258,17 +261,20 @@ def _named_groups(items: list[str], runs_dir, flag: str) -> dict:
 
 # ---- ceg -----------------------------------------------------------------------------------
 def cmd_ceg(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.runs import resolve_runs
 
     refs = resolve_runs(args.ref, args.runs_dir, "--ref", include_failed=True)
     news = resolve_runs(args.new, args.runs_dir, "--new", include_failed=True)
     if args.allocation:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.analysis.comparisons import allocation_summary
 
         summary = allocation_summary(refs, confidence=args.confidence, seed=args.seed)
         _log_wandb(args, None, refs, news, allocation=summary)
         return print_allocation(summary, as_json=args.json)
     if args.scaling:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.analysis.comparisons import compare_scaling
 
         comparison = compare_scaling(
@@ -283,6 +289,7 @@ def cmd_ceg(args) -> int:
         )
         _log_wandb(args, None, refs, news, scaling=comparison)
         return print_scaling(comparison, as_json=args.json)
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.comparisons import ceg_with_attribution
 
     result = ceg_with_attribution(
@@ -305,6 +312,7 @@ def cmd_ceg(args) -> int:
 
 def _log_wandb(args, result, refs, news, **extra) -> None:
     if getattr(args, "wandb", False):
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.records import default_runs_dir
         from lit_algos.reports.wandb_tables import log_ceg
 
@@ -314,6 +322,7 @@ def _log_wandb(args, result, refs, news, **extra) -> None:
 
 def print_ceg(result, *, as_json: bool = False, per_pair: bool = False, console=None) -> int:
     """Print a :class:`lit_algos.analysis.comparisons.CEGResult` as tables, or as JSON."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis import tables
 
     if as_json:
@@ -334,6 +343,7 @@ def print_ceg(result, *, as_json: bool = False, per_pair: bool = False, console=
 
 
 def print_scaling(comparison, *, as_json: bool = False, console=None) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis import tables
 
     if as_json:
@@ -346,6 +356,7 @@ def print_scaling(comparison, *, as_json: bool = False, console=None) -> int:
 
 
 def print_allocation(summary, *, as_json: bool = False, console=None) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis import tables
 
     if as_json:
@@ -363,7 +374,8 @@ def cmd_submit(args) -> int:
     from lit_algos.analysis.runs import resolve_runs
     from lit_algos.leaderboard import speedrun
     from lit_algos.leaderboard.checkpoints import check_final_checkpoints
-    from lit_algos.leaderboard.entries import build_entry, entry_path, get_submission_track, submit
+    from lit_algos.leaderboard.entries import build_entry, entry_path, get_submission_track
+    from lit_algos.leaderboard.submit import submit
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
 
     runs = resolve_runs(args.runs, args.runs_dir, "submit")
@@ -426,6 +438,7 @@ def cmd_submit(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.leaderboard.entries import load_entries
     from lit_algos.leaderboard.render import board_rows, rich_table, write_board
     from lit_algos.leaderboard.tracks import default_leaderboard_dir, get_track, load_tracks
@@ -433,6 +446,7 @@ def cmd_leaderboard(args) -> int:
     root = Path(args.leaderboard_dir) if args.leaderboard_dir else default_leaderboard_dir()
     tracks = {args.track: get_track(args.track, root)} if args.track else load_tracks(root)
     if args.migrate is not None:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.leaderboard.migrate import migrate_board
 
         for line in migrate_board(root, [Path(d) for d in args.migrate]) or ["no entry needed migrating"]:

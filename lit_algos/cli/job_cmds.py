@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from lit_algos.cli.train_cmds import add_config_args, add_name_arg
-from lit_algos.errors import LitAlgosError
+from lit_algos.errors import LitAlgosError, SubmissionError
+from lit_algos.records import default_runs_dir
 
 
 def register(sub) -> None:
@@ -37,9 +38,9 @@ def register(sub) -> None:
         "--ab",
         action="append",
         default=[],
-        metavar="ENV=VALUE",
-        help="also run each recipe with this environment variable set, alternating with the unset rows "
-        "(before/after toggles such as LIT_ALGOS_CHUNKED_CE=0); repeatable",
+        metavar="KEY=VALUE",
+        help="also run each recipe with this config override, alternating with the rows without it "
+        "(before/after toggles such as train.chunked_loss=false or optim.muon_ns_dtype=float32); repeatable",
     )
     b.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's, stated in the output)"
@@ -94,12 +95,12 @@ def _fmt_spread(s: dict, fmt: str, scale: float = 1.0) -> str:
 
 def cmd_benchmark(args) -> int:
     """Time the real training loop over alternating rounds; optionally a plain loop and the matmul peak."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import json
 
     import torch
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     from lit_algos import benchmark as bench
 
@@ -109,62 +110,40 @@ def cmd_benchmark(args) -> int:
         torch.set_num_threads(args.threads)
     if args.rounds < 1 or args.steps < 1:
         raise LitAlgosError(f"--rounds {args.rounds} --steps {args.steps}: both must be at least 1.")
+    jobs = bench.benchmark_jobs(args.recipes, args.overrides, args.steps, plain=args.plain, ab=args.ab)
     console = Console(stderr=args.json)
     before = bench.host_line()
     console.print(escape(before), style="dim")
     gpu = torch.cuda.is_available()
-    peaks = None
-    if args.peak or not gpu:  # a CPU has no data-sheet peak: measure it
-        dev = "cuda" if gpu else "cpu"
-        peaks = {d: bench.matmul_peak(d, device=dev) for d in ("fp32", "bf16")}
-        if dev == "cpu":  # training runs on this host compute their MFU against this measurement
-            for kind, measured in peaks.items():
-                bench.store_cpu_peak(kind, measured)
-    jobs = {}
-    for recipe in args.recipes:
-        jobs[recipe] = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)
-        if args.plain:
-            jobs[f"{recipe} ({bench.PLAIN})"] = lambda r=recipe: bench.plain_loop(
-                r, args.overrides, args.steps
-            )
-        for toggle in args.ab:
-            key, sep, value = toggle.partition("=")
-            if not sep or not key:
-                raise LitAlgosError(f"--ab {toggle!r}: expected ENV=VALUE, e.g. LIT_ALGOS_CHUNKED_CE=0.")
-            run = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)  # noqa: E731
-            jobs[f"{recipe} [{toggle}]"] = bench.with_env(key, value, run)
+    # a CPU has no data-sheet peak: measure it
+    peaks = bench.measure_peaks("cuda" if gpu else "cpu") if args.peak or not gpu else None
 
     def progress(r, name, out):
-        console.print(
-            escape(
-                f"round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s, sys {out['sys_s']:.1f} s"
-            ),
-            style="dim",
-        )
+        line = f"round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s, sys {out['sys_s']:.1f} s"
+        console.print(escape(line), style="dim")
 
     summary = bench.compare(jobs, args.rounds, on_round=progress)
-    device_name = torch.cuda.get_device_name(0) if gpu else "cpu"
-    rows = []
-    for name, row in summary.items():
-        peak, source = bench.peak_for(row["precision"], peaks, device_name)
-        mfu = {k: (v / peak if peak else None) for k, v in row["flop_per_s"].items() if k != "n"}
-        rows.append({"name": name, **row, "peak_flop_per_s": peak, "peak_source": source, "mfu": mfu})
+    rows = bench.with_mfu(summary, peaks, torch.cuda.get_device_name(0) if gpu else "cpu")
     after = bench.host_line()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "host_before": before,
-                    "host_after": after,
-                    "rounds": args.rounds,
-                    "peaks": peaks,
-                    "rows": rows,
-                },
-                indent=2,
-                default=str,
-            )
-        )
+        report = {
+            "host_before": before,
+            "host_after": after,
+            "rounds": args.rounds,
+            "peaks": peaks,
+            "rows": rows,
+        }
+        print(json.dumps(report, indent=2, default=str))
         return 0
+    _print_benchmark(console, rows, peaks, args, after)
+    return 0
+
+
+def _print_benchmark(console, rows: list[dict], peaks: dict | None, args, after: str) -> None:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
+    from rich.markup import escape
+    from rich.table import Table
+
     if peaks:
         for d, p in peaks.items():
             sizes = ", ".join(f"{n}: {v / 1e9:.1f}" for n, v in p["per_size"].items())
@@ -172,7 +151,7 @@ def cmd_benchmark(args) -> int:
     table = Table(
         title=f"training throughput, median \\[min-max] of {args.rounds} alternating round(s) of {args.steps} steps"
     )
-    for col in (
+    columns = (
         "recipe",
         "precision",
         "compile",
@@ -181,16 +160,16 @@ def cmd_benchmark(args) -> int:
         "ms/step",
         "GFLOP/s",
         "MFU",
+        "sys s",
         "vs first",
-    ):
+    )
+    for col in columns:
         table.add_column(col, justify="right")
     base = rows[0]["tokens_per_s"]["median"] if rows else None
     for r in rows:
-        prec = (
-            r["precision"]
-            if r["precision"] == r["requested_precision"]
-            else f"{r['precision']} (asked {r['requested_precision']})"
-        )
+        prec = r["precision"]
+        if prec != r["requested_precision"]:
+            prec = f"{prec} (asked {r['requested_precision']})"
         mfu = r["mfu"]
         table.add_row(
             escape(r["name"]),
@@ -201,19 +180,19 @@ def cmd_benchmark(args) -> int:
             _fmt_spread(r["step_s"], ".1f", 1000),
             _fmt_spread(r["flop_per_s"], ".1f", 1e-9),
             "-" if mfu["median"] is None else f"{mfu['median']:.1%} [{mfu['min']:.1%}-{mfu['max']:.1%}]",
-            _fmt_spread(r["sys_s"], ".1f"),
+            _fmt_spread(r["sys_s"], ".1f"),  # system CPU seconds of a round (freed-and-refaulted buffers)
             f"{r['tokens_per_s']['median'] / base:.3f}x",
         )
     console.print(table)
     console.print(
         f"[dim]MFU against: {', '.join(sorted({r['peak_source'] for r in rows}))}. After: {after}[/]"
     )
-    return 0
 
 
 # ---- speedrun ---------------------------------------------------------------------------------
 def track_config(recipe: str, track, overrides: list[str], seed: int):
     """The recipe as run on ``track``: the track's target; its data must match the track's."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.config.recipes import load_config
 
     if track.target_loss is None:
@@ -241,6 +220,7 @@ def track_config(recipe: str, track, overrides: list[str], seed: int):
 
 def run_seeds(recipe: str, track, args, seeds: list[int], console, full: bool = False) -> list:
     """Train each seed on the track; ``full``: the speedrun rule, the declared length in full."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import json
 
     from lit_algos.training.run import train
@@ -264,6 +244,7 @@ def run_seeds(recipe: str, track, args, seeds: list[int], console, full: bool = 
 
 
 def _leaderboard_dir(args) -> Path:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
 
     return args.leaderboard_dir or default_leaderboard_dir()
@@ -271,7 +252,7 @@ def _leaderboard_dir(args) -> Path:
 
 def preview(records: list, track, description: str, root: Path, console) -> None:
     """Where these runs would rank if submitted (nothing is written)."""
-    from lit_algos.errors import SubmissionError
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.leaderboard.entries import build_entry
     from lit_algos.leaderboard.render import preview_row, rich_table
 
@@ -292,10 +273,10 @@ def preview(records: list, track, description: str, root: Path, console) -> None
 
 
 def cmd_speedrun(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     from lit_algos.leaderboard.tracks import get_track
-    from lit_algos.records import default_runs_dir
 
     console = Console()
     root = _leaderboard_dir(args)
@@ -310,6 +291,7 @@ def cmd_speedrun(args) -> int:
 
 # ---- main job -------------------------------------------------------------------------------
 def cmd_main(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     from lit_algos.analysis.ceg import compare

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lit_algos.cli.train_cmds import add_config_args
+from lit_algos.registry import load_all
 
 
 def register(sub) -> None:
@@ -42,7 +43,6 @@ OTHER_SWITCHES = {
 def components_dict() -> dict[str, list[dict]]:
     """{axis: [{name, help, options}]} for every registered axis, then the other model switches,
     as the README's Components table lists them."""
-    from lit_algos.registry import load_all
 
     out = {
         axis: [
@@ -59,6 +59,7 @@ def cmd_components(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
     from rich.table import Table
 
@@ -77,6 +78,7 @@ def cmd_components(args: argparse.Namespace) -> int:
 
 def describe_model(model_cfg) -> dict:
     """Derived sizes, parameter counts and FLOPs (analytic and measured) of a ModelConfig."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.attention_kinds import compare_attention_kinds
     from lit_algos.flops import estimate_flops, measure_flops
     from lit_algos.model import param_counts
@@ -118,6 +120,7 @@ def _moe_derived(model_cfg) -> dict:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.config.recipes import load_config
 
     cfg = load_config(args.recipe, args.overrides)
@@ -125,6 +128,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
     from rich.table import Table
 
@@ -169,6 +173,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _attention_table(rows: list[dict]):
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.table import Table
 
     table = Table(title="the same model with each attention kind (KV cache at 2 bytes per number)")

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from lit_algos.optim.optimizers import OPTIMIZERS, AdamOptions, tagged_groups
+from lit_algos.precision import native_bf16
 from lit_algos.registry import ParentFieldError
 from lit_algos.utils.typed import check_choice, check_positive, check_range
 
@@ -40,8 +41,6 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 @functools.cache
 def _cpu_has_native_bf16() -> bool:
-    from lit_algos.precision import native_bf16
-
     return native_bf16("cpu")
 
 

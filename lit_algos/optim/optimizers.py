@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lit_algos.registry import ComponentOptions, component_field, registry
+from lit_algos.registry import ComponentOptions, component_field, registry, validate_sections
 from lit_algos.utils.typed import check_positive, check_range
 
 TAGS = ("matrix", "embedding", "head", "vector")  # also the order of the param groups
@@ -61,7 +61,6 @@ class OptimizerOptions(ComponentOptions):
         check_positive("head_lr", self.head_lr, allow_none=True)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         check_positive("grad_clip", self.grad_clip, allow_none=True)
-        from lit_algos.registry import validate_sections
 
         validate_sections(self)  # the schedule
 

@@ -13,9 +13,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier
+from lit_algos.analysis.attribution import attribute
+from lit_algos.analysis.ceg import summarize
+from lit_algos.analysis.comparisons import allocation_summary
+from lit_algos.analysis.scaling import (
+    ceg_trend,
+    compute_dependence,
+    degenerate_reasons,
+    fit_scaling_law,
+    plateau_reason,
+    scaling_basis,
+    scaling_points,
+)
 from lit_algos.analysis.stats import Estimate
+from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
-from lit_algos.studies.spec import Analysis, Study, arm_names
+from lit_algos.studies.spec import Analysis, Study, ablation_components, arm_names
 
 
 @dataclass
@@ -89,7 +103,6 @@ def bound_text(summary) -> str:
 
 def _trend_table(ref: str, sizes: list[str], data: dict, margin: float) -> Table:
     """One row per arm: its CEG at each size, the slope of ln CEG against ln C, the verdict."""
-    from lit_algos.analysis.scaling import ceg_trend
 
     table = Table(
         f"Compute dependence over {', '.join(sizes)}",
@@ -123,8 +136,6 @@ def _ceg_cell(entry: dict | None) -> str:
 
 
 def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.ceg import summarize
-
     exp, ref = an.experiment, an.options["reference"]
     margin = float(an.options.get("margin", 0.05))
     sizes = sizes_of(study, preset, exp)
@@ -196,9 +207,6 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
 
 
 def attribution_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.attribution import attribute
-    from lit_algos.studies.expand import ablation_components
-
     exp = study.experiments[an.experiment]
     comps = ablation_components(exp)
     sec = Section(f"Attribution {exp.ref} -> {exp.new} ({exp.name})")
@@ -256,16 +264,6 @@ def _iv(est: Estimate):
 
 
 def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.scaling import (
-        compute_dependence,
-        degenerate_reasons,
-        fit_scaling_law,
-        plateau_reason,
-        scaling_basis,
-        scaling_points,
-    )
-    from lit_algos.errors import LitAlgosError
-
     exp = an.experiment
     E = an.options.get("E")
     margin = float(an.options.get("margin", 0.05))
@@ -378,10 +376,6 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
 
 
 def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier
-    from lit_algos.analysis.comparisons import allocation_summary
-    from lit_algos.errors import LitAlgosError
-
     exp, arm = an.experiment, an.options["arm"]
     sec = Section(f"Allocation: Kaplan vs Chinchilla ({arm})")
     sec.text.append(

@@ -14,10 +14,14 @@ precision is in ``results.json`` and ``--json``.
 from __future__ import annotations
 
 import re
+import tempfile
 import warnings
 from pathlib import Path
 
+from lit_algos.analysis import tables
 from lit_algos.errors import LitAlgosWarning
+from lit_algos.reports import plots
+from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
 
 _NUM = r"-?(?:\d[\d,]*\.?\d*|\.\d+)(?:e[+-]?\d+)?"
 _CELL = re.compile(
@@ -86,9 +90,9 @@ def log_analysis_run(
 ) -> None:
     """One W&B run holding ``tables`` (title -> (columns, display rows), logged numeric) and ``images``
     (name -> PNG path or bytes); ``summary``: numbers for the run summary at full precision."""
-    from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
 
     try:
+        # optional dependency (the wandb extra)
         import wandb
     except ImportError:
         _warn("wandb is not installed (pip install 'lit_algos[wandb]'); nothing logged.")
@@ -125,7 +129,6 @@ def _png_path(image: Path | bytes) -> Path:
     """A PNG file for ``wandb.Image`` (which copies it into the run)."""
     if not isinstance(image, bytes):
         return Path(image)
-    import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as f:
         f.write(image)
@@ -137,8 +140,6 @@ def log_ceg(result, refs, news, *, scaling=None, allocation=None, directory: Pat
     """``lit-algos ceg --wandb``: the printed tables (numeric) and plots of one comparison in one run:
     the CEG per unit with its interval, the seeds' loss curves against FLOPs, the attribution, or the
     scaling / allocation table. The run's group is ``ceg``; its config names both sides' runs."""
-    from lit_algos.analysis import tables
-    from lit_algos.reports import plots
 
     ref_name = ", ".join(sorted({r.recipe for r in refs}))
     new_name = ", ".join(sorted({n.recipe for n in news}))

@@ -66,6 +66,7 @@ def visible_gpus() -> list[str]:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [d for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    # torch only when CUDA_VISIBLE_DEVICES does not say
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]  # NVML count: no CUDA context made
@@ -96,7 +97,7 @@ def spec_to_json(spec: RunSpec) -> str:
         {
             "name": spec.name,
             "recipe": spec.recipe,
-            "overrides": list(spec.overrides),
+            "patch": spec.patch,
             "seed": spec.seed,
             "tags": dict(spec.tags),
         }
@@ -108,7 +109,7 @@ def spec_from_json(text: str) -> RunSpec:
     return RunSpec(
         data["name"],
         data["recipe"],
-        tuple(data.get("overrides", ())),
+        data.get("patch", data.get("overrides", ())),  # overrides: --set strings, before patches
         int(data["seed"]),
         data.get("tags", {}),
     )
@@ -196,6 +197,7 @@ class LocalExecutor:
 def _sigterm_as_interrupt():
     """SIGTERM (``kill``, a batch system ending the job) stops the sweep like Ctrl-C, so its
     workers are stopped cleanly too; returns the previous handler (None off the main thread)."""
+    # only when a sweep installs its handler
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -214,6 +216,7 @@ def stop_with_parent() -> None:
     parent = int(os.environ.pop(PARENT_ENV, "0") or 0)
     if not parent or not sys.platform.startswith("linux"):
         return
+    # Linux only (prctl)
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
@@ -235,6 +238,7 @@ class SpecTask(submitit.helpers.Checkpointable):
     requeues the task with the same arguments; the run then resumes from its last checkpoint."""
 
     def __call__(self, spec_json: str, runs_dir: str, threads: int | None = None) -> str:
+        # resolved where the job runs: submitit pickles this callable to the node
         from lit_algos.sweeps.engine import run_spec
 
         threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None

@@ -20,7 +20,7 @@ Metrics (``self.log``, so every logger of the Trainer gets them). Each row carri
 - every ``log_every_n_steps`` optimizer steps (and at the last step): ``train/loss`` (the step's
   mean over micro-batches and ranks), ``train/grad_norm`` (before clipping), ``lr/<kind>``
   (``lit_algos.optim.lr_metrics``: ``lr/muon``, ``lr/adamw``, ...), ``train/tokens_per_second``
-  and ``train/mfu`` over the steps since the previous row (MFU against ``benchmark.device_peak``);
+  and ``train/mfu`` over the steps since the previous row (MFU against ``peaks.device_peak``);
 - after every evaluation: ``val/loss`` (the whole validation set) and ``val/bpb``.
 
 Training and evaluation share one loss: ``GPT.loss`` (``lit_algos.loss.lm_loss``, chunked unless
@@ -40,11 +40,16 @@ import torch
 from torchmetrics import MeanMetric
 
 from lit_algos.config import Config
+from lit_algos.config.recipes import load_config
+from lit_algos.data import TokenDataModule
 from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.flops import estimate_flops
 from lit_algos.loss import IGNORE_INDEX
 from lit_algos.model import build_model
 from lit_algos.optim import build_optimizer, build_scheduler, lr_metrics
-from lit_algos.training.callbacks import TrainClock
+from lit_algos.peaks import device_peak
+from lit_algos.training.callbacks import RateWindow, TrainClock
+from lit_algos.training.plan import plan_run
 
 
 def as_config(config: Config | str | Mapping) -> Config:
@@ -52,8 +57,6 @@ def as_config(config: Config | str | Mapping) -> Config:
     if isinstance(config, Config):
         return config
     if isinstance(config, str):
-        from lit_algos.config.recipes import load_config
-
         return load_config(config)
     if isinstance(config, Mapping):
         return Config.from_dict(dict(config))
@@ -84,7 +87,6 @@ def check_vocab(cfg: Config, tokenizer_vocab: int) -> None:
 def check_layout(trainer: L.Trainer, datamodule) -> None:
     """A ``TokenDataModule`` gives each rank micro-batches: the Trainer must accumulate exactly as many per
     optimizer step as make the recipe's global batch, or the tokens axis and the data order are wrong."""
-    from lit_algos.data import TokenDataModule
 
     if not isinstance(datamodule, TokenDataModule):
         return
@@ -109,8 +111,6 @@ class LitGPT(L.LightningModule):
         super().__init__()
         self.cfg = as_config(config)
         if total_steps is None:
-            from lit_algos.training.plan import plan_run
-
             total_steps = plan_run(self.cfg).max_steps or 1
         self.total_steps = total_steps
         # Plain data in the checkpoint (it loads with weights_only=True): the resolved config and the schedule.
@@ -128,7 +128,6 @@ class LitGPT(L.LightningModule):
         self.step_loss = math.nan  # mean training loss of the last optimizer step (micro-batches and ranks)
         self.clock = TrainClock()  # replaced by the Trainer's own TrainClock when it has one
         self.tokens_per_step = self.cfg.train.batch_size * self.cfg.model.block_size
-        from lit_algos.flops import estimate_flops
 
         self.flops_per_token = estimate_flops(self.cfg.model).per_token_train
         self.peak_flops: float | None = None  # per device, for MFU; found at fit start when not set
@@ -136,7 +135,7 @@ class LitGPT(L.LightningModule):
         self._grad_norm: torch.Tensor | None = None
         self._stepped = False
         self._step_lrs: dict[str, float] = {}
-        self._window = (0, 0.0, 0)  # (step, train seconds, warm-up steps) at the previous metrics row
+        self._window = RateWindow()  # throughput since the previous metrics row
 
     # ---- model -----------------------------------------------------------------------------------
     def compile_model(self) -> None:
@@ -202,14 +201,12 @@ class LitGPT(L.LightningModule):
         if hasattr(datamodule, "prepared"):  # a TokenDataModule
             check_vocab(self.cfg, datamodule.prepared.vocab_size)
         if self.peak_flops is None and self.trainer.loggers:
-            from lit_algos.benchmark import device_peak
-
             name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
             accelerator = "cpu" if self.device.type == "cpu" else "gpu"
             self.peak_flops, self.peak_source = device_peak(name, str(self.trainer.precision), accelerator)
 
     def on_train_start(self) -> None:
-        self._window = (self.trainer.global_step, self.clock.train_seconds, self.clock.excluded_steps)
+        self._window.restart(self.trainer.global_step, self.clock)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # All micro-batches of the step have run their backward; clipping comes after this hook.
@@ -267,18 +264,10 @@ class LitGPT(L.LightningModule):
 
     def throughput(self) -> tuple[float | None, float | None]:
         """(tokens/s, MFU) over the timed steps since the previous metrics row; starts a new window."""
-        step, seconds, warm = self.trainer.global_step, self.clock.train_seconds, self.clock.excluded_steps
-        step0, seconds0, warm0 = self._window
-        self._window = (step, seconds, warm)
-        timed_steps = (step - step0) - (warm - warm0)  # warm-up steps' time is not on the clock
-        if timed_steps <= 0 or seconds <= seconds0:
-            return None, None
-        tokens_per_second = timed_steps * self.tokens_per_step / (seconds - seconds0)
-        if not self.peak_flops:
-            return tokens_per_second, None
-        return tokens_per_second, tokens_per_second * self.flops_per_token / (
-            self.peak_flops * self.trainer.world_size
-        )
+        return self._window.read(
+            self.trainer.global_step, self.clock, self.tokens_per_step, self.flops_per_token,
+            self.peak_flops, self.trainer.world_size,
+        )  # fmt: skip
 
     def step_metrics(self) -> dict:
         """The row logged every ``log_every_n_steps`` steps (see the module docstring)."""

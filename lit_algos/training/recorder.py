@@ -22,6 +22,7 @@ from pathlib import Path
 
 import lightning as L
 
+from lit_algos.peaks import mfu as mfu_of
 from lit_algos.records import EvalPoint, RunRecord, current_owner, interpolate_to_target
 from lit_algos.training.callbacks import TrainClock
 from lit_algos.training.module import bits_per_byte, cost_axes
@@ -74,10 +75,9 @@ class RunRecorder(L.Callback):
             # Throughput over the timed steps only: the warm-up steps' tokens are not in train_seconds.
             timed = max(0.0, 1.0 - self.clock.excluded_steps / final.step) if final.step else 0.0
             tokens_per_second = final.tokens * timed / final.train_seconds
-            if self.peak_flops:
-                hw = self.record.hardware
-                devices = hw.get("n_devices", 1) * hw.get("num_nodes", 1)
-                mfu = final.flops * timed / final.train_seconds / (self.peak_flops * devices)
+            hw = self.record.hardware
+            devices = hw.get("n_devices", 1) * hw.get("num_nodes", 1)
+            mfu = mfu_of(final.flops * timed / final.train_seconds, self.peak_flops, devices)
         target = self.record.target_loss
         to_target = interpolate_to_target(self.curve, target) if target is not None else None
         return replace(

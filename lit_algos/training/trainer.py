@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import logging
 import math
 import types
 import typing
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lit_algos.config import Config
 from lit_algos.config.train import TRAINER_OWNED
 from lit_algos.errors import ConfigError
-from lit_algos.training.plan import RunPlan
+from lit_algos.training.plan import RunPlan, plan_run
 
 if TYPE_CHECKING:
     import lightning as L
@@ -59,8 +60,8 @@ def trainer_options(cfg: Config) -> dict[str, Any]:
 def _try_trainer(options: dict[str, Any]) -> None:
     """Let Lightning judge the values too (e.g. an unknown profiler name), before any data or
     run folder exists: a Trainer is built and dropped (it writes nothing until it fits)."""
-    import logging
 
+    # Lightning takes seconds to import: a run's header prints before it loads
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -147,7 +148,6 @@ def trainer_kwargs(cfg: Config, plan: RunPlan | None = None, precision: str | No
     (Gradient clipping is ``LitGPT.configure_gradient_clipping``; the budget's seconds and target
     stops are lit_algos callbacks, not Trainer arguments.)
     """
-    from lit_algos.training.plan import plan_run
 
     plan = plan or plan_run(cfg)
     t = cfg.train
@@ -179,6 +179,7 @@ def build_trainer(
     precision: str | None = None,
 ) -> L.Trainer:
     """``precision``: what runs (``lit_algos.precision.resolve_precision``); default the recipe's."""
+    # Lightning takes seconds to import: a run's header prints before it loads
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 

@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lit_algos.training.moe_callbacks import flat_metrics
+
 if TYPE_CHECKING:
     from lit_algos.config import Config
     from lit_algos.records import RunRecord
@@ -264,6 +266,7 @@ def make_wandb_logger(
     if not wcfg.get("enabled"):
         return None
     try:
+        # optional dependency (the wandb extra)
         import wandb
     except ImportError:
         _warn("wandb is not installed (pip install 'lit_algos[wandb]'); running without it.")
@@ -352,8 +355,6 @@ def summary_of(record: RunRecord) -> dict[str, Any]:
         summary[f"flops_per_token/{key}"] = value
     moe = record.component_metrics.get("moe")
     if moe:  # MoE load statistics over the last steps (lit_algos.training.moe_callbacks)
-        from lit_algos.training.moe_callbacks import flat_metrics
-
         summary["moe/aux_loss"] = moe.get("aux_loss")
         summary["moe/max_over_mean"] = moe.get("max_over_mean")
         summary.update(flat_metrics(moe.get("layers", [])))

@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import torch
 
+import lit_algos
 from lit_algos.hardware import host_fingerprint
 
 
 def code_fingerprint() -> dict:
     """The git commit of the lit_algos checkout and whether it had uncommitted changes."""
-    import lit_algos
-
     root = Path(lit_algos.__file__).resolve().parents[1]
 
     def git(*args: str) -> str | None:
@@ -67,14 +67,10 @@ def hardware_fingerprint(accelerator: str, n_devices: int, num_nodes: int = 1) -
 
 
 def software_fingerprint() -> dict:
-    import lightning
-
-    import lit_algos
-
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "lightning": lightning.__version__,
+        "lightning": metadata.version("lightning"),  # Lightning's version without importing it (seconds)
         "lit_algos": lit_algos.__version__,
         "platform": platform.platform(),
     }
