@@ -25,12 +25,17 @@ FORMAT ?= safetensors
 OUT ?= export
 NAME ?= sanderson
 QUICK ?=
+DEVICE ?= auto
+GPU_OUT ?= gpu-check
+WHEELS ?=
+# On a lent GPU machine there is no .venv: its own python3 (with torch) runs the check.
+GPU_PY = $(if $(wildcard $(PY)),$(PY),python3)
 
 .PHONY: help setup test lint format run describe components recipes data speedrun submit leaderboard \
-        ceg ab ablation scaling benchmark main verify sample export study clean
+        ceg ab ablation scaling benchmark main verify sample export study clean gpu-check gpu-wheels slurm-up
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,19 +46,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install lit_algos with its dev tools
 
-test: $(STAMP)  ## lint (ruff, the import floors) and run the test suite (CPU only)
-	$(VENV)/bin/ruff check lit_algos tests
-	$(VENV)/bin/ruff format --check lit_algos tests
+test: $(STAMP)  ## lint (ruff, the import floors) and run the test suite (CPU only; the SLURM tests need make slurm-up)
+	$(VENV)/bin/ruff check lit_algos tests scripts
+	$(VENV)/bin/ruff format --check lit_algos tests scripts
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)  ## ruff check and the import floors (lint-imports; contracts in pyproject.toml)
-	$(VENV)/bin/ruff check lit_algos tests
+	$(VENV)/bin/ruff check lit_algos tests scripts
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP)  ## apply ruff formatting and fixes
-	$(VENV)/bin/ruff check --fix lit_algos tests
-	$(VENV)/bin/ruff format lit_algos tests
+	$(VENV)/bin/ruff check --fix lit_algos tests scripts
+	$(VENV)/bin/ruff format lit_algos tests scripts
 
 run: $(STAMP)  ## train a recipe: make run RECIPE=retro ARGS="--seed 1 --set train.max_tokens=1e6"
 	$(CLI) train $(RECIPE) $(ARGS)
@@ -108,6 +113,15 @@ study: $(STAMP)  ## run a study and write its report: make study NAME=sanderson 
 
 main: $(STAMP)  ## the main job: retro vs modern on the CPU track, their CEG, and the board
 	$(CLI) main $(ARGS)
+
+gpu-check:  ## the GPU check, one table in gpu-check/summary.md: DEVICE=cpu runs it at tiny sizes, WHEELS=.whl installs carried wheels
+	$(GPU_PY) scripts/gpu_check.py --device $(DEVICE) --out $(GPU_OUT) $(if $(WHEELS),--wheels $(WHEELS))
+
+gpu-wheels: $(STAMP)  ## download into .whl/ the wheels a GPU machine without network needs for gpu-check
+	PY=$(PY) scripts/gpu_wheels.sh
+
+slurm-up:  ## start a one-node SLURM cluster on this host (root; apt installs slurm-wlm and munge)
+	scripts/slurm-up.sh
 
 clean:  ## remove runs and caches (keeps .venv)
 	rm -rf runs .cache .pytest_cache .ruff_cache .import_linter_cache .grimp_cache

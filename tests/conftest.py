@@ -21,3 +21,17 @@ def data_cache(tmp_path_factory) -> Path:
     os.environ["LIT_ALGOS_CACHE"] = str(path)
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(path / "inductor"))
     return path
+
+
+@pytest.fixture(scope="session")
+def single_debug(data_cache, tmp_path_factory):
+    """The debug recipe trained in one process (its record and run directory): the curve every
+    multi-process launch must match."""
+    from types import SimpleNamespace
+
+    from lit_algos.config.recipes import load_config
+    from lit_algos.training.run import train
+
+    runs = tmp_path_factory.mktemp("single")
+    record = train(load_config("debug", ["train.accelerator=cpu"]), runs_dir=runs, progress=False)
+    return SimpleNamespace(record=record, run_dir=runs / record.run_id)

@@ -8,9 +8,9 @@ import textwrap
 import pytest
 
 from lit_algos.cli import main
-from lit_algos.sweeps.ablation import COMPONENTS, swap_patch
 from lit_algos.config.recipes import load_config
 from lit_algos.data import prepare_dataset
+from lit_algos.sweeps.ablation import COMPONENTS, swap_patch
 from lit_algos.utils.fingerprint import hardware_fingerprint
 
 

@@ -152,9 +152,8 @@ def test_transformer_configs_keep_their_hash():
 def test_lstm_recipe_on_the_cpu_size_ladder():
     """`sweep scaling --recipes lstm retro` puts the lstm recipe at each rung; each one loads and
     grows in parameters and FLOPs like the transformer does."""
-    from lit_algos.config.recipes import fragment_patch
+    from lit_algos.config.recipes import fragment_patch, load_config
     from lit_algos.sweeps.scaling import CPU_LADDER
-    from lit_algos.config.recipes import load_config
 
     sizes = []
     for scale in CPU_LADDER:

@@ -382,7 +382,7 @@ def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeyp
     """muon_ns_dtype null: bf16 where native, else float32; muon_ns_dtype float32 forces float32."""
     from lit_algos.optim import muon
 
-    monkeypatch.setattr("lit_algos.precision.native_bf16", lambda accelerator="cpu", flags=None: native)
+    monkeypatch.setattr(muon, "native_bf16", lambda accelerator="cpu", flags=None: native)
     muon._cpu_has_native_bf16.cache_clear()
     try:
         assert muon.ns_dtype(torch.device("cpu"), name) == expected

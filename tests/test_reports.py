@@ -256,7 +256,38 @@ def test_scaling_fits_verdict_and_allocation_match_the_truth(tmp_path):
     # inside the runs' N 1e7-1e10, D 1e9-1e12 at 6e18 and 6e20 FLOPs; outside at both ends of the range
     assert [row[5] == "no" for row in allocation_rows] == [False, True, True, False]
     assert "compute-optimal N = 1.21e+10 is outside the runs' 1e+07-1e+10" in allocation_rows[3][5]
+    assert "No interval:" not in report
     _pngs_ok(out, ["fits-lad.png", "multiplier-lad.png"])
+
+
+def test_an_allocation_fit_on_a_bound_says_why_it_has_no_interval(tmp_path, monkeypatch):
+    """A fit whose E sits on its bound 0 (gundlach's retro fit, 2026-12-03) has no covariance, so no
+    interval can be drawn: the report says why instead of printing bare multipliers."""
+    import lit_algos.analysis.allocation as allocation
+    from lit_algos.analysis.allocation import HoffmannFit
+
+    fit_hoffmann = allocation.fit_hoffmann
+
+    def on_the_bound(*args, **kwargs):
+        fit = fit_hoffmann(*args, **kwargs)
+        fit.E, fit.cov = 0.0, None  # what least_squares returns with E's bound active
+        return fit
+
+    monkeypatch.setattr(allocation, "fit_hoffmann", on_the_bound)
+    study = _study(tmp_path, SCALING_STUDY)
+    law = HoffmannFit(**HOFFMANN)
+
+    def loss_for(arm, size, seed):
+        return lambda f: float(law.loss(N_OF[size], f / (6 * N_OF[size])))
+
+    def flops_for(arm, size, seed):
+        return 6 * N_OF[size] * np.geomspace(1e9, 1e12, 8) * (1 + 0.1 * seed)
+
+    write_records(expand(study, "p"), tmp_path / "runs", loss_for, flops_for,
+                  params_for=lambda arm, size: {"total": int(N_OF[size]), "non_embedding": int(N_OF[size])},
+                  fpt_for=lambda arm, size: 6 * N_OF[size])  # fmt: skip
+    report, _ = _report(tmp_path, study)
+    assert "No interval: the fit sits on a bound of its parameters (E = 0, at its lower bound 0)" in report
 
 
 def test_scaling_verdict_recovers_a_growing_gain(tmp_path):
@@ -280,6 +311,11 @@ def test_scaling_verdict_recovers_a_growing_gain(tmp_path):
     )  # M = C^0.2 at the lowest final point
     assert verdict[6] == "3 model sizes x 2 seeds, E fixed at 2 (assumed), each run's final point"
     assert "(from the cited fits)" not in verdict[7] and verdict[7] == "n/a"  # only ref has cited values
+    # the law-free view: new reaches ref's final loss before its own first evaluation at every
+    # size (its grid starts at 1/100 of the budget), so each CEG is a bound and no trend is drawn
+    rows = [line for line in report.splitlines() if line.startswith("| ref -> new |")]
+    law_free = [c.strip() for c in rows[-1].strip("|").split("|")]
+    assert all(c.startswith("≥ ") for c in law_free[1:4]) and law_free[-1].startswith("inconclusive")
 
 
 def test_an_arm_on_a_plateau_gets_no_fit_and_an_inconclusive_verdict(tmp_path):

@@ -137,6 +137,9 @@ def test_sweep_scaling_defaults_give_params_plus_two_points_per_fit():
     args = parser.parse_args(["sweep", "scaling"])
     assert args.seeds * len(args.scales) >= 3 + 2  # E, A, alpha + 2
     assert len(set(args.scales)) >= 2
+    # two sizes fit only with E fixed; the refusal names --E, so the sweep must take it
+    assert args.fixed_E is None
+    assert parser.parse_args(["sweep", "scaling", "--E", "1.9"]).fixed_E == 1.9
 
 
 def test_hoffmann_fit_reproduces_the_kaplan_to_chinchilla_multiplier():
@@ -321,3 +324,10 @@ def test_two_sizes_give_a_direction_not_a_verdict():
     trend = ceg_trend([1e12, 1e14], [[2.0, 2.1, 1.9], [8.0, 8.4, 7.6]])
     assert trend.label == "inconclusive" and "needs three" in trend.note
     assert trend.slope == pytest.approx(np.log(4) / np.log(100), rel=0.02) and trend.interval is None
+
+
+def test_a_trend_of_nothing_is_inconclusive():
+    from lit_algos.analysis.scaling import ceg_trend
+
+    trend = ceg_trend([], [])
+    assert trend.label == "inconclusive" and trend.slope is None and trend.n_pairs == 0

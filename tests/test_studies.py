@@ -13,10 +13,11 @@ from lit_algos.studies.expand import expand
 from lit_algos.studies.spec import list_studies, load_study, parse_study
 
 # distinct runs per preset: arms x sizes x seeds (gundlach: ablation arms at its sizes, plus the
-# ladder; retro_mini and modern_mini are shared by both experiments and trained once)
+# ladder; retro_ladder-m and modern_ladder-m are shared by both experiments and trained once). The
+# learning-rate sweeps' runs are not in the expansion (lit_algos.studies.tuning).
 EXPECTED = {
     ("sanderson", "quick"): (28, 28),  # 7 variants x 2 sizes x 2 seeds
-    ("sanderson", "full"): (42, 42),  # x 3 seeds
+    ("sanderson", "full"): (63, 63),  # x 3 sizes x 3 seeds
     ("sanderson", "gpu-compact"): (21, 21),
     ("sanderson", "gpu-full"): (21, 21),
     ("gundlach", "quick"): (44, 40),  # ablation 16 arms x 2 + ladder 3 x 2 sizes x 2; 4 shared
@@ -34,14 +35,22 @@ def test_every_shipped_study_parses_and_expands_to_the_expected_counts():
 
 
 def test_research_runs_train_a_fixed_budget_without_a_target():
+    from lit_algos.model import param_counts
+
     exp = expand(load_study("sanderson"), "quick")
-    for spec in exp.unique()[:4]:
+    budgets = {}
+    for spec in exp.unique():
         cfg = spec.config()
-        assert cfg.train.target_loss is None
+        assert (
+            cfg.train.target_loss is None and cfg.train.batch_size == 8 and cfg.data.tokenizer == "bpe:1024"
+        )
         size = spec.tags["size"]
-        assert cfg.train.max_tokens == {"mini": 131072, "tiny": 98304}[size]
-        assert cfg.train.eval_every_tokens == cfg.train.max_tokens // 4
-        assert cfg.model.n_layer == {"mini": 2, "tiny": 4}[size]
+        assert cfg.train.eval_every_tokens == cfg.train.max_tokens // 6
+        assert cfg.model.n_embd == {"ladder-s": 48, "ladder-m": 64}[size]
+        if spec.tags["arm"] == "baseline":  # 2 tokens per non-embedding parameter of the baseline
+            assert 2 * param_counts(cfg.model)["non_embedding"] <= cfg.train.max_tokens
+        budgets.setdefault(size, set()).add(cfg.train.max_tokens)
+    assert all(len(v) == 1 for v in budgets.values()) and max(budgets["ladder-m"]) > max(budgets["ladder-s"])
     gpu = expand(load_study("sanderson"), "gpu-compact").runs[0]
     assert gpu.recipe.startswith("paper/compact/") and gpu.config().model.n_embd == 384
 
@@ -49,10 +58,10 @@ def test_research_runs_train_a_fixed_budget_without_a_target():
 def test_ablation_arms_swap_one_component():
     exp = expand(load_study("gundlach"), "quick")
     by_name = {s.name: s for s in exp.runs}
-    retro_rope = by_name["retro+position_mini"].config()
-    modern_learned = by_name["modern-position_mini"].config()
+    retro_rope = by_name["retro+position_ladder-s"].config()
+    modern_learned = by_name["modern-position_ladder-s"].config()
     assert retro_rope.model.position.kind == "rope" and retro_rope.model.norm.kind == "layernorm"
-    assert modern_learned.model.position.kind == "learned" and modern_learned.optim.name == "muon"
+    assert modern_learned.model.position.kind == "learned" and modern_learned.optim.kind == "muon"
 
 
 STUDY = """\
@@ -122,20 +131,27 @@ def test_an_arm_with_its_own_overrides_gets_them_after_the_scale_and_the_preset(
     exp = expand(parse_study(study), "quick")
     by_arm = {s.tags["arm"]: s for s in exp.runs}
     lstm, retro = by_arm["b"].config(), by_arm["a"].config()
-    assert lstm.model.mixer == "lstm" and lstm.model.n_embd == 64  # the mini scale still applies
+    assert lstm.model.mixer.kind == "lstm" and lstm.model.n_embd == 64  # the mini scale still applies
     assert lstm.train.batch_size == 8 and lstm.model.init_std == 1.0  # the arm's own win
     assert retro.train.batch_size == 16 and retro.model.init_std == 0.02  # the other arm: untouched
 
 
-def test_the_gundlach_lstm_arm_is_tuned_apart_from_the_transformers():
+def test_the_gundlach_ladder_trains_every_arm_alike_but_the_lstm_keeps_its_input_embedding():
     exp = expand(load_study("gundlach"), "full")
     ladder = {
         (s.tags["arm"], s.tags["size"]): s.config() for s in exp.runs if s.tags["experiment"] == "ladder"
     }
-    for size in ("mini", "tiny", "small"):
-        assert ladder[("lstm", size)].train.batch_size == 8
-        assert ladder[("retro", size)].train.batch_size == 32
-        assert ladder[("lstm", size)].train.max_tokens == ladder[("retro", size)].train.max_tokens
+    tokens = []
+    for size in ("ladder-s", "ladder-m", "ladder-l"):
+        lstm, retro = ladder[("lstm", size)], ladder[("retro", size)]
+        assert lstm.train.batch_size == retro.train.batch_size == 8
+        assert lstm.train.max_tokens == retro.train.max_tokens == ladder[("modern", size)].train.max_tokens
+        assert lstm.model.init_std == 1.0 and not lstm.model.tie_embeddings  # architecture, not tuning
+        assert lstm.optim.lr == retro.optim.lr  # the rates come from the same sweep (studies.tuning)
+        tokens.append(retro.train.max_tokens)
+    assert tokens == sorted(tokens) and tokens[-1] > 4 * tokens[0]  # budgets grow with the size
+    tune = load_study("gundlach").preset("full").tune
+    assert tune.size == "ladder-m" and tune.lr_scale == (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 # ---- the study command -------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from lit_algos.sweeps import RunSpec, plan_sweep, run_sweep
 from lit_algos.sweeps.engine import read_journal
 from lit_algos.sweeps.executors import (
     LocalExecutor,
-    SpecTask,
     _minutes,
     device_groups,
     slurm_parameters,
@@ -22,6 +21,7 @@ from lit_algos.sweeps.executors import (
     thread_plan,
     worker_env,
 )
+from lit_algos.sweeps.slurm import SpecTask
 
 
 def test_threads_are_the_cores_split_between_workers():

@@ -9,7 +9,11 @@ from lit_algos.sweeps.spec import RunSpec
 def test_strings_and_patches_make_the_same_spec():
     strings = RunSpec("a", "debug", ("train.max_tokens=8192", "optim.lr=1e-3", "model.bias=false"), 1)
     patch = RunSpec("a", "debug", {"train.max_tokens": 8192, "optim.lr": 1e-3, "model.bias": False}, 1)
-    assert strings.patch == {"train.max_tokens": 8192, "optim.lr": "1e-3", "model.bias": False}  # YAML: "1e-3"
+    assert strings.patch == {
+        "train.max_tokens": 8192,
+        "optim.lr": "1e-3",
+        "model.bias": False,
+    }  # YAML: "1e-3"
     assert strings.config() == patch.config() and strings.spec_id() == patch.spec_id()
 
 

@@ -119,6 +119,26 @@ def test_litgpt_owns_gradient_clipping_and_the_trainer_can_override_it():
     assert calls == [(0.5, "norm"), (2.0, "value")]
 
 
+def test_under_fsdp_litgpt_clips_the_norm_through_the_fsdp_root(monkeypatch):
+    """Lightning cannot clip by norm under FSDP (each rank holds shards); the FSDP root takes the
+    norm over all of them. Clipping by value stays Lightning's (element-wise, shards are fine)."""
+    import lit_algos.training.module as module_file
+
+    class Root:
+        def clip_grad_norm_(self, value):
+            calls.append(("root", value))
+
+    module = tiny_module(vocab_size=64)
+    module.cfg.optim.grad_clip = 0.5
+    calls = []
+    module.clip_gradients = lambda opt, val, algo: calls.append((val, algo))
+    monkeypatch.setattr(module_file, "fsdp_root", lambda trainer: Root())
+    module.configure_gradient_clipping(None)  # optim.grad_clip, by norm: the root
+    module.configure_gradient_clipping(None, gradient_clip_val=2.0, gradient_clip_algorithm="norm")
+    module.configure_gradient_clipping(None, gradient_clip_val=3.0, gradient_clip_algorithm="value")
+    assert calls == [("root", 0.5), ("root", 2.0), (3.0, "value")]
+
+
 def test_a_trainer_that_does_not_accumulate_as_the_recipe_says_is_refused(tmp_path):
     from lit_algos.errors import LitAlgosError
     from lit_algos.training.module import check_layout

@@ -121,6 +121,13 @@ def paper_pair(
     r = trailing_mean(np.array([p.val_loss for p in ref.curve], dtype=float), smooth)
     n = trailing_mean(np.array([p.val_loss for p in new.curve], dtype=float), smooth)
     pair = PairCEG(ref.run_id, new.run_id, ref.seed, new.seed, "undefined", None)
+    units = ("evals", *UNITS)
+    if not (np.isfinite(r).any() and np.isfinite(n).any()):  # a run that diverged from the start
+        who = " and ".join(w for w, v in (("reference", r), ("new", n)) if not np.isfinite(v).any())
+        pair.note = f"{who} has no finite smoothed loss (diverged)"
+        pair.cost_ref = pair.cost_new = {u: None for u in units}
+        pair.ceg = _ratios(pair.cost_ref, pair.cost_new)
+        return pair
     pair.kind, pair.loss = ("target", float(target)) if target is not None else ("primary", float(r[-1]))
     i_ref, i_new = first_index_at_or_below(r, pair.loss), first_index_at_or_below(n, pair.loss)
     if pair.kind == "primary" and i_new is None:
@@ -132,7 +139,6 @@ def paper_pair(
         pair.note = f"{who} never reached smoothed loss {pair.loss:.4f}"
         if pair.kind != "target":
             pair.kind = "undefined"
-    units = ("evals", *UNITS)
 
     def costs(curve, i):
         if i is None:

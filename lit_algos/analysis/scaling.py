@@ -438,8 +438,8 @@ def ceg_trend(
     Student-t interval (n - 2 degrees of freedom), labelled as ``compute_dependence`` does: the
     flat band first, then the sign when the (1 - 2 x 0.5%) interval excludes 0. Fewer than three
     sizes: inconclusive (two sizes cannot tell a trend from the noise of either)."""
-    x = np.concatenate([np.full(len(p), math.log(c)) for c, p in zip(compute, pair_cegs)])
-    y = np.log(np.concatenate([np.asarray(p, dtype=float) for p in pair_cegs]))
+    x = np.concatenate([[], *(np.full(len(p), math.log(c)) for c, p in zip(compute, pair_cegs))])
+    y = np.log(np.concatenate([[], *(np.asarray(p, dtype=float) for p in pair_cegs)]))
     n_sizes = sum(1 for p in pair_cegs if len(p))
     out = CEGTrend(None, None, "inconclusive", n_sizes, int(y.size))
     if n_sizes < 3:

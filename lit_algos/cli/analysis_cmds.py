@@ -14,6 +14,11 @@ RUNS_HELP = (
 )
 
 
+def add_fixed_e(parser, help: str) -> None:
+    """``--E VALUE`` (``args.fixed_E``): the scaling fits' irreducible loss, fixed (``ceg``, ``sweep scaling``)."""
+    parser.add_argument("--E", dest="fixed_E", type=float, default=None, metavar="VALUE", help=help)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "ceg",
@@ -117,14 +122,7 @@ def register(subparsers) -> None:
         default=True,
         help="fit the irreducible loss E (default) or fix E = 0 (biased when the loss has a floor; prefer --E)",
     )
-    p.add_argument(
-        "--E",
-        dest="fixed_E",
-        type=float,
-        default=None,
-        metavar="VALUE",
-        help="fix the irreducible loss E at VALUE in the scaling fits (Gundlach et al. fit L - 1.9)",
-    )
+    add_fixed_e(p, "fix the irreducible loss E at VALUE in the scaling fits (Gundlach et al. fit L - 1.9)")
     p.add_argument(
         "--allocation",
         action="store_true",

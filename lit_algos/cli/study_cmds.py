@@ -70,7 +70,7 @@ def cmd_study(args) -> int:
     from rich.console import Console
 
     from lit_algos.reports.render import record_wall_time, write_report, write_study_meta
-    from lit_algos.studies.run import dry_run_rows, plan_study, run_study
+    from lit_algos.studies.run import dry_run_rows, local_layout, plan_study, run_study
     from lit_algos.studies.spec import load_study
 
     if args.quick and args.preset:
@@ -93,6 +93,7 @@ def cmd_study(args) -> int:
         check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
         write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)
         slurm = {"partition": args.partition} if args.partition else None
+        layout = local_layout(plan, args.workers, args.threads) if args.executor == "local" else (None, None)
         started = time.perf_counter()
         try:
             done = run_study(
@@ -105,14 +106,12 @@ def cmd_study(args) -> int:
                 console=console,
             )
         except LitAlgosError:  # some runs failed: report what finished, then say what failed
-            record_wall_time(
-                plan.out_dir, time.perf_counter() - started, len(plan.specs), args.workers, args.threads
-            )
+            record_wall_time(plan.out_dir, time.perf_counter() - started, len(plan.specs), *layout)
             if plan.out_dir.exists():
                 report = write_report(study, plan.expansion.preset, runs_dir, plan.out_dir, wandb=False)
                 console.print(f"report of the finished runs: {report}")
             raise
-        record_wall_time(plan.out_dir, time.perf_counter() - started, len(done), args.workers, args.threads)
+        record_wall_time(plan.out_dir, time.perf_counter() - started, len(done), *layout)
     else:
         _refuse_report_of_nothing(plan)
         write_study_meta(plan.out_dir, study, plan.expansion.preset, runs_dir)

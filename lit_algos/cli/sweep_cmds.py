@@ -10,10 +10,10 @@ import math
 import re
 from pathlib import Path
 
+from lit_algos.cli.analysis_cmds import add_fixed_e
 from lit_algos.cli.train_cmds import OverrideAction, add_config_args
 from lit_algos.errors import ConfigError, LitAlgosError
 from lit_algos.records import default_runs_dir
-
 from lit_algos.sweeps.ablation import COMPONENTS, plan_ablation
 from lit_algos.sweeps.scaling import CPU_LADDER, SCALING_SEEDS, plan_scaling
 
@@ -47,6 +47,9 @@ def register(sub) -> None:
     s.add_argument("--recipes", nargs="+", default=["retro", "modern"], help="one or two recipes (ref, new)")
     s.add_argument(
         "--scales", nargs="+", default=list(CPU_LADDER), help=f"size ladder (default {' '.join(CPU_LADDER)})"
+    )
+    add_fixed_e(
+        s, "fix the irreducible loss E at VALUE in the fits (needed with two sizes: E fitted needs three)"
     )
     _common(s)
     _name_prefix(s)
@@ -244,7 +247,7 @@ def train_specs(specs, args) -> dict[str, Path] | None:
 
     console = Console(stderr=args.json)  # --json: stdout holds the JSON alone
     runs_dir = args.runs_dir or default_runs_dir()
-    slurm = slurm_settings(args)
+    slurm = {"job_name": f"lit-algos-{args.sweep}", **slurm_settings(args)}
     plans = plan_sweep(specs, runs_dir=runs_dir)
     if args.dry_run:
         if args.json:
@@ -328,7 +331,7 @@ def cmd_scaling(args) -> int:
 
     refs = _records(plan.side(plan.ref, run_dirs), include_failed=True)
     news = _records(plan.side(plan.new, run_dirs), include_failed=True)
-    return print_scaling(compare_scaling(refs, news, points="final"), as_json=args.json)
+    return print_scaling(compare_scaling(refs, news, points="final", E=args.fixed_E), as_json=args.json)
 
 
 def cmd_ab(args) -> int:

@@ -66,6 +66,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides train.seed)")
     p.add_argument("--devices", type=int, default=None, help="devices per node (overrides train.devices)")
     p.add_argument(
+        "--num-nodes",
+        type=int,
+        default=None,
+        help="nodes of a multi-node run (overrides train.num_nodes; see README 'Several devices, GPUs and nodes')",
+    )
+    p.add_argument(
         "--runs-dir",
         type=Path,
         default=None,
@@ -109,10 +115,18 @@ def resolve_train_config(args):
             raise LitAlgosError(
                 "Name a recipe to train (lit-algos train RECIPE), or the run to continue (lit-algos train --resume RUN)."
             )
-        if overrides or args.seed is not None or args.devices is not None or args.wandb or args.name:
+        if (
+            overrides
+            or args.seed is not None
+            or args.devices is not None
+            or args.num_nodes is not None
+            or args.wandb
+            or args.name
+        ):
             raise LitAlgosError(
                 f"--resume {resume} continues the run with the config stored in its record; --set, --name, --seed, "
-                "--devices and --wandb cannot change it. Drop them, or give the recipe too to check that they match."
+                "--devices, --num-nodes and --wandb cannot change it. Drop them, or give the recipe too to check "
+                "that they match."
             )
         # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.training.run import resume_config
@@ -124,6 +138,8 @@ def resolve_train_config(args):
         overrides.append(f"train.seed={args.seed}")
     if args.devices is not None:
         overrides.append(f"train.devices={args.devices}")
+    if args.num_nodes is not None:
+        overrides.append(f"train.num_nodes={args.num_nodes}")
     if args.wandb:
         overrides.append("train.wandb.enabled=true")
     return load_config(args.recipe, overrides)

@@ -91,16 +91,31 @@ class AdamOptions(OptimizerOptions):
 OPTIMIZERS = registry("optimizer", options_base=OptimizerOptions)
 
 
+# Wrappers that FSDP and activation checkpointing put between a module and its children.
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def clean_name(name: str) -> str:
+    """A parameter's name without wrapper prefixes: the same before and after FSDP wraps the blocks."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
 def parameter_tags(model: nn.Module, declared: dict[str, str] | None = None) -> dict[str, str]:
-    """Tag of every trainable parameter, from ``declared``, else from ``model.parameter_tags()``
-    where the model has it, else from its shape."""
+    """Tag of every trainable parameter, from ``declared`` (by clean name), else from
+    ``model.parameter_tags()`` where the model has it, else from its shape.
+
+    Under FSDP a parameter is a flat shard (1-D whatever its shape), so the tags are taken before
+    the model is wrapped and passed as ``declared``.
+    """
     if declared is None:
         declared = model.parameter_tags() if hasattr(model, "parameter_tags") else {}
     tags = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        tag = declared.get(name) or ("matrix" if p.ndim >= 2 else "vector")
+        tag = declared.get(clean_name(name)) or ("matrix" if p.ndim >= 2 else "vector")
         if tag not in TAGS:
             raise ValueError(f"parameter {name!r} has tag {tag!r}; allowed tags: {', '.join(TAGS)}")
         tags[name] = tag
@@ -123,7 +138,7 @@ def tagged_groups(
     model: nn.Module, cfg: OptimizerOptions, *, tags: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """One param group per tag present: params, tag, lr, initial_lr, weight_decay.
-    ``tags``: declared parameter tags (see :func:`parameter_tags`)."""
+    ``tags``: declared tags by clean name (see :func:`parameter_tags`)."""
     tags = parameter_tags(model, tags)
     by_tag: dict[str, list[nn.Parameter]] = {tag: [] for tag in TAGS}
     for name, p in model.named_parameters():
@@ -165,7 +180,7 @@ def build_optimizer(
     model: nn.Module, cfg: OptimizerOptions, tags: dict[str, str] | None = None
 ) -> torch.optim.Optimizer:
     """The optimizer named by ``cfg.kind``, over all trainable parameters of ``model``.
-    ``tags``: declared parameter tags (see :func:`parameter_tags`)."""
+    ``tags``: parameter tags taken before FSDP wrapped the model (see :func:`parameter_tags`)."""
     builder: Callable[..., torch.optim.Optimizer] = OPTIMIZERS.get(cfg.kind)
     return builder(model, cfg, tags=tags)
 

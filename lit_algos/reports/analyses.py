@@ -114,9 +114,10 @@ def _trend_table(ref: str, sizes: list[str], data: dict, margin: float) -> Table
         have = [s for s, e in zip(sizes, entries) if e and e["pairs"]]
         counts = ", ".join(f"{s}: {len(per_size[s]['pairs'])} pairs" for s in have)
         basis = f"{len(have)} sizes ({counts}); C = the {ref} runs' mean final FLOPs"
-        bounded = [s for s, e in zip(sizes, entries) if e and (e["ceg"] or {}).get("bound")]
+        bounded = [s for s, e in zip(sizes, entries) if e and ((e["ceg"] or {}).get("bound") or
+                                                                 (e["ceg"] or {}).get("value") is None)]  # fmt: skip
         if bounded:  # the uncensored pairs alone would drop the censored seeds silently
-            why = f"inconclusive (a bound, not a number, at {', '.join(bounded)}: censored seeds)"
+            why = f"inconclusive (a bound or no number at {', '.join(bounded)}: censored seeds)"
             table.rows.append([arm, *cells, "–", why, basis])
             continue
         trend = ceg_trend(
@@ -142,7 +143,7 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
     sec = Section(f"CEG over {ref} ({exp})")
     sec.text.append(
         f"FLOP CEG = C_{ref}(L*) / C_arm(L*) at one common L* per size (primary: the highest {ref} seed's smoothed "
-        "final loss; auxiliary when no arm seed reaches it), geometric mean over seeds with a 95% Student-t "
+        "final loss; auxiliary, when an arm seed ends above it: the highest arm seed's final loss, which every run reaches), geometric mean over seeds with a 95% Student-t "
         "interval on log costs. `paper rule` is Sanderson et al.'s notebook rule (evaluation counts) on the same runs."
     )
     paper_cols = list(an.paper.get("values", {}))
@@ -333,7 +334,7 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
             if isinstance(pa, dict) and isinstance(pn, dict) and "alpha" in pa and "alpha" in pn
             else "n/a"
         )
-        basis = scaling_basis(arm_runs[ref] + arm_runs[new], mode, E) if arm_runs[new] else "no runs"
+        basis = scaling_basis(arm_runs[new], mode, E) if arm_runs[new] else "no runs"
         if ref not in fits or new not in fits:
             verdicts.rows.append(
                 [f"{ref} -> {new}", "–", "–", "–", "–", "inconclusive (no fit)", basis, paper_slope]
@@ -366,10 +367,38 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
         )
         sec.data.setdefault("verdicts", {})[f"{ref}->{new}"] = dep.to_dict()
     sec.tables.append(verdicts)
+    sec.tables.append(_pair_cegs(an.options["pairs"], sizes_of(study, preset, exp), exp, groups, margin))
     if an.paper:
         sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
     sec.data["_fits"], sec.data["_points"] = fits, points  # for the plots (not written to JSON)
     return sec
+
+
+def _pair_cegs(pairs, sizes: list[str], exp: str, groups: dict, margin: float) -> Table:
+    """The law-free view of the same question: each pair's FLOP CEG at each size and its trend
+    over the sizes (``ceg_trend``: a verdict from three sizes, a direction from two)."""
+    table = Table(
+        "CEG of the new arm over the reference at each size (no law assumed)",
+        ["pair (ref -> new)", *(f"CEG {s}" for s in sizes), "slope d ln CEG / d ln C [95% CI]", "label"],
+    )
+    for ref, new in pairs:
+        cells, compute, pair_values = [], [], []
+        for size in sizes:
+            refs, news = groups.get((exp, ref, size), []), groups.get((exp, new, size), [])
+            if not refs or not news:
+                cells.append("–")
+                continue
+            s = summarize(refs, news)
+            est = s.estimates["flops"]
+            cells.append(est_text(est))
+            values = [p.ceg.get("flops") for p in s.pairs if p.bound is None and p.ceg.get("flops")]
+            if est.bound is None and values:
+                compute.append(mean_final_flops(refs))
+                pair_values.append(values)
+        trend = ceg_trend(compute, pair_values, margin)
+        label = trend.label + (f" ({trend.note})" if trend.note else "")
+        table.rows.append([f"{ref} -> {new}", *cells, fmt_iv(trend.slope, trend.interval), label])
+    return table
 
 
 # ---- allocation ------------------------------------------------------------------------------
@@ -418,6 +447,12 @@ def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Sect
         table.rows.append([f"{c:.3g}", f"{n_opt:.3g}", f"{c / 6 / n_opt:.3g}", f"{n_k:.3g}",
                            fmt_iv(m, iv) + "×", f"yes: {why}" if why else "no", f"{fmt(rm)}×"])  # fmt: skip
     sec.tables.append(table)
+    if fit.cov is None:
+        sec.text.append(
+            "No interval: the fit sits on a bound of its parameters"
+            + (f" (E = {fit.E:.3g}, at its lower bound 0)" if fit.E < 1e-6 else "")
+            + ", where the covariance the parameter draws need is not defined; each multiplier is a point estimate."
+        )
     sec.text.append(
         "Reference (Hoffmann et al.'s published law E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28): "
         "1.067× at 1e18 FLOPs and 26.1× at 1e23; the last column evaluates that law at this study's compute. "
@@ -454,5 +489,13 @@ def tuning_section(preset, sweeps: list) -> Section:
         used = sweep.lrs.get(sweep.chosen, "–") if sweep.chosen is not None else "–"
         table.rows.append([sweep.experiment, sweep.arm, *cells, chosen, used])
     sec.tables.append(table)
+    edge = [
+        f"{s.arm} (x{s.chosen:g})" for s in sweeps if s.chosen in (min(tune.lr_scale), max(tune.lr_scale))
+    ]
+    if edge:
+        sec.text.append(
+            f"At the edge of the sweep: {', '.join(edge)}; a rate beyond it might do better, so these arms may be "
+            "under-tuned relative to the others."
+        )
     sec.data = {"sweeps": [s.to_dict() for s in sweeps]}
     return sec

@@ -145,10 +145,7 @@ def write_report(
         "- Sizes: "
         + "; ".join(f"{e}: {', '.join(s)}" for e, s in preset.sizes.items())
         + "; tokens per run: "
-        + (
-            ", ".join(f"{k}: {v if v is not None else 'the size default'}" for k, v in preset.tokens.items())
-            or "the sizes' defaults"
-        ),  # fmt: skip
+        + budget_text(expansion),
         f"- Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from the run records; every "
         "measured number below is derived from them. Columns marked 'paper' are published values, cited below.",
         "",
@@ -179,6 +176,18 @@ def write_report(
     if wandb:
         log_to_wandb(study, preset, sections, out_dir)
     return report
+
+
+def budget_text(expansion) -> str:
+    """Each size's token budget as the runs have it, and the rule that set it."""
+    per_size: dict[str, set[int]] = {}
+    for spec in expansion.unique():
+        per_size.setdefault(spec.tags["size"], set()).add(spec.config().train.max_tokens)
+    sizes = ", ".join(f"{k}: {' / '.join(f'{v:,}' for v in sorted(vs))}" for k, vs in per_size.items())
+    rule = expansion.preset.tokens_per_param
+    if rule is not None:
+        return f"{sizes} ({rule.ratio:g} tokens per non-embedding parameter of {rule.recipe} at each size)"
+    return sizes or "the sizes' defaults"
 
 
 def claims_paragraph(preset: Preset) -> str:
@@ -226,7 +235,7 @@ def wall_time_lines(out_dir: Path) -> list[str]:
     for t in times:
         lines.append(
             f"- {t['finished_at']}: {t['seconds'] / 60:.1f} min for {t['runs_trained_or_checked']} runs "
-            f"({t['workers'] or 'default'} worker(s), {t['threads'] or 'default'} thread(s)) on {t['host']}"
+            f"({t['workers'] or 'SLURM'} worker(s), {t['threads'] or 'all'} thread(s) each) on {t['host']}"
         )
     return lines + [""]
 

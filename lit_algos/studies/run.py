@@ -79,6 +79,14 @@ def dry_run_rows(plan: StudyPlan) -> list[dict]:
     return rows
 
 
+def local_layout(plan: StudyPlan, workers: int | None, threads: int | None) -> tuple[int, int | None]:
+    """(workers, threads per worker): the command's flags, else the preset's, else the study's."""
+    study, preset = plan.expansion.study, plan.expansion.preset
+    workers = workers or preset.workers or study.executor.get("workers") or 1
+    threads = threads if threads is not None else (preset.threads or study.executor.get("threads"))
+    return workers, threads
+
+
 def run_study(
     plan: StudyPlan,
     *,
@@ -92,11 +100,11 @@ def run_study(
     """Train the study's runs with the sweep engine (finished ones are skipped), the learning-rate
     sweep first where its choice is still pending; spec id -> run dir."""
     study, preset = plan.expansion.study, plan.expansion.preset
-    workers = workers or preset.workers or study.executor.get("workers") or 1
-    threads = threads if threads is not None else (preset.threads or study.executor.get("threads"))
+    workers, threads = local_layout(plan, workers, threads)
     slurm_cfg = {
         k: v for k, v in {**(study.executor.get("slurm") or {}), **(slurm or {})}.items() if v is not None
     }
+    slurm_cfg.setdefault("job_name", f"lit-algos-{study.name}")  # the array's name in squeue
 
     def sweep(specs):
         return sweeps.run_sweep(

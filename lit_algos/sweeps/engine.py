@@ -306,8 +306,12 @@ def run_spec(
     run_dir = runs_dir / sid
     threads_info = _thread_info()
     if not is_rank_zero():
-        # A DDP worker re-running this command: rank 0 holds the lock and made the decision.
-        action = os.environ.get(ACTION_ENV, "train")
+        # Another rank of this run: rank 0 holds the lock and made the decision. Lightning's own
+        # children inherit it; ranks that SLURM started beside rank 0 read the same disk state
+        # (rank 0 cannot change it before they join: it trains nothing alone).
+        action = os.environ.get(ACTION_ENV) or _rank_action(run_dir)
+        if action == "skip":
+            return run_dir
         train(cfg, runs_dir=runs_dir, resume=sid if action == "resume" else False, run_id=sid, progress=False)
         return run_dir
     lock = SpecLock(runs_dir, sid)
@@ -345,6 +349,11 @@ def run_spec(
         return run_dir
     finally:
         lock.release()
+
+
+def _rank_action(run_dir: Path) -> str:
+    state, _ = disk_state(run_dir)
+    return {"finished": "skip", "interrupted": "resume"}.get(state, "train")
 
 
 def _thread_info() -> dict:

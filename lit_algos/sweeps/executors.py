@@ -4,9 +4,9 @@
   are split explicitly (torch's default of one thread per core in every process oversubscribes
   the cores: two runs side by side on 2 cores ran 3x slower than with one thread each), and on a
   GPU machine each worker gets its own device(s) through ``CUDA_VISIBLE_DEVICES``.
-- ``slurm``: one run per SLURM array task through ``submitit`` (``executor.map_array``); a task
-  that hits its time limit or is preempted is requeued by submitit and resumes from its last
-  checkpoint. submitit's local executor (``cluster="local"``) runs the same path without SLURM.
+- ``slurm``: one run per SLURM array task through ``submitit`` (lit_algos.sweeps.slurm); a task
+  that hits its time limit or is preempted is requeued and resumes from its last checkpoint.
+  submitit's local executor (``cluster="local"``) runs the same path without SLURM.
 
 Both run :func:`lit_algos.sweeps.engine.run_spec`, which takes the spec's lock and decides
 skip / resume / train from the disk, so executors never need to agree with each other.
@@ -14,21 +14,20 @@ skip / resume / train from the disk, so executors never need to agree with each 
 
 from __future__ import annotations
 
-import json
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-import submitit
-
 from lit_algos.errors import LitAlgosError
 from lit_algos.sweeps.engine import THREAD_ENV_VARS, PlannedRun, log_path
-from lit_algos.sweeps.spec import RunSpec
+from lit_algos.sweeps.spec import RunSpec, spec_from_json, spec_to_json  # noqa: F401  (worker, tests)
+from lit_algos.training.distributed import slurm_threads
 
-EXECUTORS = ("local", "slurm")
 PARENT_ENV = "LIT_ALGOS_SWEEP_PARENT"  # a local worker's sweep process (see stop_with_parent)
 # --slurm-* flags and study-file keys -> submitit parameters (AutoExecutor names).
 SLURM_KEYS = {
@@ -43,11 +42,16 @@ SLURM_KEYS = {
     "array_parallelism": "slurm_array_parallelism",
     "additional": "slurm_additional_parameters",  # dict of any other sbatch option
     "setup": "slurm_setup",  # shell lines run before the task (module load, venv activation)
+    "job_name": "name",  # the array's name in squeue (default lit-algos-<sweep>)
 }
 
 
 def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The cores this process may use: its CPU affinity, and inside a SLURM job no more than the
+    CPUs SLURM gave its task (with TaskPlugin=task/none nothing binds a task to them)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    allocated = slurm_threads()
+    return min(cores, allocated) if allocated else cores
 
 
 def thread_plan(workers: int, threads: int | None = None, cores: int | None = None) -> int:
@@ -90,29 +94,6 @@ def worker_env(threads: int, devices: list[str], base: dict | None = None) -> di
     if devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     return env
-
-
-def spec_to_json(spec: RunSpec) -> str:
-    return json.dumps(
-        {
-            "name": spec.name,
-            "recipe": spec.recipe,
-            "patch": spec.patch,
-            "seed": spec.seed,
-            "tags": dict(spec.tags),
-        }
-    )
-
-
-def spec_from_json(text: str) -> RunSpec:
-    data = json.loads(text)
-    return RunSpec(
-        data["name"],
-        data["recipe"],
-        data.get("patch", data.get("overrides", ())),  # overrides: --set strings, before patches
-        int(data["seed"]),
-        data.get("tags", {}),
-    )
 
 
 # ---- local ------------------------------------------------------------------------------------
@@ -197,9 +178,6 @@ class LocalExecutor:
 def _sigterm_as_interrupt():
     """SIGTERM (``kill``, a batch system ending the job) stops the sweep like Ctrl-C, so its
     workers are stopped cleanly too; returns the previous handler (None off the main thread)."""
-    # only when a sweep installs its handler
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return None
 
@@ -216,9 +194,6 @@ def stop_with_parent() -> None:
     parent = int(os.environ.pop(PARENT_ENV, "0") or 0)
     if not parent or not sys.platform.startswith("linux"):
         return
-    # Linux only (prctl)
-    import ctypes
-
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the sweep died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
@@ -232,19 +207,7 @@ def _log_tail(path: Path, code: int, lines: int = 15) -> str:
     return f"exit code {code}; log {path}:\n" + "\n".join(tail)
 
 
-# ---- slurm (submitit) -------------------------------------------------------------------------
-class SpecTask(submitit.helpers.Checkpointable):
-    """One run as a SLURM task. On a time limit or preemption submitit calls ``checkpoint`` and
-    requeues the task with the same arguments; the run then resumes from its last checkpoint."""
-
-    def __call__(self, spec_json: str, runs_dir: str, threads: int | None = None) -> str:
-        # resolved where the job runs: submitit pickles this callable to the node
-        from lit_algos.sweeps.engine import run_spec
-
-        threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
-        return str(run_spec(spec_from_json(spec_json), Path(runs_dir), threads=threads))
-
-
+# ---- slurm (submitit; the executor itself is in lit_algos.sweeps.slurm) ------------------------
 def slurm_parameters(slurm: dict | None) -> dict:
     """submitit parameters from ``slurm`` (keys of SLURM_KEYS; unknown keys are refused)."""
     out = {}
@@ -284,61 +247,3 @@ def _minutes(value) -> int:
         parts.insert(0, 0)
     h, m, s = parts
     return days * 1440 + h * 60 + m + (1 if s else 0)
-
-
-class SlurmExecutor:
-    """One run per array task of a SLURM job array (``cluster="local"``: submitit's local executor)."""
-
-    def __init__(self, slurm: dict | None = None, threads: int | None = None):
-        self.slurm = dict(slurm or {})
-        self.threads = threads
-        self.cluster = self.slurm.get("cluster")  # None: SLURM when sbatch is there; "local": test/debug
-
-    def run(self, plans: list[PlannedRun], runs_dir: Path, progress) -> dict[str, str]:
-        folder = Path(self.slurm.get("folder") or (Path(runs_dir) / ".sweep" / "submitit"))
-        executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
-        params = slurm_parameters(self.slurm)
-        params.setdefault("name", "lit-algos-sweep")
-        params.setdefault("timeout_min", 60)
-        if executor.cluster != "slurm":
-            params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
-        executor.update_parameters(**params)
-        threads = self.threads or params.get("cpus_per_task")
-        task = SpecTask()
-        jobs = executor.map_array(
-            task,
-            [spec_to_json(p.spec) for p in plans],
-            [str(runs_dir)] * len(plans),
-            [threads] * len(plans),
-        )
-        for plan, job in zip(plans, jobs):
-            progress.started(plan, how=f"submitted (job {job.job_id})")
-        pending = dict(zip((p.spec_id for p in plans), zip(plans, jobs)))
-        failed: dict[str, str] = {}
-        try:
-            while pending:
-                for sid, (plan, job) in list(pending.items()):
-                    if not job.done():
-                        continue
-                    del pending[sid]
-                    try:
-                        job.result()
-                        progress.finished(plan, ok=True)
-                    except Exception as err:  # noqa: BLE001  (a failed task is reported, the rest go on)
-                        failed[sid] = f"SLURM job {job.job_id}: {err}".strip()[-2000:]
-                        progress.finished(plan, ok=False)
-                progress.poll()
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            for _, job in pending.values():
-                job.cancel(check=False)
-            raise
-        return failed
-
-
-def make_executor(executor: str, *, workers: int = 1, threads: int | None = None, slurm: dict | None = None):
-    if executor == "local":
-        return LocalExecutor(workers, threads)
-    if executor == "slurm":
-        return SlurmExecutor(slurm, threads)
-    raise LitAlgosError(f"Unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}.")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lit_algos.errors import LitAlgosError
 from lit_algos.sweeps.engine import PlannedRun, plan_sweep
+from lit_algos.sweeps.executors import LocalExecutor, slurm_parameters
 from lit_algos.sweeps.spec import RunSpec
 from lit_algos.utils.io import check_writable_dir
 
@@ -44,10 +45,9 @@ def run_sweep(
     (``allow_failures=True``: return anyway; their directories hold the failed records).
     ``plans``: a plan from :func:`plan_sweep` already made for these specs (saves re-reading).
     """
-    # here: sweeps load with `lit-algos --help`; rich and the executors (submitit) only to run one
+    # here: sweeps load with `lit-algos --help`; rich (the console, the progress) only to run one
     from rich.console import Console
 
-    from lit_algos.sweeps.executors import make_executor
     from lit_algos.sweeps.progress import SweepProgress
 
     runs_dir = Path(runs_dir)
@@ -143,3 +143,18 @@ def plan_table(plans: list[PlannedRun], title: str = "sweep plan"):
         )
     )
     return table
+
+
+EXECUTORS = ("local", "slurm")
+
+
+def make_executor(executor: str, *, workers: int = 1, threads: int | None = None, slurm: dict | None = None):
+    if executor == "local":
+        return LocalExecutor(workers, threads)
+    if executor == "slurm":
+        # submitit loads only when a sweep goes to SLURM
+        from lit_algos.sweeps.slurm import SlurmExecutor
+
+        slurm_parameters(slurm)  # bad settings fail before anything is planned or submitted
+        return SlurmExecutor(slurm, threads)
+    raise LitAlgosError(f"Unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}.")

@@ -8,6 +8,7 @@ spec's config reads YAML only: no model is built and no data is prepared.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,3 +48,27 @@ class RunSpec:
         cfg = config or self.config()
         slug = re.sub(r"[^A-Za-z0-9_.+@-]+", "-", self.name).strip("-") or "run"
         return f"{slug}-{cfg.config_hash()}-s{self.seed}"
+
+
+# The spec as JSON: how a worker process or a SLURM task receives it.
+def spec_to_json(spec: RunSpec) -> str:
+    return json.dumps(
+        {
+            "name": spec.name,
+            "recipe": spec.recipe,
+            "patch": spec.patch,
+            "seed": spec.seed,
+            "tags": dict(spec.tags),
+        }
+    )
+
+
+def spec_from_json(text: str) -> RunSpec:
+    data = json.loads(text)
+    return RunSpec(
+        data["name"],
+        data["recipe"],
+        data.get("patch", data.get("overrides", ())),  # overrides: --set strings, before patches
+        int(data["seed"]),
+        data.get("tags", {}),
+    )

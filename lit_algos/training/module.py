@@ -10,8 +10,9 @@
 
 It owns what belongs to the model's training rule: the optimizer and LR schedule of
 ``cfg.optim`` (``configure_optimizers``), gradient clipping by norm at ``optim.grad_clip``
-(``configure_gradient_clipping``; a ``Trainer(gradient_clip_val=...)`` overrides it), and the
-training clock (``TrainClock``, added through ``configure_callbacks`` unless the Trainer has one).
+(``configure_gradient_clipping``; a ``Trainer(gradient_clip_val=...)`` overrides it; under FSDP
+it clips through the FSDP root, which sees every shard), and the training clock (``TrainClock``,
+added through ``configure_callbacks`` unless the Trainer has one).
 
 Metrics (``self.log``, so every logger of the Trainer gets them). Each row carries its own
 ``step`` (the optimizer step; Lightning uses a logged ``step`` as the loggers' step), ``tokens``,
@@ -46,9 +47,10 @@ from lit_algos.errors import ConfigError, LitAlgosError
 from lit_algos.flops import estimate_flops
 from lit_algos.loss import IGNORE_INDEX
 from lit_algos.model import build_model
-from lit_algos.optim import build_optimizer, build_scheduler, lr_metrics
+from lit_algos.optim import build_optimizer, build_scheduler, lr_metrics, parameter_tags
 from lit_algos.peaks import device_peak
 from lit_algos.training.callbacks import RateWindow, TrainClock
+from lit_algos.training.distributed import fsdp_root
 from lit_algos.training.plan import plan_run
 
 
@@ -116,6 +118,9 @@ class LitGPT(L.LightningModule):
         # Plain data in the checkpoint (it loads with weights_only=True): the resolved config and the schedule.
         self.save_hyperparameters({"config": self.cfg.to_dict(), "total_steps": total_steps})
         self.model = build_model(self.cfg.model)
+        # Optimizer groups follow these tags; under FSDP the parameters are flat shards by the time
+        # configure_optimizers runs, so they are taken now, before the blocks are wrapped.
+        self._param_tags = parameter_tags(self.model)
         self._compiled = None  # torch.compile'd GPT.loss, kept out of the module tree and the state dict
         # A NaN loss must stay non-finite so that divergence is seen, not averaged away: NaN -> +inf.
         # (Not nan_strategy="disable": torchmetrics 1.9 then drops the weights, giving a mean of batch means.)
@@ -155,7 +160,7 @@ class LitGPT(L.LightningModule):
 
     def configure_optimizers(self):
         """The optimizer of ``optim.kind`` and its schedule, stepped every optimizer step."""
-        optimizer = build_optimizer(self.model, self.cfg.optim)
+        optimizer = build_optimizer(self.model, self.cfg.optim, tags=self._param_tags)
         scheduler = build_scheduler(optimizer, self.cfg.optim.schedule, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -164,8 +169,15 @@ class LitGPT(L.LightningModule):
         ``gradient_clip_val`` / ``gradient_clip_algorithm``, when given, take precedence."""
         if gradient_clip_val is None:
             gradient_clip_val, gradient_clip_algorithm = self.cfg.optim.grad_clip, "norm"
-        if gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        if not gradient_clip_val:
+            return
+        root = fsdp_root(self._trainer)  # _trainer: None when called outside a fit
+        if root is not None and gradient_clip_algorithm in (None, "norm"):
+            # Lightning cannot clip by norm under FSDP (each rank holds a shard of every gradient);
+            # the FSDP root can: it takes the norm over all shards.
+            root.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_callbacks(self):
         """The training clock, unless the Trainer already has a ``TrainClock``."""
@@ -215,9 +227,18 @@ class LitGPT(L.LightningModule):
         if local is not None:  # a collective in DDP: every rank takes every optimizer step
             self.step_loss = float(self.trainer.strategy.reduce(local, reduce_op="mean"))
         self._step_lrs = lr_metrics(optimizer)  # the rates this step uses (the schedule moves on after it)
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        self._grad_norm = _total_norm(grads) if grads and self.trainer.loggers else None
+        self._grad_norm = self._gradient_norm()
         self._stepped = True
+
+    def _gradient_norm(self) -> torch.Tensor | None:
+        """The 2-norm of all gradients before clipping (what clipping sees), for the metrics row."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if fsdp_root(self.trainer) is not None:
+            # Each rank holds a shard of every gradient: sum the squares over ranks. A collective,
+            # so every rank takes it at every step, loggers or not.
+            local = _total_norm(grads).square() if grads else torch.zeros((), device=self.device)
+            return self.trainer.strategy.reduce(local, reduce_op="sum").sqrt()
+        return _total_norm(grads) if grads and self.trainer.loggers else None
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if not self._stepped:  # a micro-batch inside gradient accumulation

@@ -153,3 +153,15 @@ class RunRecorder(L.Callback):
         self.curve = [EvalPoint(**p) for p in state["curve"]]
         self.train_curve = [list(x) for x in state["train_curve"]]
         self.eval_seconds = float(state["eval_seconds"])
+
+
+class RunIdSync(L.Callback):
+    """Ranks that rank 0 did not start itself (srun, torchrun, the other nodes of a multi-node
+    launch) could not inherit its run id; they take it from rank 0 once the process group is up,
+    so every rank's record names the same run. Only rank 0 writes the record and the config."""
+
+    def __init__(self, record: RunRecord):
+        self.record = record
+
+    def setup(self, trainer, pl_module, stage):
+        self.record.run_id = trainer.strategy.broadcast(self.record.run_id, src=0)

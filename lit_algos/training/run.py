@@ -37,7 +37,13 @@ from lit_algos.peaks import device_peak
 from lit_algos.precision import resolve_precision
 from lit_algos.records import FINISHED_STATUSES, RESUMABLE_STATUSES, RunRecord, default_runs_dir
 from lit_algos.sizing import check_fits
-from lit_algos.training.distributed import inherited_run_id, is_rank_zero, publish_run_id
+from lit_algos.training.distributed import (
+    apply_slurm_threads,
+    complete_srun_environment,
+    inherited_run_id,
+    is_rank_zero,
+    publish_run_id,
+)
 from lit_algos.training.header import RunHeader
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
 from lit_algos.training.trainer import trainer_options
@@ -203,6 +209,9 @@ def train(
     spec id so a run is found again by its config and seed (lit_algos.sweeps).
     """
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    # Inside SLURM: `srun -n N` becomes a run Lightning accepts, and the run uses the CPUs SLURM gave it.
+    complete_srun_environment()
+    apply_slurm_threads()
     # Everything that can fail on bad input fails before data preparation or training.
     check_fits(cfg)  # a model that cannot fit is refused before it is built
     plan, options = plan_run(cfg), trainer_options(cfg)
@@ -280,7 +289,7 @@ def _assemble(run: _Run, options: dict, callbacks: list, loggers: list) -> L.Tra
     from lit_algos.training.callbacks import BudgetStop, EvalCheckpoint, TargetStopping
     from lit_algos.training.module import LitGPT
     from lit_algos.training.moe_callbacks import MoEBalance
-    from lit_algos.training.recorder import RunRecorder
+    from lit_algos.training.recorder import RunIdSync, RunRecorder
     from lit_algos.training.trainer import build_trainer
 
     cfg, plan, t = run.cfg, run.plan, run.cfg.train
@@ -308,7 +317,7 @@ def _assemble(run: _Run, options: dict, callbacks: list, loggers: list) -> L.Tra
     run.stopping = TargetStopping(t.target_loss if t.stop_at_target else None, t.divergence_factor)
     run.budget = BudgetStop(clock, plan.max_steps, plan.max_seconds)
     run.loggers = _wandb_loggers(cfg, run.run_id, run.run_dir) + loggers
-    own = [clock, run.budget, run.stopping, run.recorder]
+    own = [clock, run.budget, run.stopping, run.recorder, RunIdSync(record)]
     # MoE: balancing-bias updates and load metrics once per optimizer step (training/moe_callbacks.py).
     if MoEBalance.applies_to(module.model):
         run.moe = MoEBalance(plan.eval_every_steps, log=_log_with_axes(module))
@@ -347,6 +356,8 @@ def _finish(run: _Run, trainer: L.Trainer, error: BaseException | None) -> RunRe
 
                 log_summary(logger, record)
                 finish_wandb(logger, 0 if record.status in ("reached", "budget_exhausted") else 1)
+    if record is not None and record.run_id != run.run_id:  # a rank srun / another node started: rank 0's run
+        run.run_id, run.run_dir = record.run_id, run.run_dir.parent / record.run_id
     if status == "interrupted":
         # Lightning ignores SIGINT after an interrupt and never restores it; give Ctrl-C back to the
         # user and stop whatever loop (seeds, sweeps) called us.

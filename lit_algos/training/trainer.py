@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lit_algos.config import Config
 from lit_algos.config.train import TRAINER_OWNED
 from lit_algos.errors import ConfigError
+from lit_algos.training.distributed import build_strategy
 from lit_algos.training.plan import RunPlan, plan_run
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def trainer_kwargs(cfg: Config, plan: RunPlan | None = None, precision: str | No
         accelerator=plan.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=t.strategy,
+        strategy=build_strategy(t.strategy, plan.accelerator),  # fsdp: lit_algos.training.fsdp
         precision=precision or t.precision,
         max_steps=plan.max_steps or -1,
         max_epochs=-1,  # one endless epoch: the budget (BudgetStop) or the target ends the run
