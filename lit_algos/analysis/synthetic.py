@@ -37,6 +37,7 @@ def log_linear_loss(a: float = 10.0, b: float = 0.2, k: float = 1.0) -> Callable
     return lambda flops: a - b * math.log(k * flops)
 
 
+# long: one record with every field a trained run writes, set out in one place to read against RunRecord
 def synthetic_record(
     run_id: str,
     *,

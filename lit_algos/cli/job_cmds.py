@@ -11,6 +11,11 @@ from lit_algos.records import default_runs_dir
 
 
 def register(sub) -> None:
+    _register_benchmark(sub)
+    _register_races(sub)
+
+
+def _register_benchmark(sub) -> None:
     b = sub.add_parser(
         "benchmark", help="measure training throughput (tokens/s, FLOP/s, MFU) of recipes here"
     )
@@ -49,6 +54,9 @@ def register(sub) -> None:
     b.add_argument("--json", action="store_true", help="print JSON (host, peaks, rows) instead of tables")
     b.set_defaults(func=cmd_benchmark)
 
+
+def _register_races(sub) -> None:
+    """``speedrun`` (one recipe on a track) and ``main`` (retro vs modern on the CPU track)."""
     s = sub.add_parser(
         "speedrun",
         help="train SEEDS seeds of a recipe on a track and show where it would rank",

@@ -24,7 +24,12 @@ def register(sub) -> None:
         help="train the runs of an A/B comparison, an ablation (attribution) or a scaling fit, then analyse",
     )
     kinds = p.add_subparsers(dest="sweep", metavar="KIND", required=True)
+    _register_ablation(kinds)
+    _register_scaling(kinds)
+    _register_ab(kinds)
 
+
+def _register_ablation(kinds) -> None:
     a = kinds.add_parser("ablation", help="add-one / remove-one runs between two recipes, then attribution")
     a.add_argument("--ref", default="retro", help="the old stack (default retro)")
     a.add_argument("--new", default="modern", help="the new stack (default modern)")
@@ -43,6 +48,8 @@ def register(sub) -> None:
     _name_prefix(a)
     a.set_defaults(func=cmd_ablation)
 
+
+def _register_scaling(kinds) -> None:
     s = kinds.add_parser("scaling", help="train recipes over a size ladder and fit L(C) = E + A C^-alpha")
     s.add_argument("--recipes", nargs="+", default=["retro", "modern"], help="one or two recipes (ref, new)")
     s.add_argument(
@@ -56,6 +63,8 @@ def register(sub) -> None:
     # 2 seeds x 3 sizes = 6 points per fit (see lit_algos.sweeps.scaling.SCALING_SEEDS)
     s.set_defaults(func=cmd_scaling, seeds=SCALING_SEEDS)
 
+
+def _register_ab(kinds) -> None:
     b = kinds.add_parser(
         "ab",
         help="train two variants over the same seeds, then print the CEG of NEW over REF",
@@ -114,6 +123,11 @@ def add_executor_args(p) -> None:
         default=None,
         help="CPU threads per run (default: the cores split between the workers; slurm: --slurm-cpus-per-task)",
     )
+    _add_slurm_args(g)
+
+
+def _add_slurm_args(g) -> None:
+    """The --slurm-* flags: sbatch settings of the slurm executor's array tasks."""
     g.add_argument(
         "--slurm-partition",
         default=None,

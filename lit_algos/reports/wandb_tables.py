@@ -143,29 +143,9 @@ def log_ceg(result, refs, news, *, scaling=None, allocation=None, directory: Pat
 
     ref_name = ", ".join(sorted({r.recipe for r in refs}))
     new_name = ", ".join(sorted({n.recipe for n in news}))
-    out_tables, images, summary = {}, {}, {}
-    if result is not None:
-        report = result.report
-        t = tables.ceg_table(report)
-        out_tables["ceg"] = (t.columns, t.rows)
-        if result.attribution:
-            a = tables.attribution_table(result.attribution)
-            out_tables["attribution"] = (a.columns, a.rows)
-        first = report.summaries[0]
-        data = {
-            unit: {"primary L*": {"ceg": e.to_dict()}}
-            for unit, e in first.estimates.items()
-            if unit != "throughput"
-        }
-        images["ceg.png"] = plots.ceg_points(
-            data, ["primary L*"], ref_name, title=f"CEG of {new_name} over {ref_name}"
-        )
-        groups = {("ceg", ref_name, ""): refs, ("ceg", new_name, ""): news}
-        images["loss-curves.png"] = plots.loss_curves("ceg", [""], [ref_name, new_name], groups)
-        summary = {f"ceg/{unit}": e.value for unit, e in first.estimates.items()}
-        summary.update({f"ceg/{unit}_low": e.low for unit, e in first.estimates.items()})
-        summary.update({f"ceg/{unit}_high": e.high for unit, e in first.estimates.items()})
-        summary["L*"] = first.loss
+    out_tables, images, summary = (
+        _ceg_outputs(result, refs, news, ref_name, new_name) if result is not None else ({}, {}, {})
+    )
     if scaling is not None:
         t = tables.scaling_table(scaling)
         out_tables["scaling"] = (t.columns, t.rows)
@@ -199,6 +179,33 @@ def log_ceg(result, refs, news, *, scaling=None, allocation=None, directory: Pat
         summary=summary,
         directory=directory,
     )
+
+
+def _ceg_outputs(result, refs, news, ref_name: str, new_name: str) -> tuple[dict, dict, dict]:
+    """The CEG's tables (with the attribution's), its two plots and its summary numbers."""
+    out_tables, images, summary = {}, {}, {}
+    report = result.report
+    t = tables.ceg_table(report)
+    out_tables["ceg"] = (t.columns, t.rows)
+    if result.attribution:
+        a = tables.attribution_table(result.attribution)
+        out_tables["attribution"] = (a.columns, a.rows)
+    first = report.summaries[0]
+    data = {
+        unit: {"primary L*": {"ceg": e.to_dict()}}
+        for unit, e in first.estimates.items()
+        if unit != "throughput"
+    }
+    images["ceg.png"] = plots.ceg_points(
+        data, ["primary L*"], ref_name, title=f"CEG of {new_name} over {ref_name}"
+    )
+    groups = {("ceg", ref_name, ""): refs, ("ceg", new_name, ""): news}
+    images["loss-curves.png"] = plots.loss_curves("ceg", [""], [ref_name, new_name], groups)
+    summary = {f"ceg/{unit}": e.value for unit, e in first.estimates.items()}
+    summary.update({f"ceg/{unit}_low": e.low for unit, e in first.estimates.items()})
+    summary.update({f"ceg/{unit}_high": e.high for unit, e in first.estimates.items()})
+    summary["L*"] = first.loss
+    return out_tables, images, summary
 
 
 def _warn(message: str) -> None:
