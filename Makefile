@@ -46,13 +46,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install lit_algos with its dev tools
 
-test: $(STAMP)  ## lint (ruff) and run the test suite (CPU only; the SLURM tests need make slurm-up)
+test: $(STAMP)  ## lint (ruff, the import floors) and run the test suite (CPU only; the SLURM tests need make slurm-up)
 	$(VENV)/bin/ruff check lit_algos tests scripts
 	$(VENV)/bin/ruff format --check lit_algos tests scripts
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-lint: $(STAMP)  ## ruff check only
+lint: $(STAMP)  ## ruff check and the import floors (lint-imports; contracts in pyproject.toml)
 	$(VENV)/bin/ruff check lit_algos tests scripts
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)  ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff check --fix lit_algos tests scripts
@@ -122,4 +124,4 @@ slurm-up:  ## start a one-node SLURM cluster on this host (root; apt installs sl
 	scripts/slurm-up.sh
 
 clean:  ## remove runs and caches (keeps .venv)
-	rm -rf runs .cache .pytest_cache .ruff_cache
+	rm -rf runs .cache .pytest_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -24,10 +24,12 @@ import dataclasses
 import math
 from typing import Any
 
-from lit_algos.config.base import to_dict
 from lit_algos.config.model import ModelConfig, component
 from lit_algos.errors import ConfigError
+from lit_algos.flops import estimate_flops
+from lit_algos.model import param_counts
 from lit_algos.registry import names, registry
+from lit_algos.utils.typed import to_dict
 
 
 def _options_for(cfg: ModelConfig, kind: str) -> dict[str, Any]:
@@ -54,10 +56,8 @@ def _options_for(cfg: ModelConfig, kind: str) -> dict[str, Any]:
 def compare_attention_kinds(cfg: ModelConfig, bytes_per_number: int = 2) -> list[dict[str, Any]]:
     """A row per attention entry: kind, options, params, FLOPs/token (train), ideal FLOPs/token
     (sparse only), KV-cache bytes/token, note. Empty for a model without attention (LSTM)."""
-    from lit_algos.flops import estimate_flops
-    from lit_algos.model import param_counts
 
-    if cfg.mixer == "lstm":
+    if not registry("mixer").get(cfg.mixer.kind).has_attention:
         return []
     rows = []
     for kind in names("attention"):

@@ -9,26 +9,44 @@ A single timing on a shared machine means little (rounds under load disagreed by
 ``compare`` alternates the recipes over several rounds (ABBA order: a drift in load hits every
 recipe alike) and reports the median and the spread (min-max and IQR) of each. ``plain_loop``
 runs the same model, optimizer, schedule, precision and data in a minimal PyTorch loop with no
-Lightning: the reference row that tells what the trainer costs. MFU is reported against the host's sustained matmul peak (``lit_algos.peaks``) on a CPU and
-against the data-sheet table (``lit_algos.flops.PEAK_FLOPS``) on known GPUs.
+Lightning: the reference row that tells what the trainer costs. An A/B row (``jobs``' ``ab``)
+runs a recipe with extra config overrides, e.g. ``train.chunked_loss=false`` (the loss's plain
+strategy) or ``optim.muon_ns_dtype=float32``: a before/after toggle is a config option, never an
+environment variable read in a hot path. MFU is ``lit_algos.flops.mfu`` against the host's sustained
+matmul peak on a CPU (``lit_algos.peaks``) and the data sheet on known GPUs.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import torch
+
+from lit_algos.config.recipes import load_config, parse_override
+from lit_algos.data import TokenDataModule, prepare_dataset
+from lit_algos.errors import LitAlgosError
+from lit_algos.flops import mfu, record_flops
+from lit_algos.hardware import host_fingerprint, host_string
+from lit_algos.model import build_model, param_counts
+from lit_algos.optim import build_optimizer, build_scheduler
+from lit_algos.peaks import fingerprint_peaks, peak_for
+from lit_algos.precision import resolve_precision
+from lit_algos.training.plan import plan_run
+from lit_algos.training.run import train
+from lit_algos.utils.spread import spread
 
 PLAIN = "plain"  # the row name suffix of a recipe run in the plain PyTorch loop
 
 
 def benchmark_recipe(recipe: str, overrides: Sequence[str] = (), steps: int = 30):
     """Train ``recipe`` (with ``overrides``) for ``steps`` timed steps; returns (config, run record)."""
-    from lit_algos.config.recipes import load_config
-    from lit_algos.training.run import train
 
     cfg = load_config(recipe, list(overrides))
     tokens_per_step = cfg.train.batch_size * cfg.model.block_size
@@ -74,15 +92,6 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
     (the same split as ``benchmark_recipe``). Gradient accumulation follows the recipe's
     micro-batch size. Returns the same keys as ``lightning_round``.
     """
-    import torch
-
-    from lit_algos.config.recipes import load_config
-    from lit_algos.data import TokenDataModule, prepare_dataset
-    from lit_algos.flops import record_flops
-    from lit_algos.model import build_model, param_counts
-    from lit_algos.optim import build_optimizer, build_scheduler
-    from lit_algos.precision import resolve_precision
-    from lit_algos.training.plan import plan_run
 
     cfg = load_config(recipe, list(overrides))
     plan = plan_run(cfg)
@@ -96,7 +105,7 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
     model.train()
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim.schedule, steps + 1)
-    forward = torch.compile(model) if cfg.train.compile else model
+    loss_fn = torch.compile(model.loss) if cfg.train.compile else model.loss  # as LitGPT compiles it
     dm = TokenDataModule(prepared, cfg.model.block_size, cfg.train.batch_size, cfg.train.micro_batch_size, 0)
     micro = iter(dm.train_micro_batches(start_step=0, rank=0, world_size=1))
     accum = plan.accumulate
@@ -110,7 +119,7 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
         for _ in range(accum):
             x, y = (t.to(device, non_blocking=True) for t in next(micro))
             with autocast:
-                _, loss, aux = forward(x, y, return_aux=True, loss_only=True)
+                loss, aux = loss_fn(x, y, chunked=cfg.train.chunked_loss)
             ((loss + aux) / accum).backward()
         if cfg.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -147,21 +156,12 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
 def _usage() -> tuple[float, int]:
     """(system CPU seconds, minor page faults) of this process so far (zeros where unsupported)."""
     try:
+        # resource is POSIX only
         import resource
     except ImportError:  # not on Windows
         return 0.0, 0
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_stime, ru.ru_minflt
-
-
-def spread(values: Sequence[float]) -> dict:
-    """Median, min, max and the interquartile range (inclusive quartiles) of ``values``."""
-    xs = sorted(values)
-    if len(xs) >= 2:
-        q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
-    else:
-        q1 = q3 = xs[0]
-    return {"median": statistics.median(xs), "min": xs[0], "max": xs[-1], "q1": q1, "q3": q3, "n": len(xs)}
 
 
 def round_order(names: Sequence[str], rounds: int) -> list[list[str]]:
@@ -195,32 +195,72 @@ def compare(
     return summary
 
 
-def with_env(key: str, value: str, job: Callable[[], dict]) -> Callable[[], dict]:
-    """``job`` run with ``os.environ[key] = value`` (restored after): a before/after toggle."""
+# The environment toggles benchmarks once set, and the config options that replaced them.
+RETIRED_TOGGLES = {
+    "LIT_ALGOS_CHUNKED_CE=0": "train.chunked_loss=false",
+    "LIT_ALGOS_NS_BF16=0": "optim.muon_ns_dtype=float32",
+    "LIT_ALGOS_BATCHED_NS=0": None,  # the per-matrix Newton-Schulz lost its benchmark and is gone
+}
 
-    def run() -> dict:
-        old = os.environ.get(key)
-        os.environ[key] = value
-        try:
-            return job()
-        finally:
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
-    return run
+def benchmark_jobs(
+    recipes: Sequence[str],
+    overrides: Sequence[str],
+    steps: int,
+    *,
+    plain: bool = False,
+    ab: Sequence[str] = (),
+) -> dict[str, Callable[[], dict]]:
+    """Row name -> one timed round: each recipe in the Lightning loop; with ``plain`` also in the
+    plain PyTorch loop; for each ``ab`` override (``KEY=VALUE``, a config field) the recipe with it."""
+
+    for toggle in ab:
+        if toggle in RETIRED_TOGGLES:
+            now = RETIRED_TOGGLES[toggle]
+            raise LitAlgosError(
+                f"--ab {toggle}: the benchmark toggles are config options now, not environment variables; "
+                + (
+                    f"use --ab {now}."
+                    if now
+                    else "the batched Newton-Schulz is the only one left (nothing to compare)."
+                )
+            )
+        if toggle.startswith("LIT_ALGOS_"):
+            raise LitAlgosError(
+                f"--ab {toggle}: --ab takes a config override KEY=VALUE (e.g. train.chunked_loss=false), not an "
+                "environment variable; set that for the whole command instead (e.g. LIT_ALGOS_PRECISION=asked "
+                "lit-algos benchmark ...)."
+            )
+        parse_override(toggle)  # KEY=VALUE, or a ConfigError naming it
+    jobs: dict[str, Callable[[], dict]] = {}
+    for recipe in recipes:
+        jobs[recipe] = lambda r=recipe: lightning_round(r, overrides, steps)
+        if plain:
+            jobs[f"{recipe} ({PLAIN})"] = lambda r=recipe: plain_loop(r, overrides, steps)
+        for toggle in ab:
+            jobs[f"{recipe} [{toggle}]"] = lambda r=recipe, t=toggle: lightning_round(
+                r, [*overrides, t], steps
+            )
+    return jobs
+
+
+def with_mfu(summary: dict[str, dict], peaks: dict[str, dict] | None, device_name: str) -> list[dict]:
+    """``compare``'s rows with the peak each is measured against and their MFU (median, min, max...)."""
+
+    rows = []
+    for name, row in summary.items():
+        peak, source = peak_for(row["precision"], peaks, device_name)
+        spread_mfu = {k: mfu(v, peak) for k, v in row["flop_per_s"].items() if k != "n"}
+        rows.append({"name": name, **row, "peak_flop_per_s": peak, "peak_source": source, "mfu": spread_mfu})
+    return rows
 
 
 def host_line() -> str:
     """Threads, the host and the load average: the context every figure is read in."""
-    import torch
-
-    from lit_algos.hardware import host_fingerprint, host_string
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return (
-        f"{host_string(host_fingerprint(peaks='cached'))}; torch threads {torch.get_num_threads()}; "
+        f"{host_string(host_fingerprint(peaks=fingerprint_peaks(cached=True)))}; torch threads {torch.get_num_threads()}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)"
     )
 
@@ -228,9 +268,6 @@ def host_line() -> str:
 # ---- start-up ------------------------------------------------------------------------------------
 def import_round(module: str = "lightning") -> dict:
     """Seconds from spawning ``python -c "import MODULE"`` to its exit: the import floor."""
-    import subprocess
-    import sys
-
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True, capture_output=True)
     return {"seconds": time.perf_counter() - t0}
@@ -240,10 +277,6 @@ def startup_round(recipe: str = "debug", overrides: Sequence[str] = ()) -> dict:
     """Seconds from spawning ``python -m lit_algos train RECIPE`` to its header line and to its
     first training step's progress line (``train.log_every=1``), in a throw-away runs directory;
     the run is stopped there (SIGTERM) and waited for."""
-    import signal
-    import subprocess
-    import sys
-
     with tempfile.TemporaryDirectory(prefix="lit-algos-startup-") as tmp:
         cmd = [sys.executable, "-m", "lit_algos", "train", recipe, "--no-progress", "--runs-dir", tmp]
         cmd += [a for o in [*overrides, "train.log_every=1"] for a in ("--set", o)]

@@ -20,6 +20,7 @@ import base64
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 from lit_algos.errors import LitAlgosError
 from lit_algos.utils.io import atomic_write_json, atomic_write_text
@@ -79,11 +80,8 @@ def _common_misfits(m) -> list[str]:
             m.logit_softcap is None,
             f"logit_softcap={m.logit_softcap} (no logit soft-cap in Llama, Qwen3, GPT-2)",
         ),
-        (getattr(m, "moe", None) is None, "a mixture of experts"),
-        (
-            getattr(m, "mixer", None) in (None, "transformer"),
-            f"mixer={getattr(m, 'mixer', None)!r} (a Transformer)",
-        ),
+        (m.mlp.kind != "moe", "mlp.kind='moe' (a mixture of experts)"),
+        (m.mixer.kind == "transformer", f"mixer.kind={m.mixer.kind!r} (a Transformer)"),
     ]
     return [why for ok, why in checks if not ok]
 
@@ -295,6 +293,7 @@ def export_tokenizer(tokenizer, out: Path) -> list[Path]:
         )
     )
     try:
+        # Hugging Face tokenizers comes with the optional hf extra
         from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     except ImportError:
         return written  # the tiktoken form is always there
@@ -338,7 +337,6 @@ def export_tokenizer(tokenizer, out: Path) -> list[Path]:
 # ---- entry point -----------------------------------------------------------------------------------
 def export_run(run, out: str | Path, fmt: str = "safetensors") -> list[Path]:
     """Write ``run`` (a ``lit_algos.inference.LoadedRun``) to ``out`` in format ``fmt``; the files written."""
-    from safetensors.torch import save_file
 
     if fmt not in FORMATS:
         raise LitAlgosError(f"--format {fmt!r}: allowed are {', '.join(FORMATS)}.")

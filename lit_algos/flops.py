@@ -21,8 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
 from lit_algos.config.model import ModelConfig
+from lit_algos.model import GPT, build_model
 from lit_algos.registry import registry
 
 
@@ -33,7 +36,6 @@ def _register_grouped_mm_formula() -> None:
     (M, K) x (E, K, N) -> (M, N); (K, M) x (M, N) -> (E, K, N), the weight gradient; (E, M, K) x
     (K, N) -> (M, N); (E, M, K) x (E, K, N) -> (E, M, N), batched.
     """
-    from torch.utils.flop_counter import flop_registry, register_flop_formula
 
     op = getattr(torch.ops.aten, "_grouped_mm", None)
     if op is None or op.default in flop_registry or op in flop_registry:
@@ -68,9 +70,10 @@ class FlopsReport:
 def estimate_flops(cfg: ModelConfig, *, ideal: bool = False) -> FlopsReport:
     """Analytic forward and training FLOPs per token of ``cfg`` at sequence length ``block_size``.
 
-    Each component reports its own matmul FLOPs (``flops_per_token(cfg, layer_idx)`` for the
-    per-layer axes, ``flops_per_token(cfg)`` for position), so a new registry entry carries its
-    own accounting. For sparse entries (MoE) these are the *active* FLOPs: what one token goes
+    Each component reports its own matmul FLOPs (the mixer's ``flops_per_token(cfg, ideal)``,
+    which the transformer sums from its attention and mlp entries' ``flops_per_token(cfg,
+    layer_idx)``; ``flops_per_token(cfg)`` for position), so a new registry entry carries its own
+    accounting. For sparse entries (MoE) these are the *active* FLOPs: what one token goes
     through. Breakdown keys: attn_qkv, attn_scores, attn_out, mlp (summed over layers), those of
     other entries (e.g. router), position (if any), lm_head.
 
@@ -78,29 +81,14 @@ def estimate_flops(cfg: ModelConfig, *, ideal: bool = False) -> FlopsReport:
     a kernel that skips every masked score; otherwise the same as the default. The default (the
     work actually executed) is what records call ``analytic`` and what CEG uses.
     """
-    import lit_algos.components  # noqa: F401  (fills the registries)
 
-    attn = registry("attention").get(cfg.attention.kind)
-    mlp = registry("mlp").get(cfg.mlp.kind)
-    pos = registry("position").get(cfg.position.kind)
     breakdown: dict[str, float] = {}
-
-    def add(counts: dict[str, float]) -> None:
+    for counts in (
+        registry("mixer").get(cfg.mixer.kind).flops_per_token(cfg, ideal=ideal),
+        registry("position").get(cfg.position.kind).flops_per_token(cfg),
+    ):
         for key, value in counts.items():
             breakdown[key] = breakdown.get(key, 0.0) + float(value)
-
-    if cfg.mixer == "lstm":
-        from lit_algos.components.lstm import LSTMMixer
-
-        add(LSTMMixer.flops_per_token(cfg))
-    # Per layer, because a layer's entry may depend on its index (MoE with the first layers dense).
-    attn_count = (
-        getattr(attn, "ideal_flops_per_token", attn.flops_per_token) if ideal else attn.flops_per_token
-    )
-    for layer in range(cfg.n_layer if cfg.mixer != "lstm" else 0):
-        add(attn_count(cfg, layer))
-        add(mlp.flops_per_token(cfg, layer))
-    add(pos.flops_per_token(cfg))
     breakdown["lm_head"] = 2.0 * cfg.n_embd * cfg.vocab_size
     forward = sum(breakdown.values())
     return FlopsReport(
@@ -113,7 +101,7 @@ def record_flops(cfg: ModelConfig) -> dict[str, float]:
     (FlopCounterMode) and, for sparse attention, ``ideal`` (attended pairs only)."""
     out = {"analytic": estimate_flops(cfg).per_token_train, "measured": measure_flops(cfg)}
     attn = registry("attention").get(cfg.attention.kind)
-    if cfg.mixer != "lstm" and hasattr(attn, "ideal_flops_per_token"):
+    if registry("mixer").get(cfg.mixer.kind).has_attention and hasattr(attn, "ideal_flops_per_token"):
         out["ideal"] = estimate_flops(cfg, ideal=True).per_token_train
     return out
 
@@ -126,10 +114,6 @@ def measure_flops(cfg: ModelConfig, batch_size: int = 1) -> float:
     Models with a data-dependent component (``data_dependent_flops``, e.g. MoE routing) run on
     the CPU instead, with real weights and tokens.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from lit_algos.model import GPT, build_model
 
     with torch.device("meta"):
         model = GPT(cfg)
@@ -146,7 +130,7 @@ def measure_flops(cfg: ModelConfig, batch_size: int = 1) -> float:
     # The math backend decomposes attention into matmuls that FlopCounterMode sees, with a
     # backward of exactly 2x forward (no recomputation; see the module docstring).
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        _, loss = model(idx, idx)
+        loss, _ = model.loss(idx, idx, chunked=False)  # the plain strategy: the same matmuls, unchunked
         loss.backward()
     return counter.get_total_flops() / (batch_size * T)
 

@@ -19,6 +19,8 @@ import os
 import platform
 from pathlib import Path
 
+import torch
+
 # The flags that decide CPU matmul throughput, fastest first.
 ISA_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
 # Two hosts whose measured peaks (of either kind) differ by more than this fraction are different machines.
@@ -77,13 +79,10 @@ def cpu_clock_mhz(info: dict[str, str] | None = None) -> float | None:
         return None
 
 
-def host_fingerprint(accelerator: str = "cpu", n_devices: int = 1, peaks: bool | str = True) -> dict:
+def host_fingerprint(accelerator: str = "cpu", n_devices: int = 1, peaks: dict | None = None) -> dict:
     """CPU identity, clock and ISA flags, cores and threads used, accelerator name/count, torch
-    version and the sustained matmul peaks of the device that computes (``lit_algos.peaks``):
-    ``peaks`` True measures them when this host has none cached, "cached" takes only cached
-    ones, False leaves them out."""
-    import torch
-
+    version and, when given, the sustained matmul peaks of the device that computes (``peaks``:
+    ``lit_algos.peaks.fingerprint_peaks``; this module sits below it and does not measure)."""
     info = _cpuinfo()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = accelerator in ("gpu", "cuda") and torch.cuda.is_available()
@@ -100,12 +99,7 @@ def host_fingerprint(accelerator: str = "cpu", n_devices: int = 1, peaks: bool |
         "torch": torch.__version__,
     }
     if peaks:
-        from lit_algos.peaks import cached_peaks, host_peaks
-
-        device = "cuda" if gpu else "cpu"
-        found = cached_peaks(device) if peaks == "cached" else host_peaks(device)
-        if found:
-            host["peaks"] = found
+        host["peaks"] = peaks
     return host
 
 

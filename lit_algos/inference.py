@@ -16,7 +16,10 @@ from pathlib import Path
 
 import torch
 
+from lit_algos.config import Config
+from lit_algos.data.tokenizers import load_tokenizer, load_tokenizer_file
 from lit_algos.errors import LitAlgosError
+from lit_algos.model import build_model
 from lit_algos.records import RunRecord, default_runs_dir
 
 
@@ -29,8 +32,6 @@ class LoadedRun:
 
     @property
     def config(self):
-        from lit_algos.config import Config
-
         return Config.from_dict(self.record.config)
 
 
@@ -52,8 +53,6 @@ def run_dir(run: str | Path, runs_dir: Path | None = None) -> Path:
 
 def load_model_weights(path: Path, record: RunRecord):
     """The GPT of a run with the weights of its last checkpoint."""
-    from lit_algos.config import Config
-    from lit_algos.model import build_model
 
     ckpt = path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
@@ -70,9 +69,6 @@ def load_model_weights(path: Path, record: RunRecord):
 
 
 def load_run_tokenizer(record: RunRecord):
-    from lit_algos.config import Config
-    from lit_algos.data.tokenizers import load_tokenizer, load_tokenizer_file
-
     root = record.data.get("root")
     if root and (Path(root) / "tokenizer.json").is_file():
         tok = load_tokenizer_file(Path(root) / "tokenizer.json")

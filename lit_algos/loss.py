@@ -1,4 +1,13 @@
-"""The language-model loss without the full logits: LM head + cross-entropy in row chunks.
+"""The language-model loss: one ``lm_loss`` with two strategies, chunked (the default) and plain.
+
+``lm_loss(x, weight, targets, softcap, chunked=...)`` is the mean cross-entropy of the soft-capped
+LM head ``softcap(x @ weight.T)`` against ``targets``, over the targets that are not
+``IGNORE_INDEX`` (NaN when there are none, as ``F.cross_entropy``). This module owns the ignore
+index and the soft-cap; ``lit_algos.model.GPT`` calls it for training, evaluation and its forward.
+
+- **plain**: the full logits (``head_logits``), then ``F.cross_entropy`` in float32
+  (``logits_cross_entropy``). What the GPT's forward returns beside its logits.
+- **chunked**: the same loss without the full logits (below); what training and evaluation use.
 
 Training and evaluation need only the mean cross-entropy, not the (B*T, V) logits. Computing
 ``F.linear`` then ``F.cross_entropy`` materialises the logits, their fp32 copy, the softmax and
@@ -12,27 +21,21 @@ Those two matmuls run in autocast's dtype where autocast is on (bf16 under bf16-
 plain path's backward); the head-weight gradient still sums its chunks in fp32.
 
 The logit soft-cap (``cap * tanh(z / cap)``) is applied per chunk with its derivative. Targets
-equal to ``IGNORE_INDEX`` count for nothing; the mean is over the others (NaN when there are
-none, as ``F.cross_entropy``). ``LIT_ALGOS_CHUNKED_CE=0`` selects the plain path (to measure it).
+equal to ``IGNORE_INDEX`` count for nothing. ``train.chunked_loss: false`` trains with the plain
+strategy instead, e.g. to measure the difference (``lit-algos benchmark --ab train.chunked_loss=false``).
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # targets to skip: PyTorch's default, used by the data and every evaluation
 CHUNK_ELEMENTS = 1 << 21  # logits per chunk (8 MB in fp32): below glibc's largest mmap threshold
 
 
 def chunk_rows(vocab_size: int) -> int:
     return max(16, CHUNK_ELEMENTS // max(1, vocab_size))
-
-
-def chunked_enabled() -> bool:
-    return os.environ.get("LIT_ALGOS_CHUNKED_CE", "1") != "0"
 
 
 def _chunk(xc, weight, tc, softcap, want_grad, grad_dtype=None):
@@ -135,17 +138,38 @@ def chunked_linear_cross_entropy(
     return total / (targets != IGNORE_INDEX).sum()
 
 
+def head_logits(x: torch.Tensor, weight: torch.Tensor, softcap: float | None = None) -> torch.Tensor:
+    """The LM head: ``x @ weight.T`` (..., V), soft-capped to ``(-cap, cap)`` by ``cap * tanh(z / cap)``."""
+    logits = F.linear(x, weight)
+    if softcap is not None:
+        logits = softcap * torch.tanh(logits / softcap)  # smoothly bounded to (-cap, cap)
+    return logits
+
+
+def logits_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of (..., V) logits against (...) targets, IGNORE_INDEX skipped; in float32
+    whatever the compute dtype (log-softmax over V is precision-sensitive)."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX
+    )
+
+
 def plain_linear_cross_entropy(
     x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
 ) -> torch.Tensor:
-    """The reference: full logits, then ``F.cross_entropy`` in fp32."""
-    logits = F.linear(x, weight)  # (N, V)
-    if softcap is not None:
-        logits = softcap * torch.tanh(logits / softcap)
-    return F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX)
+    """The reference strategy: full logits, then ``F.cross_entropy`` in fp32."""
+    return logits_cross_entropy(head_logits(x, weight, softcap), targets)
 
 
-def lm_loss(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None):
-    """The loss path used when only the loss is wanted (training and evaluation steps)."""
-    fn = chunked_linear_cross_entropy if chunked_enabled() else plain_linear_cross_entropy
+def lm_loss(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    softcap: float | None = None,
+    *,
+    chunked: bool = True,
+) -> torch.Tensor:
+    """The mean LM loss of hidden states ``x`` (N, C) under head ``weight`` (V, C) against ``targets``
+    (N,): chunked (no full logits) or plain (full logits); the same value up to float rounding."""
+    fn = chunked_linear_cross_entropy if chunked else plain_linear_cross_entropy
     return fn(x, weight, targets, softcap)

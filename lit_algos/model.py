@@ -1,11 +1,16 @@
-"""The composable GPT: token embedding -> n_layer blocks -> final norm -> LM head.
+"""The composable GPT: token embedding -> mixer (transformer blocks or an LSTM) -> final norm -> LM head.
 
 Every swappable piece comes from a registry (``lit_algos.components``) by the name in the
 ``ModelConfig``; this file only wires them together, initialises the weights and counts
 parameters. No training machinery lives here (no optimizer, precision or compile).
 
     model = build_model(cfg, device="cuda")    # meta-device construction, then init on device
-    logits, loss = model(idx, targets)         # (B, T) -> (B, T, V), mean cross-entropy (-100 ignored)
+    logits, loss = model(idx, targets)         # (B, T) -> (B, T, V) and the mean loss (None without targets)
+    loss, aux = model.loss(idx, targets)       # training and evaluation: no full logits, aux losses apart
+
+One loss path: ``hidden_states`` (the final norm's output and the mixer's auxiliary losses), then
+``logits`` or ``lm_loss`` (``lit_algos.loss.lm_loss``: the ignore index, the soft-cap, and the
+chunked and plain strategies of the same loss).
 """
 
 from __future__ import annotations
@@ -13,55 +18,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import lit_algos.components  # noqa: F401  (fills the registries)
 from lit_algos.components.norm import LayerNorm, NoNorm, RMSNorm, build_norm
+from lit_algos.components.transformer import Block  # noqa: F401  (public: FSDP wraps each Block)
 from lit_algos.config.model import ModelConfig
-from lit_algos.loss import lm_loss
+from lit_algos.loss import head_logits, lm_loss, logits_cross_entropy
 from lit_algos.registry import registry
-
-IGNORE_INDEX = -100  # targets to skip in the loss: PyTorch's default, used by the data and every evaluation
-
-
-class Block(nn.Module):
-    """One transformer block. ``pre``: x + f(norm(x)) (GPT-2 onwards); ``post``: norm(x + f(x)) (Vaswani).
-
-    A sub-layer (attention or mlp entry) returns either its output or ``(output, aux_loss)``; the
-    block adds up the auxiliary losses (e.g. an MoE load-balancing loss) and returns them beside x.
-    """
-
-    def __init__(self, cfg: ModelConfig, layer_idx: int = 0):
-        super().__init__()
-        self.pre_norm = cfg.norm.placement == "pre"
-        self.norm_1 = build_norm(cfg)
-        self.attn = registry("attention").get(cfg.attention.kind)(cfg, layer_idx)
-        self.norm_2 = build_norm(cfg)
-        self.mlp = registry("mlp").get(cfg.mlp.kind)(cfg, layer_idx)
-
-    def forward(self, x: torch.Tensor, pos: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-        aux = None
-        if self.pre_norm:
-            y, aux = _split_aux(self.attn(self.norm_1(x), pos), aux)
-            x = x + y
-            y, aux = _split_aux(self.mlp(self.norm_2(x)), aux)
-            x = x + y
-        else:
-            y, aux = _split_aux(self.attn(x, pos), aux)
-            x = self.norm_1(x + y)
-            y, aux = _split_aux(self.mlp(x), aux)
-            x = self.norm_2(x + y)
-        return x, aux  # (B, T, C), scalar or None
-
-
-def _split_aux(out, aux: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A sub-layer's output and the running auxiliary loss plus the sub-layer's own (if any)."""
-    if isinstance(out, tuple):
-        out, extra = out
-        if extra is not None:
-            aux = extra if aux is None else aux + extra
-    return out, aux
 
 
 class GPT(nn.Module):
@@ -69,15 +33,13 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        # One position module for the whole model; blocks receive it in forward (see position.py).
+        # One position module for the whole model; the mixer receives it in forward (see position.py).
         self.pos = registry("position").get(cfg.position.kind)(cfg)
         self.drop = nn.Dropout(cfg.dropout)
-        if cfg.mixer == "lstm":  # the same shell around an LSTM instead of the blocks
-            from lit_algos.components.lstm import LSTMMixer
-
-            self.blocks, self.lstm = nn.ModuleList(), LSTMMixer(cfg)
-        else:
-            self.blocks, self.lstm = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer)), None
+        # The mixer sits under its own name (blocks, lstm), which the parameter names carry.
+        mixer = registry("mixer").get(cfg.mixer.kind)
+        self.mixer_name = mixer.attribute
+        setattr(self, self.mixer_name, mixer(cfg))
         self.norm_f = build_norm(cfg) if cfg.final_norm else NoNorm(cfg.n_embd)
         # Tied: the head reuses wte.weight through F.linear, so there is no second parameter to
         # keep tied (to_empty would silently untie a shared nn.Parameter). The head has no bias.
@@ -88,60 +50,48 @@ class GPT(nn.Module):
         """The LM head's weight (V, C): the token embedding when tied."""
         return self.wte.weight if self.lm_head is None else self.lm_head.weight  # (V, C)
 
-    def forward(
-        self,
-        idx: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        *,
-        return_aux: bool = False,
-        loss_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """idx: (B, T) token ids; targets: (B, T) ids or None (IGNORE_INDEX = -100: no loss there).
-
-        Returns (logits (B, T, V), loss): the mean language-model cross-entropy over the targets that
-        are not ignored (NaN when every target is ignored). With ``return_aux=True`` also the sum of
-        the blocks' auxiliary losses (a scalar, 0 when no component has one): the training step adds
-        it to the loss and logs it separately. With ``loss_only=True`` (and targets) the logits are
-        None: the head and the loss run in row chunks (``lit_algos.loss``) and the full (B, T, V)
-        logits are never materialised.
-        """
-        B, T = idx.size()
+    def hidden_states(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """idx (B, T) token ids -> the final norm's output (B, T, C) and the sum of the mixer's
+        auxiliary losses (a float32 scalar, 0 when no component has one; e.g. MoE load balancing)."""
+        T = idx.size(1)
         if T > self.cfg.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.cfg.block_size}")
-        x = self.pos.embed(self.wte(idx))  # (B, T, C)
-        x = self.drop(x)
-        aux_total = None
-        if self.lstm is not None:
-            x = self.lstm(x)  # (B, T, C)
-        for block in self.blocks:
-            x, aux = block(x, self.pos)
-            if aux is not None:
-                aux_total = aux if aux_total is None else aux_total + aux
+        x = self.drop(self.pos.embed(self.wte(idx)))  # (B, T, C)
+        x, aux = getattr(self, self.mixer_name)(x, self.pos)
         x = self.norm_f(x)
-        if loss_only and targets is not None:
-            # reshape, not view: the LSTM mixer's output is not contiguous
-            loss = lm_loss(
-                x.reshape(B * T, -1), self.head_weight, targets.reshape(B * T), self.cfg.logit_softcap
-            )
-            aux_total = aux_total if aux_total is not None else loss.new_zeros(())
-            return (None, loss, aux_total) if return_aux else (None, loss)
-        logits = F.linear(x, self.head_weight)  # (B, T, V)
-        if self.cfg.logit_softcap is not None:
-            cap = self.cfg.logit_softcap
-            logits = cap * torch.tanh(logits / cap)  # smoothly bounded to (-cap, cap)
-        loss = None
-        if targets is not None:
-            # The loss in float32 whatever the compute dtype: log-softmax over V is precision-sensitive.
-            loss = F.cross_entropy(
-                logits.view(B * T, -1).float(), targets.reshape(B * T), ignore_index=IGNORE_INDEX
-            )
-        if return_aux:
-            return (
-                logits,
-                loss,
-                aux_total if aux_total is not None else logits.new_zeros((), dtype=torch.float32),
-            )
-        return logits, loss
+        return x, aux if aux is not None else x.new_zeros((), dtype=torch.float32)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., C) -> soft-capped logits (..., V)."""
+        return head_logits(h, self.head_weight, self.cfg.logit_softcap)
+
+    def lm_loss(self, h: torch.Tensor, targets: torch.Tensor, *, chunked: bool = True) -> torch.Tensor:
+        """The mean cross-entropy of hidden states (B, T, C) against targets (B, T) (IGNORE_INDEX = -100
+        skipped; NaN when every target is): chunked (no full logits) or plain (``lit_algos.loss``)."""
+        # reshape, not view: the LSTM mixer's output is not contiguous
+        return lm_loss(
+            h.reshape(-1, h.size(-1)),
+            self.head_weight,
+            targets.reshape(-1),
+            self.cfg.logit_softcap,
+            chunked=chunked,
+        )
+
+    def loss(
+        self, idx: torch.Tensor, targets: torch.Tensor, *, chunked: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training and evaluation: (the mean LM loss, the auxiliary losses' sum); no full logits
+        unless ``chunked=False``. The training step adds the two and logs them apart."""
+        h, aux = self.hidden_states(idx)
+        return self.lm_loss(h, targets, chunked=chunked), aux
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) -> (logits (B, T, V), the mean LM loss against ``targets`` or None): the plain
+        strategy of ``lm_loss``, from the logits it returns."""
+        logits = self.logits(self.hidden_states(idx)[0])
+        return logits, None if targets is None else logits_cross_entropy(logits, targets)
 
     def reset_buffers(self) -> None:
         """Recompute every non-persistent buffer (rope cos/sin, sinusoid table, alibi slopes)."""

@@ -21,11 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import statistics
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+
+import torch
+
+from lit_algos.data.hub import cache_root
+from lit_algos.flops import PEAK_FLOPS, canonical_device, peak_flops
+from lit_algos.hardware import cpu_identity
+from lit_algos.utils.io import atomic_write_json
+from lit_algos.utils.spread import spread
 
 KINDS = ("fp32", "bf16")
 # Square sizes per device kind, all in the range where the rate has levelled off (smaller ones
@@ -56,8 +65,6 @@ def sustained_peak(
     AVX2-only CPU emulates bf16 at a few GFLOP/s): sizes left when it runs out are skipped, and the
     result says how many windows it has (``spread["n"]``).
     """
-    import torch
-
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     settings = _settings(device)
     sizes = tuple(sizes or settings["sizes"])
@@ -99,19 +106,13 @@ def sustained_peak(
         "dtype": dtype,
         "device": device,
         "peak": statistics.median(samples),
-        "spread": _spread(samples),
+        "spread": spread(samples),
         "per_size": {n: statistics.median(rates) for n, rates in windows.items()},
         "windows": windows,
         "window_s": window_s,
         "seconds": time.perf_counter() - start,
         "load": _load(),
     }
-
-
-def _spread(values: Sequence[float]) -> dict:
-    from lit_algos.benchmark import spread
-
-    return spread(values)
 
 
 def _load() -> float | None:
@@ -150,13 +151,6 @@ def cache_file(device: str = "cpu", cache_dir=None) -> Path:
 
     The host name is part of the key (hashed, never stored): two machines that report the same
     CPU can differ 2.5x in matmul rate, so a shared home directory must not share their peaks."""
-    import socket
-
-    import torch
-
-    from lit_algos.data.hub import cache_root
-    from lit_algos.hardware import cpu_identity
-
     ident = cpu_identity()
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else ""
     key = json.dumps(
@@ -179,8 +173,6 @@ def cache_file(device: str = "cpu", cache_dir=None) -> Path:
 
 def store_peaks(peaks: dict[str, dict], device: str = "cpu", cache_dir=None) -> dict[str, dict]:
     """Keep measured peaks (``sustained_peak`` results by kind) for later runs on this host; returns their summaries."""
-    from lit_algos.utils.io import atomic_write_json
-
     kept = {kind: summary(m) for kind, m in peaks.items()}
     try:
         atomic_write_json(cache_file(device, cache_dir), {"version": CACHE_VERSION, "peaks": kept})
@@ -226,8 +218,6 @@ def kind_of(precision: str) -> str:
 def peak_for(precision: str, peaks: dict[str, dict] | None, device_name: str) -> tuple[float | None, str]:
     """The per-device peak MFU is computed against and where it comes from: a known GPU's data
     sheet, else the measured peak of the precision's kind (``peaks``: summaries or measurements)."""
-    from lit_algos.flops import PEAK_FLOPS, canonical_device, peak_flops
-
     key = canonical_device(device_name)
     if key is not None and PEAK_FLOPS.get(key):
         return peak_flops(device_name, precision), f"{key} data sheet"
@@ -243,11 +233,16 @@ def peak_for(precision: str, peaks: dict[str, dict] | None, device_name: str) ->
     return None, "no peak"
 
 
+def fingerprint_peaks(accelerator: str = "cpu", cached: bool = False) -> dict[str, dict] | None:
+    """The peaks a host fingerprint records for the device that computes: this host's
+    (``host_peaks``, measured once if none are cached), or with ``cached`` only cached ones."""
+    device = "cuda" if accelerator in ("gpu", "cuda") and torch.cuda.is_available() else "cpu"
+    return cached_peaks(device) if cached else host_peaks(device)
+
+
 def device_peak(device_name: str, precision: str, accelerator: str = "cpu") -> tuple[float | None, str]:
     """Peak FLOP/s per device that MFU is computed against: a known GPU's data sheet, this CPU's
     sustained peak (``host_peaks``), or None for a GPU missing from the table."""
-    from lit_algos.flops import PEAK_FLOPS, canonical_device
-
     key = canonical_device(device_name)
     if accelerator != "cpu" and not (key is not None and PEAK_FLOPS.get(key)):
         return None, f"no peak for {device_name!r} in lit_algos.flops.PEAK_FLOPS"

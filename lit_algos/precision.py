@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from lit_algos.hardware import cpu_flags
 
 # CPU instruction-set flags with native bf16 matmuls (oneDNN uses them for bf16 GEMMs).
@@ -24,8 +26,6 @@ OVERRIDE_ENV = "LIT_ALGOS_PRECISION"
 def native_bf16(accelerator: str = "cpu", flags: list[str] | None = None) -> bool:
     """Whether the device runs bf16 matmuls natively (CUDA: ``torch.cuda.is_bf16_supported()``)."""
     if accelerator in ("gpu", "cuda"):
-        import torch
-
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     flags = cpu_flags() if flags is None else flags
     return any(f in flags for f in NATIVE_BF16_FLAGS)

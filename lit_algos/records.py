@@ -14,18 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from lit_algos.errors import LitAlgosError
+from lit_algos.record_format import (  # noqa: F401  (public here)
+    FINISHED_STATUSES,
+    RESUMABLE_STATUSES,
+    SCHEMA_VERSION,
+    STATUSES,
+)
 from lit_algos.utils.io import atomic_write_json, read_json
 
-SCHEMA_VERSION = 1
 RUNS_DIR_ENV = "LIT_ALGOS_RUNS"
-# running: in progress. A record left "running" by a process that is gone (kill -9, power loss)
-#   reads as interrupted (see RunRecord.owner): its curve is complete up to the last evaluation
-#   and --resume continues it;
-# interrupted: stopped by Ctrl-C / SIGTERM; failed: stopped by an error (both resumable);
-# reached / budget_exhausted / diverged: finished, never resumed.
-STATUSES = ("running", "interrupted", "reached", "budget_exhausted", "diverged", "failed")
-FINISHED_STATUSES = ("reached", "budget_exhausted", "diverged")
-RESUMABLE_STATUSES = ("running", "interrupted", "failed")
 
 
 def default_runs_dir() -> Path:
@@ -106,7 +103,7 @@ class RunRecord:
 
         Keys this version does not know (written by newer code) are dropped; null losses (how
         JSON stores a diverged run's non-finite loss) come back as NaN."""
-        from lit_algos.schema import check_record
+        from lit_algos.schema import check_record  # here: pydantic loads on the first read, not with --help
 
         check_record(data, source)
         known = {f.name for f in fields(cls)}

@@ -8,9 +8,9 @@ traceback deep inside the statistics.
 Strict where it matters, open where other code grows:
 
 - known fields have strict types (no "0" for 0, no true for 1), numbers are finite and costs are
-  non-negative; statuses are ``records.STATUSES``;
-- a curve point may hold only fields of ``records.EvalPoint`` (a field added there is accepted
-  here at once), and its six measured fields are required;
+  non-negative; statuses are ``record_format.STATUSES``;
+- a curve point holds the fields of ``records.EvalPoint`` and no other (``EvalPointModel``
+  declares the same fields; a test keeps the two in step), all six required;
 - unknown keys at the top level of a record and inside its open sub-objects (``code``,
   ``hardware``, ``software``, ``data``, ``config``, ``statistics``) are kept and ignored, so a
   record written by a slightly newer lit_algos still validates; a record whose
@@ -22,12 +22,13 @@ Strict where it matters, open where other code grows:
 from __future__ import annotations
 
 import math
-from dataclasses import fields as dc_fields
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lit_algos.errors import LitAlgosError
+from lit_algos.record_format import SCHEMA_VERSION, STATUSES
 
 
 class RecordError(LitAlgosError):
@@ -66,9 +67,7 @@ class EvalPointModel(BaseModel):
 
     @model_validator(mode="after")
     def _only_known_fields(self) -> EvalPointModel:
-        from lit_algos.records import EvalPoint
-
-        known = {f.name for f in dc_fields(EvalPoint)}
+        known = set(type(self).model_fields)  # the fields of lit_algos.records.EvalPoint
         for key, value in (self.model_extra or {}).items():
             if key not in known:
                 raise ValueError(f"unknown_key:{key}:{', '.join(sorted(known))}")
@@ -131,8 +130,6 @@ class RecordModel(BaseModel):
     @field_validator("status")
     @classmethod
     def _known_status(cls, value: str) -> str:
-        from lit_algos.records import STATUSES
-
         if value not in STATUSES:
             raise ValueError(f"status:{', '.join(STATUSES)}")
         return value
@@ -293,8 +290,6 @@ def _raise(err: ValidationError, data: Any, source: str, what: str, prefix: str 
 
 
 def _dig(data: Any, path: str) -> Any:
-    import re
-
     node = data
     for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
         try:
@@ -307,8 +302,6 @@ def _dig(data: Any, path: str) -> Any:
 # ---- public checks -------------------------------------------------------------------------
 def check_record(data: Any, source: str, *, what: str = "Run record", prefix: str = "") -> dict:
     """``data`` (a parsed record.json) checked against the schema; returns it, or raises RecordError."""
-    from lit_algos.records import SCHEMA_VERSION
-
     if not isinstance(data, dict):
         raise RecordError(source, prefix + "(top level)", type(data).__name__, "a JSON object.", what)
     version = data.get("schema_version", 0)

@@ -66,7 +66,7 @@ def device_memory(accelerator: str) -> tuple[int, str] | None:
     """(bytes, description) of one device's memory, or None when unknown."""
     if accelerator in ("gpu", "cuda", "auto"):
         try:
-            import torch
+            import torch  # here, not at the top: `lit-algos --help` checks configs (sizing) without torch
 
             if torch.cuda.is_available():
                 props = torch.cuda.get_device_properties(0)

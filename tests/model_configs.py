@@ -11,7 +11,7 @@ import dataclasses
 from lit_algos.config.model import ModelConfig, component
 from lit_algos.registry import load_all, registry
 
-AXES = ("attention", "norm", "position", "mlp")
+AXES = ("attention", "norm", "position", "mlp", "mixer")
 
 
 def entry_names(axis: str) -> list[str]:
@@ -49,13 +49,19 @@ def tiny_config(
     placement="pre",
     hidden=None,
     mlp_options: dict | None = None,
+    mixer="transformer",
     **kw,
 ) -> ModelConfig:
-    """2 layers, 4 heads, 32 wide, T=16; gqa gets 2 KV heads and sliding a 4-token window."""
+    """2 layers, 4 heads, 32 wide, T=16; gqa gets 2 KV heads and sliding a 4-token window. A mixer
+    without attention (lstm) keeps the attention section at its defaults, which it requires."""
     base = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=64)
     base.update(kw)
+    attention_options = dict(n_kv_head=n_kv_head, backend=backend, qk_norm=qk_norm)
+    if not registry("mixer").get(mixer).has_attention:
+        attention_options = {}
     return ModelConfig(
-        attention=options_for("attention", attention, n_kv_head=n_kv_head, backend=backend, qk_norm=qk_norm),
+        mixer=options_for("mixer", mixer),
+        attention=options_for("attention", attention, **attention_options),
         position=options_for("position", position),
         mlp=options_for("mlp", mlp, hidden=hidden, **(mlp_options or {})),
         norm=options_for("norm", norm, placement=placement),

@@ -90,8 +90,8 @@ def test_shapley_needs_every_subset():
 
 
 def test_ablation_sweep_skips_runs_with_an_endpoint_config():
-    from lit_algos.cli.sweep_cmds import ablation_jobs, dedupe_jobs
     from lit_algos.config.recipes import load_config
+    from lit_algos.sweeps.ablation import ablation_jobs, dedupe_jobs
 
     retro = load_config("retro").to_dict()
     # retro against itself: every add-one / remove-one config equals the endpoint, none is trained

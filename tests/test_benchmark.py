@@ -47,12 +47,40 @@ def test_plain_loop_trains_the_recipe(data_cache):
     assert out["steps"] == 2 and out["tokens_per_s"] > 0 and out["precision"] == "32-true"
 
 
-def test_with_env_sets_and_restores(monkeypatch):
-    import os
+def test_ab_rows_run_the_recipe_with_a_config_override(monkeypatch):
+    """A before/after toggle is a config override of the benchmark (--ab KEY=VALUE), not an
+    environment variable: its row runs the recipe with the override appended."""
+    calls = []
+    monkeypatch.setattr(bench, "lightning_round", lambda r, o, s: calls.append((r, list(o), s)) or {})
+    jobs = bench.benchmark_jobs(["debug"], ["train.batch_size=4"], 3, ab=["train.chunked_loss=false"])
+    assert list(jobs) == ["debug", "debug [train.chunked_loss=false]"]
+    for job in jobs.values():
+        job()
+    assert calls == [
+        ("debug", ["train.batch_size=4"], 3),
+        ("debug", ["train.batch_size=4", "train.chunked_loss=false"], 3),
+    ]
 
-    monkeypatch.delenv("LIT_ALGOS_TEST_TOGGLE", raising=False)
-    seen = bench.with_env("LIT_ALGOS_TEST_TOGGLE", "0", lambda: {"v": os.environ["LIT_ALGOS_TEST_TOGGLE"]})()
-    assert seen == {"v": "0"} and "LIT_ALGOS_TEST_TOGGLE" not in os.environ
+
+@pytest.mark.parametrize(
+    "toggle, hint",
+    [("LIT_ALGOS_CHUNKED_CE=0", "--ab train.chunked_loss=false"), ("LIT_ALGOS_NS_BF16=0", "optim.muon_ns_dtype"),
+     ("LIT_ALGOS_BATCHED_NS=0", "only one left"), ("chunked", "key.path=value")],
+)  # fmt: skip
+def test_a_retired_environment_toggle_names_its_config_option(toggle, hint):
+    from lit_algos.errors import LitAlgosError
+
+    with pytest.raises(LitAlgosError, match=hint.replace(".", r"\.").replace("-", r"\-")):
+        bench.benchmark_jobs(["debug"], [], 3, ab=[toggle])
+
+
+def test_rows_get_their_mfu_from_the_one_mfu():
+    summary = {
+        "a": {"precision": "32-true", "flop_per_s": {"median": 5e10, "min": 4e10, "max": 6e10, "n": 3}}
+    }
+    (row,) = bench.with_mfu(summary, {"fp32": {"peak": 1e11}}, "cpu")
+    assert row["mfu"] == {"median": 0.5, "min": 0.4, "max": 0.6}
+    assert row["peak_source"] == "measured sustained fp32 matmul peak"
 
 
 def test_startup_pairs_rounds_and_subtracts_the_import(monkeypatch):

@@ -81,7 +81,7 @@ def test_read_only_leaderboard_refuses_submit_and_leaves_nothing(tmp_path, monke
     monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
     from lit_algos.analysis.synthetic import synthetic_reference
     from lit_algos.errors import StorageError
-    from lit_algos.leaderboard.entries import submit
+    from lit_algos.leaderboard.submit import submit
 
     runs = synthetic_seeds("ro")
     with pytest.raises(StorageError) as err:

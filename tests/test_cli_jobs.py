@@ -8,9 +8,9 @@ import textwrap
 import pytest
 
 from lit_algos.cli import main
-from lit_algos.cli.sweep_cmds import COMPONENTS, swap_overrides
 from lit_algos.config.recipes import load_config
 from lit_algos.data import prepare_dataset
+from lit_algos.sweeps.ablation import COMPONENTS, swap_patch
 from lit_algos.utils.fingerprint import hardware_fingerprint
 
 
@@ -30,7 +30,7 @@ def tiny_track(data_cache, tmp_path, monkeypatch):
             val_tokens: 4096
             val_fingerprint: {prepared.val_fingerprint}
             target_loss: 5.9
-            hardware_class: {hardware_fingerprint("cpu", 1, peaks=False)["class"]}
+            hardware_class: {hardware_fingerprint("cpu", 1)["class"]}
             min_seeds_for_significance: 3
         """)
     )
@@ -167,7 +167,7 @@ def test_benchmark_startup_prints_the_time_beyond_the_import(monkeypatch, capsys
 
 def test_ablation_swaps_whole_components():
     modern = load_config("modern").to_dict()
-    overrides = swap_overrides(modern, COMPONENTS["attention"])
+    overrides = swap_patch(modern, COMPONENTS["attention"])
     cfg = load_config("retro", overrides)
     assert cfg.model.attention.kind == "gqa" and cfg.model.attention.qk_norm
     assert cfg.model.position.kind == "learned"  # only the swapped component changed
@@ -184,12 +184,12 @@ def test_sweep_dry_run_lists_every_configuration(capsys):
 
 
 def test_moe_is_an_ablation_component():
-    from lit_algos.cli.sweep_cmds import default_components
+    from lit_algos.sweeps.ablation import default_components
 
     moe = load_config("modern-moe").to_dict()
     assert "moe" in default_components(moe) and "mlp" not in default_components(moe)
     assert "mlp" in default_components(load_config("modern").to_dict())
-    cfg = load_config("retro", swap_overrides(moe, COMPONENTS["moe"]))
+    cfg = load_config("retro", swap_patch(moe, COMPONENTS["moe"]))
     assert cfg.model.mlp.kind == "moe" and cfg.model.mlp.n_experts == 8
     assert cfg.model.position.kind == "learned"
 

@@ -51,7 +51,7 @@ def test_ablation_plan_maps_runs_onto_the_attribution():
 
 def test_scaling_plan_sides():
     plan = plan_scaling(["lstm", "retro"], ["scales/mini", "scales/tiny"], seeds=2)
-    assert len(plan.specs) == 8 and all("train.target_loss=null" in s.overrides for s in plan.specs)
+    assert len(plan.specs) == 8 and all(s.patch["train.target_loss"] is None for s in plan.specs)
     run_dirs = {s.spec_id(): Path(s.spec_id()) for s in plan.specs}
     assert {p.name.split("-")[0] for p in plan.side("lstm", run_dirs)} == {"lstm@mini", "lstm@tiny"}
 

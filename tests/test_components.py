@@ -50,8 +50,9 @@ def test_every_registry_entry_trains(axis, name):
     cfg = tiny(**{axis: name})
     model = seeded(cfg)
     idx = tokens(cfg)
-    logits, loss, aux = model(idx, idx.roll(-1, dims=1), return_aux=True)
+    logits, _ = model(idx)
     assert logits.shape == (2, cfg.block_size, cfg.vocab_size)
+    loss, aux = model.loss(idx, idx.roll(-1, dims=1))
     assert torch.isfinite(loss) and torch.isfinite(aux) and aux.ndim == 0
     (loss + aux).backward()
     for pname, p in model.named_parameters():
@@ -130,6 +131,7 @@ def test_each_axis_has_the_designed_entries():
     assert set(registry("norm").names()) >= {"none", "layernorm", "rmsnorm"}
     assert set(registry("position").names()) >= {"learned", "sinusoidal", "rope", "alibi", "none"}
     assert set(registry("mlp").names()) >= {"gelu", "relu", "relu2", "swiglu"}
+    assert set(registry("mixer").names()) >= {"transformer", "lstm"}
 
 
 @pytest.mark.parametrize("backend", ("sdpa", "manual"))

@@ -30,7 +30,7 @@ def recipes(tmp_path, monkeypatch):
         """
         description: base recipe
         model: {n_layer: 2, n_head: 4, n_embd: 64, block_size: 32}
-        optim: {name: adamw, lr: 1.0e-3}
+        optim: {kind: adamw, lr: 1.0e-3}
         train: {batch_size: 8, max_tokens: 4096}
     """,
     )
@@ -97,7 +97,9 @@ def test_overrides_parse_yaml_values(recipes):
         ("model.norm.kind=batchnorm", "model.norm.kind", "Allowed values:"),
         ("model.position.kind=xpos", "model.position.kind", "rope"),
         ("model.mlp.kind=geglu", "model.mlp.kind", "swiglu"),
-        ("optim.name=lion", "optim.name", "muon"),
+        ("optim.kind=no-such-optimizer", "optim.kind", "muon"),
+        ("optim.momentum=0.5", "optim.momentum", "optimizer.kind=adamw has no option 'momentum'"),
+        ("optim.muon_lr=0.03", "optim.muon_lr", "It is an option of muon. To change optim's kind, replace"),
         ("model.n_embd=66", "model.n_embd", "divisible by n_head (4)"),
         ("model.n_layer=-2", "model.n_layer", "a number > 0"),
         ("model.n_layer=two", "model.n_layer", "Expected an integer"),
@@ -186,3 +188,39 @@ def test_every_shipped_recipe_loads_and_validates():
     for name in names:
         cfg = load_config(name)
         assert estimate_flops(cfg.model).per_token_train > 0, name
+
+
+def test_the_flat_optimizer_section_of_old_recipes_loads_with_a_deprecation_warning(recipes):
+    """optim.name (the layout before the optimizer was a registry section) reads as optim.kind, in a
+    recipe file and in --set, with a warning naming where; the fields its optimizer never read are
+    dropped, as they were ignored; the config hashes as before."""
+    from lit_algos.errors import LitAlgosWarning
+
+    old = recipes / "old.yaml"
+    old.write_text(
+        "optim: {name: sgd, lr: 0.1, momentum: 0.8, betas: [0.9, 0.99], muon_lr: 0.02}\n"
+        "model: {n_layer: 1, n_head: 2, n_embd: 32}\n"
+    )
+    with pytest.warns(
+        LitAlgosWarning, match=r"old.yaml: optim.name is deprecated; write optim.kind.*optim.betas"
+    ):
+        cfg = load_config("old")
+    assert cfg.optim.kind == "sgd" and cfg.optim.momentum == 0.8 and not hasattr(cfg.optim, "betas")
+    with pytest.warns(LitAlgosWarning, match="--set optim.name=sgd"):
+        again = load_config("base", ["optim.name=sgd"])
+    assert again.optim.kind == "sgd"
+    from lit_algos.config import Config
+
+    with pytest.raises(ConfigError, match="keep optim.kind only"):
+        Config.from_dict({"optim": {"name": "sgd", "kind": "adamw"}})
+
+
+def test_muon_refuses_fsdp_in_its_own_entry():
+    from lit_algos.config import Config
+
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict({"optim": {"kind": "muon"}, "train": {"strategy": "fsdp"}})
+    assert info.value.field == "train.strategy" and "optim.kind=muon" in str(info.value)
+    assert (
+        Config.from_dict({"optim": {"kind": "adamw"}, "train": {"strategy": "fsdp"}}).train.strategy == "fsdp"
+    )

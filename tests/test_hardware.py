@@ -13,6 +13,7 @@ from lit_algos.hardware import (
     host_string,
     same_host,
 )
+from lit_algos.peaks import fingerprint_peaks
 
 ZEN4 = {
     "vendor_id": "AuthenticAMD",
@@ -43,13 +44,14 @@ def test_cpu_identity_from_x86_and_arm_cpuinfo():
 
 def test_the_fingerprint_records_identity_clock_and_measured_peaks(tmp_path, monkeypatch):
     monkeypatch.setenv("LIT_ALGOS_CACHE", str(tmp_path))
-    host = host_fingerprint("cpu", 1)
+    host = host_fingerprint("cpu", 1, peaks=fingerprint_peaks("cpu"))  # measured here: none cached
     assert {"cpu_model", "cpu_id", "clock_mhz", "isa", "cores", "torch_threads", "torch", "peaks"} <= set(
         host
     )
     assert set(host["peaks"]) == {"fp32", "bf16"} and all(p["flops"] > 0 for p in host["peaks"].values())
-    assert same_host(host, host_fingerprint("cpu", 1))  # measured once, then cached: the same machine
-    assert "peaks" not in host_fingerprint("cpu", 1, peaks=False)
+    # measured once, then cached: the same machine
+    assert same_host(host, host_fingerprint("cpu", 1, peaks=fingerprint_peaks("cpu", cached=True)))
+    assert "peaks" not in host_fingerprint("cpu", 1)
     assert "GFLOP/s" in host_string(host) and "GFLOP/s" in host_details(host)
 
 

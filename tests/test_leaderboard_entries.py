@@ -15,7 +15,8 @@ from lit_algos.analysis.synthetic import (
     synthetic_tracks_yaml,
 )
 from lit_algos.errors import SubmissionError
-from lit_algos.leaderboard.entries import Entry, load_entries, submit
+from lit_algos.leaderboard.entries import Entry, load_entries
+from lit_algos.leaderboard.submit import submit
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ import pytest
 from lit_algos.analysis.synthetic import synthetic_reference, synthetic_seeds, synthetic_tracks_yaml
 from lit_algos.config import hash_config_dict
 from lit_algos.errors import SubmissionError
-from lit_algos.leaderboard.entries import Entry, load_entries, submit
+from lit_algos.leaderboard.entries import Entry, load_entries
 from lit_algos.leaderboard.render import board_rows, write_board
+from lit_algos.leaderboard.submit import submit
 from lit_algos.leaderboard.tracks import load_tracks
 from lit_algos.records import RunRecord
 

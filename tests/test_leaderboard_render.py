@@ -15,8 +15,9 @@ import pytest
 from rich.console import Console
 
 from lit_algos.analysis.synthetic import synthetic_reference, synthetic_seeds, synthetic_tracks_yaml
-from lit_algos.leaderboard.entries import build_entry, load_entries, submit
+from lit_algos.leaderboard.entries import build_entry, load_entries
 from lit_algos.leaderboard.render import baseline_entry, board_rows, preview_row, rich_table, write_board
+from lit_algos.leaderboard.submit import submit
 from lit_algos.leaderboard.tracks import load_tracks
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)

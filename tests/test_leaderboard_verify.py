@@ -14,8 +14,9 @@ import pytest
 from lit_algos.analysis.synthetic import synthetic_reference, synthetic_seeds, synthetic_tracks_yaml
 from lit_algos.errors import SubmissionError
 from lit_algos.leaderboard.audit import audit_record, record_digest
-from lit_algos.leaderboard.entries import BoardWarning, Entry, load_entries, submit
+from lit_algos.leaderboard.entries import BoardWarning, Entry, load_entries
 from lit_algos.leaderboard.evidence import entry_problems
+from lit_algos.leaderboard.submit import submit
 from lit_algos.leaderboard.tracks import load_tracks
 from lit_algos.leaderboard.verify import compare_curves
 from lit_algos.records import EvalPoint, RunRecord

@@ -53,23 +53,31 @@ def test_chunked_without_grad_and_all_ignored():
     [{}, {"mixer": "lstm", "position": "none", "final_norm": False}],  # the LSTM's output is not contiguous
     ids=["transformer", "lstm"],
 )
-def test_model_loss_only_matches_logits_path(extra):
+def test_the_model_loss_is_one_function_with_two_strategies(extra):
+    """GPT.loss chunked, GPT.loss plain and the loss the forward returns beside its logits agree,
+    in value and in every gradient."""
     cfg = tiny_config(vocab_size=97, logit_softcap=10.0, **extra)
-    grads = []
-    for loss_only in (False, True):
+    results = []
+    for how in ("forward", "plain", "chunked"):
         torch.manual_seed(0)
         model = build_model(cfg)
         idx = torch.randint(
             0, cfg.vocab_size, (2, cfg.block_size), generator=torch.Generator().manual_seed(1)
         )
-        logits, loss = model(idx, idx, loss_only=loss_only)
-        assert (logits is None) == loss_only
+        if how == "forward":
+            logits, loss = model(idx, idx)
+            assert logits.shape == (2, cfg.block_size, cfg.vocab_size)
+            assert logits.abs().max() < 10.0  # soft-capped
+        else:
+            loss, aux = model.loss(idx, idx, chunked=how == "chunked")
+            assert aux.item() == 0.0
         loss.backward()
-        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (l0, g0), (l1, g1) = grads
-    torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
-    for name in g0:
-        torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-6, msg=name)
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (l0, g0), *others = results
+    for l1, g1 in others:
+        torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
+        for name in g0:
+            torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 @pytest.mark.parametrize("softcap", [None, 3.0])

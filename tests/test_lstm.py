@@ -41,7 +41,7 @@ def tokens(B: int = 3, T: int = 16, seed: int = 1) -> torch.Tensor:
 
 def test_trains_with_every_parameter_getting_a_gradient():
     model = seeded(lstm_config(dropout=0.1))
-    assert isinstance(model.lstm, LSTMMixer) and len(model.blocks) == 0
+    assert isinstance(model.lstm, LSTMMixer) and not hasattr(model, "blocks")
     assert model.lstm.num_layers == 2 and model.lstm.dropout == 0.1  # dropout between the layers
     idx = tokens()
     logits, loss = model(idx, idx.roll(-1, 1))
@@ -132,27 +132,32 @@ def test_bad_config_names_the_field(model, field):
 
 
 def test_transformer_configs_keep_their_hash():
-    """mixer defaults to null (transformer is stored as null), which the hash drops: existing
-    recipes keep their config hash."""
+    """mixer defaults to the transformer, which hashes as the absent key it was before the mixer was
+    a registry section: existing recipes keep their config hash. `mixer: lstm` is {kind: lstm}."""
     plain = Config.from_dict({"model": {}})
     explicit = Config.from_dict({"model": {"mixer": None}})
     assert plain.config_hash() == explicit.config_hash()
     assert plain.config_hash() == Config.from_dict({"model": {"mixer": "transformer"}}).config_hash()
+    lstm = Config.from_dict({"model": {"mixer": "lstm", "position": {"kind": "none"}}})
+    assert plain.config_hash() != lstm.config_hash()
     assert (
-        plain.config_hash()
-        != Config.from_dict({"model": {"mixer": "lstm", "position": {"kind": "none"}}}).config_hash()
+        lstm.config_hash()
+        == Config.from_dict(
+            {"model": {"mixer": {"kind": "lstm"}, "position": {"kind": "none"}}}
+        ).config_hash()
     )
+    assert lstm.to_dict()["model"]["mixer"] == {"kind": "lstm"}
 
 
 def test_lstm_recipe_on_the_cpu_size_ladder():
     """`sweep scaling --recipes lstm retro` puts the lstm recipe at each rung; each one loads and
     grows in parameters and FLOPs like the transformer does."""
-    from lit_algos.cli.sweep_cmds import CPU_LADDER, _scale_overrides
-    from lit_algos.config.recipes import load_config
+    from lit_algos.config.recipes import fragment_patch, load_config
+    from lit_algos.sweeps.scaling import CPU_LADDER
 
     sizes = []
     for scale in CPU_LADDER:
-        cfg = load_config("lstm", _scale_overrides(scale))
-        assert cfg.model.mixer == "lstm" and cfg.model.position.kind == "none"
+        cfg = load_config("lstm", fragment_patch(scale))
+        assert cfg.model.mixer.kind == "lstm" and cfg.model.position.kind == "none"
         sizes.append((param_counts(cfg.model)["total"], estimate_flops(cfg.model).per_token_train))
     assert sizes == sorted(sizes) and len(set(sizes)) == len(CPU_LADDER)

@@ -316,7 +316,7 @@ RECORD_CASES = {
 # ---- leaderboard entries (the board skips them; verify, which names one, refuses it) -----------
 def entry_case(mutate: Callable[[dict], object]) -> Callable[[Path], list[str]]:
     def build(tmp: Path) -> list[str]:
-        from lit_algos.leaderboard.entries import submit
+        from lit_algos.leaderboard.submit import submit
 
         board = tmp / "board"
         board.mkdir()

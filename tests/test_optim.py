@@ -1,4 +1,11 @@
-"""Optimizers: tagged param groups, Muon + AdamW in one optimizer, clipping, state_dict."""
+"""Optimizers: the contract every registry entry meets, then tagged param groups, Muon + AdamW in
+one optimizer, clipping.
+
+The contract tests are parametrized over the 'optimizer' registry with each entry's ``example``
+options, so a new optimizer is covered without editing this file: it fits a toy regression, its
+state dict round-trips (continuing from a reload gives the same parameters), and its param groups
+carry the roles (tags) with the learning rates and weight decay the section asks for.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,14 @@ from torch import nn
 from lit_algos.config.optim import OptimConfig
 from lit_algos.errors import ConfigError
 from lit_algos.optim import Muon, build_optimizer, muon_scale, newton_schulz, parameter_tags
-from lit_algos.registry import names
+from lit_algos.registry import names, registry
+
+OPTIMIZERS = names("optimizer")
+
+
+def example(kind: str, **options) -> object:
+    """The entry's options from its ``example`` values, then ``options``."""
+    return OptimConfig(kind, **{**registry("optimizer").entry(kind).example, **options})
 
 
 class TinyLM(nn.Module):
@@ -56,27 +70,18 @@ def _ids(params) -> set[int]:
 
 
 def test_registry_names():
-    assert names("optimizer") == ["sgd", "adam", "adamw", "muon"]
+    assert names("optimizer")[:4] == ["sgd", "adam", "adamw", "muon"]
     with pytest.raises(ConfigError, match="sgd, adam, adamw, muon"):
-        OptimConfig(name="lion")
+        OptimConfig("no-such-optimizer")
 
 
-@pytest.mark.parametrize(
-    "cfg",
-    [
-        OptimConfig(name="sgd", lr=0.05, weight_decay=0.0),
-        OptimConfig(name="adam", lr=1e-2, weight_decay=0.0),
-        OptimConfig(name="adamw", lr=1e-2),
-        OptimConfig(name="muon", lr=1e-2, muon_lr=0.02),
-    ],
-    ids=lambda c: c.name,
-)
-def test_each_optimizer_reduces_toy_regression_loss(cfg):
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_every_optimizer_fits_a_toy_regression(kind):
     torch.manual_seed(0)
     model = Regressor()
     x = torch.randn(128, 6)
     y = x @ torch.linspace(-1.0, 1.0, 6).unsqueeze(1) + 0.5  # (128, 1)
-    opt = build_optimizer(model, cfg)
+    opt = build_optimizer(model, example(kind, weight_decay=0.0))
     losses = []
     for _ in range(60):
         loss = nn.functional.mse_loss(model(x), y)
@@ -85,6 +90,47 @@ def test_each_optimizer_reduces_toy_regression_loss(cfg):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_every_optimizer_state_dict_round_trips(kind, tmp_path):
+    cfg = example(kind)
+    torch.manual_seed(0)
+    model_a = TinyLM()
+    opt_a = build_optimizer(model_a, cfg)
+    _train_steps(model_a, opt_a, 3)
+    path = tmp_path / "opt.pt"
+    torch.save({"model": model_a.state_dict(), "opt": opt_a.state_dict()}, path)
+
+    model_b = TinyLM()
+    opt_b = build_optimizer(model_b, cfg)
+    saved = torch.load(path, weights_only=True)  # as checkpoints load: plain data only
+    model_b.load_state_dict(saved["model"])
+    opt_b.load_state_dict(saved["opt"])
+    assert [g["tag"] for g in opt_b.param_groups] == [g["tag"] for g in opt_a.param_groups]
+    # Continuing both must give identical parameters: the optimizer state really came back.
+    _train_steps(model_a, opt_a, 2, seed=7)
+    _train_steps(model_b, opt_b, 2, seed=7)
+    for pa, pb in zip(model_a.parameters(), model_b.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_every_optimizer_groups_parameters_by_role(kind):
+    """One group per tag present, every trainable parameter in exactly one; the embedding, head and
+    vector groups take the section's own learning rates, and vectors are never decayed."""
+    model = TinyLM()
+    opt = build_optimizer(model, example(kind, embedding_lr=0.2, head_lr=4e-3, weight_decay=0.1))
+    assert [g["tag"] for g in opt.param_groups] == ["matrix", "embedding", "head", "vector"]
+    all_params = [p for g in opt.param_groups for p in g["params"]]
+    assert len(all_params) == len(_ids(all_params)) == len(list(model.parameters()))
+    assert _ids(_group(opt, "embedding")["params"]) == _ids([model.wte.weight])
+    assert _ids(_group(opt, "head")["params"]) == _ids([model.head.weight])
+    assert _ids(_group(opt, "matrix")["params"]) == _ids([model.fc.weight, model.proj.weight])
+    lrs = {g["tag"]: g["initial_lr"] for g in opt.param_groups}
+    assert (lrs["embedding"], lrs["head"]) == (0.2, 4e-3)
+    assert _group(opt, "vector")["weight_decay"] == 0.0
+    assert all(g["lr"] == g["initial_lr"] for g in opt.param_groups)  # the schedule scales from here
 
 
 def test_fallback_tags_without_parameter_tags():
@@ -102,7 +148,7 @@ def test_unknown_tag_is_rejected():
 
 def test_adamw_groups_and_weight_decay_only_on_matrices():
     model = TinyLM()
-    opt = build_optimizer(model, OptimConfig(name="adamw", lr=1e-3, weight_decay=0.1))
+    opt = build_optimizer(model, OptimConfig("adamw", lr=1e-3, weight_decay=0.1))
     assert isinstance(opt, torch.optim.AdamW)
     assert [g["tag"] for g in opt.param_groups] == ["matrix", "embedding", "head", "vector"]
     assert _ids(_group(opt, "matrix")["params"]) == _ids([model.fc.weight, model.proj.weight])
@@ -117,7 +163,7 @@ def test_adamw_groups_and_weight_decay_only_on_matrices():
 
 
 def test_decay_embeddings_and_per_tag_lrs():
-    cfg = OptimConfig(name="adamw", lr=1e-3, embedding_lr=0.2, head_lr=4e-3, decay_embeddings=True)
+    cfg = OptimConfig("adamw", lr=1e-3, embedding_lr=0.2, head_lr=4e-3, decay_embeddings=True)
     opt = build_optimizer(TinyLM(), cfg)
     decay = {g["tag"]: g["weight_decay"] for g in opt.param_groups}
     assert decay == {"matrix": 0.1, "embedding": 0.1, "head": 0.1, "vector": 0.0}
@@ -132,7 +178,7 @@ def test_decay_embeddings_and_per_tag_lrs():
 
 def test_muon_groups_split_matrices_from_the_rest():
     model = TinyLM()
-    cfg = OptimConfig(name="muon", lr=3e-3, muon_lr=0.02, weight_decay=0.1, muon_weight_decay=0.05)
+    cfg = OptimConfig("muon", lr=3e-3, muon_lr=0.02, weight_decay=0.1, muon_weight_decay=0.05)
     opt = build_optimizer(model, cfg)
     assert isinstance(opt, Muon)
     muon_groups = [g for g in opt.param_groups if g["use_muon"]]
@@ -193,15 +239,16 @@ def test_muon_adamw_part_matches_torch_adamw():
         torch.testing.assert_close(a, b)
 
 
-def test_muon_matrix_step_matches_a_per_matrix_reference(monkeypatch):
+def test_muon_matrix_step_matches_a_per_matrix_reference():
     # Momentum, Nesterov look-ahead, decoupled weight decay and the shape scale, written out plainly.
-    monkeypatch.setenv("LIT_ALGOS_NS_BF16", "0")  # fp32 Newton-Schulz on every CPU, as the reference
     torch.manual_seed(0)
     shapes = [(16, 24), (16, 24), (24, 8)]
     ours_p = [nn.Parameter(torch.randn(s)) for s in shapes]
     ref_p = [p.detach().clone() for p in ours_p]
     lr, mom, wd = 0.05, 0.9, 0.1
-    opt = Muon([{"params": ours_p, "use_muon": True, "lr": lr, "momentum": mom, "weight_decay": wd}])
+    # fp32 Newton-Schulz on every CPU, as the reference (ns_dtype: Muon's option muon_ns_dtype)
+    group = {"params": ours_p, "use_muon": True, "lr": lr, "momentum": mom, "weight_decay": wd}
+    opt = Muon([group], ns_dtype="float32")
     bufs = [torch.zeros(s) for s in shapes]
     for step in range(3):
         grads = [torch.sin(p * (i + 1) + step) for i, p in enumerate(ref_p)]
@@ -243,7 +290,7 @@ def _train_steps(
 def test_muon_reduces_lm_loss_with_gradient_clipping():
     torch.manual_seed(0)
     model = TinyLM()
-    opt = build_optimizer(model, OptimConfig(name="muon", lr=1e-2, muon_lr=0.05))
+    opt = build_optimizer(model, OptimConfig("muon", lr=1e-2, muon_lr=0.05))
     gen = torch.Generator().manual_seed(3)
     idx = torch.randint(0, 16, (8, 6), generator=gen)
     before = nn.functional.cross_entropy(model(idx).flatten(0, 1), idx.flatten()).item()
@@ -257,29 +304,6 @@ def test_muon_reduces_lm_loss_with_gradient_clipping():
         assert total <= 0.5 + 1e-4  # the clipped gradients are what the combined optimizer sees
         opt.step()
     assert loss.item() < 0.5 * before
-
-
-@pytest.mark.parametrize("name", ["adamw", "muon"])
-def test_state_dict_round_trip(name, tmp_path):
-    cfg = OptimConfig(name=name, lr=1e-2)
-    torch.manual_seed(0)
-    model_a = TinyLM()
-    opt_a = build_optimizer(model_a, cfg)
-    _train_steps(model_a, opt_a, 3)
-    path = tmp_path / "opt.pt"
-    torch.save({"model": model_a.state_dict(), "opt": opt_a.state_dict()}, path)
-
-    model_b = TinyLM()
-    opt_b = build_optimizer(model_b, cfg)
-    saved = torch.load(path, weights_only=True)
-    model_b.load_state_dict(saved["model"])
-    opt_b.load_state_dict(saved["opt"])
-    assert [g["tag"] for g in opt_b.param_groups] == [g["tag"] for g in opt_a.param_groups]
-    # Continuing both must give identical parameters: the optimizer state really came back.
-    _train_steps(model_a, opt_a, 2, seed=7)
-    _train_steps(model_b, opt_b, 2, seed=7)
-    for pa, pb in zip(model_a.parameters(), model_b.parameters()):
-        torch.testing.assert_close(pa, pb)
 
 
 def test_lightning_clipping_accumulation_and_scheduler_with_muon():
@@ -305,7 +329,7 @@ def test_lightning_clipping_accumulation_and_scheduler_with_muon():
                 self.lrs.append(self.optimizers().param_groups[0]["lr"])
 
         def configure_optimizers(self):
-            opt = build_optimizer(self.model, OptimConfig(name="muon", muon_lr=0.02))
+            opt = build_optimizer(self.model, OptimConfig("muon", muon_lr=0.02))
             sched = build_scheduler(opt, sched_cfg, 6)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -331,44 +355,47 @@ def test_batched_newton_schulz_equals_per_matrix():
     torch.testing.assert_close(newton_schulz(tall)[1], newton_schulz(tall[1]), rtol=1e-5, atol=1e-5)
 
 
-def test_muon_batched_step_equals_per_matrix_step(monkeypatch):
-    def run(batched: bool):
-        monkeypatch.setenv("LIT_ALGOS_BATCHED_NS", "1" if batched else "0")
+def test_muon_step_over_same_shape_matrices_equals_one_optimizer_per_matrix():
+    """Matrices of one shape are orthogonalised in one batched Newton-Schulz: the result is that of
+    orthogonalising each alone (here: each in an optimizer of its own)."""
+
+    def params():
         torch.manual_seed(0)
-        ps = [torch.nn.Parameter(torch.randn(16, 24)) for _ in range(3)] + [
-            torch.nn.Parameter(torch.randn(24, 8))
-        ]
-        opt = Muon([{"params": ps, "use_muon": True, "lr": 0.05}])
-        for step in range(3):
+        return [nn.Parameter(torch.randn(16, 24)) for _ in range(3)] + [nn.Parameter(torch.randn(24, 8))]
+
+    together, alone = params(), params()
+    opts = [Muon([{"params": together, "use_muon": True, "lr": 0.05}])]
+    opts += [Muon([{"params": [p], "use_muon": True, "lr": 0.05}]) for p in alone]
+    for step in range(3):
+        for ps in (together, alone):
             for i, p in enumerate(ps):
                 p.grad = torch.sin(p.detach() * (i + 1) + step)
+        for opt in opts:
             opt.step()
-        return [p.detach().clone() for p in ps]
-
-    for a, b in zip(run(True), run(False), strict=True):
+    for a, b in zip(together, alone, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("native, env, expected", [(True, None, torch.bfloat16), (False, None, torch.float32),
-                                                   (True, "0", torch.float32)])  # fmt: skip
-def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, native, env, expected):
+@pytest.mark.parametrize("native, name, expected", [(True, None, torch.bfloat16), (False, None, torch.float32),
+                                                    (True, "float32", torch.float32)])  # fmt: skip
+def test_newton_schulz_works_in_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, native, name, expected):
+    """muon_ns_dtype null: bf16 where native, else float32; muon_ns_dtype float32 forces float32."""
     from lit_algos.optim import muon
 
-    monkeypatch.setattr("lit_algos.precision.native_bf16", lambda accelerator="cpu", flags=None: native)
-    if env is None:
-        monkeypatch.delenv("LIT_ALGOS_NS_BF16", raising=False)
-    else:
-        monkeypatch.setenv("LIT_ALGOS_NS_BF16", env)
+    monkeypatch.setattr(muon, "native_bf16", lambda accelerator="cpu", flags=None: native)
     muon._cpu_has_native_bf16.cache_clear()
     try:
-        assert muon._cpu_ns_dtype() == expected
+        assert muon.ns_dtype(torch.device("cpu"), name) == expected
         seen = []
         real_matmul = torch.Tensor.__matmul__
         monkeypatch.setattr(
             torch.Tensor, "__matmul__", lambda a, b: seen.append(a.dtype) or real_matmul(a, b)
         )
-        out = newton_schulz(torch.randn(8, 16))
-        assert out.dtype == torch.float32 and set(seen) == {expected}  # the iteration ran in that dtype
+        p = nn.Parameter(torch.randn(8, 16))
+        p.grad = torch.randn(8, 16)
+        opt = build_optimizer(_Tagged(), OptimConfig("muon", muon_ns_dtype=name))
+        Muon([{"params": [p], "use_muon": True}], ns_dtype=opt.defaults["ns_dtype"]).step()
+        assert p.dtype == torch.float32 and set(seen) == {expected}  # the iteration ran in that dtype
     finally:
         muon._cpu_has_native_bf16.cache_clear()
 
@@ -386,13 +413,13 @@ class _Tagged(nn.Module):
 def test_lr_metrics_are_named_by_the_rule_each_group_follows():
     from lit_algos.optim import lr_metrics
 
-    muon = build_optimizer(_Tagged(), OptimConfig(name="muon", lr=3e-3, muon_lr=0.02))
+    muon = build_optimizer(_Tagged(), OptimConfig("muon", lr=3e-3, muon_lr=0.02))
     assert lr_metrics(muon) == {"lr/muon": 0.02, "lr/adamw": 3e-3}
-    adamw = build_optimizer(_Tagged(), OptimConfig(name="adamw", lr=1e-3))
+    adamw = build_optimizer(_Tagged(), OptimConfig("adamw", lr=1e-3))
     assert lr_metrics(adamw) == {"lr/adamw": 1e-3}
     # A group with its own peak LR is told apart by its tag; the schedule's scaling shows in the values.
-    own = build_optimizer(_Tagged(), OptimConfig(name="adamw", lr=1e-3, embedding_lr=5e-3))
+    own = build_optimizer(_Tagged(), OptimConfig("adamw", lr=1e-3, embedding_lr=5e-3))
     for g in own.param_groups:
         g["lr"] = g["initial_lr"] / 2
     assert lr_metrics(own) == {"lr/adamw/matrix": 5e-4, "lr/adamw/embedding": 2.5e-3, "lr/adamw/vector": 5e-4}
-    assert lr_metrics(build_optimizer(_Tagged(), OptimConfig(name="sgd", lr=0.1))) == {"lr/sgd": 0.1}
+    assert lr_metrics(build_optimizer(_Tagged(), OptimConfig("sgd", lr=0.1))) == {"lr/sgd": 0.1}

@@ -55,3 +55,14 @@ def test_run_ids_of_sweep_specs_pass_the_record_schema():
             status="budget_exhausted",
         )
         check_record(record.to_dict(), "test")
+
+
+def test_the_schema_of_a_curve_point_has_the_fields_of_an_eval_point():
+    """schema.py declares the curve point's fields itself (it imports nothing from records, which
+    validates with it): the two lists must stay the same."""
+    import dataclasses
+
+    from lit_algos.records import EvalPoint
+    from lit_algos.schema import EvalPointModel
+
+    assert set(EvalPointModel.model_fields) == {f.name for f in dataclasses.fields(EvalPoint)}

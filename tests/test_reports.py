@@ -263,17 +263,17 @@ def test_scaling_fits_verdict_and_allocation_match_the_truth(tmp_path):
 def test_an_allocation_fit_on_a_bound_says_why_it_has_no_interval(tmp_path, monkeypatch):
     """A fit whose E sits on its bound 0 (gundlach's retro fit, 2026-12-03) has no covariance, so no
     interval can be drawn: the report says why instead of printing bare multipliers."""
-    import lit_algos.analysis.allocation as allocation
+    import lit_algos.analysis.comparisons as comparisons
     from lit_algos.analysis.allocation import HoffmannFit
 
-    fit_hoffmann = allocation.fit_hoffmann
+    fit_hoffmann = comparisons.fit_hoffmann
 
     def on_the_bound(*args, **kwargs):
         fit = fit_hoffmann(*args, **kwargs)
         fit.E, fit.cov = 0.0, None  # what least_squares returns with E's bound active
         return fit
 
-    monkeypatch.setattr(allocation, "fit_hoffmann", on_the_bound)
+    monkeypatch.setattr(comparisons, "fit_hoffmann", on_the_bound)  # where the report's fit is called
     study = _study(tmp_path, SCALING_STUDY)
     law = HoffmannFit(**HOFFMANN)
 

@@ -61,7 +61,7 @@ def test_ablation_arms_swap_one_component():
     retro_rope = by_name["retro+position_ladder-s"].config()
     modern_learned = by_name["modern-position_ladder-s"].config()
     assert retro_rope.model.position.kind == "rope" and retro_rope.model.norm.kind == "layernorm"
-    assert modern_learned.model.position.kind == "learned" and modern_learned.optim.name == "muon"
+    assert modern_learned.model.position.kind == "learned" and modern_learned.optim.kind == "muon"
 
 
 STUDY = """\
@@ -131,7 +131,7 @@ def test_an_arm_with_its_own_overrides_gets_them_after_the_scale_and_the_preset(
     exp = expand(parse_study(study), "quick")
     by_arm = {s.tags["arm"]: s for s in exp.runs}
     lstm, retro = by_arm["b"].config(), by_arm["a"].config()
-    assert lstm.model.mixer == "lstm" and lstm.model.n_embd == 64  # the mini scale still applies
+    assert lstm.model.mixer.kind == "lstm" and lstm.model.n_embd == 64  # the mini scale still applies
     assert lstm.train.batch_size == 8 and lstm.model.init_std == 1.0  # the arm's own win
     assert retro.train.batch_size == 16 and retro.model.init_std == 0.02  # the other arm: untouched
 

@@ -90,6 +90,7 @@ def test_slurm_parameters_from_flags_or_a_study_file():
 
 def test_the_submitted_task_and_spec_survive_pickling():
     spec = RunSpec("retro+rope", "retro", ("model.position.kind=rope",), 3, {"role": "add-one"})
+    assert spec.patch == {"model.position.kind": "rope"}  # --set strings are parsed once, into a patch
     assert spec_from_json(spec_to_json(spec)) == spec
     assert isinstance(pickle.loads(pickle.dumps(SpecTask())), SpecTask)
 

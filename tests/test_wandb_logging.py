@@ -94,7 +94,7 @@ def test_component_tags_of_a_real_config():
     except ConfigError:
         pytest.skip("model components are not registered yet")
     tags = wl.component_tags(cfg)
-    assert f"attention:{cfg.model.attention.kind}" in tags and f"optim:{cfg.optim.name}" in tags
+    assert f"attention:{cfg.model.attention.kind}" in tags and f"optim:{cfg.optim.kind}" in tags
 
 
 def test_resolve_mode(wandb_env, monkeypatch):

@@ -154,30 +154,8 @@ def attribute(
     add_one = {c: distinct_runs(runs, f"add-one {c}") for c, runs in (add_one or {}).items()}
     remove_one = {c: distinct_runs(runs, f"remove-one {c}") for c, runs in (remove_one or {}).items()}
     subsets = {name: distinct_runs(runs, name) for name, runs in (subsets or {}).items()}
-    components = list(dict.fromkeys([*add_one, *remove_one]))
+    components, groups = _run_groups(retro, modern, add_one, remove_one, subsets, shapley)
     full = frozenset(components)
-    groups: dict[frozenset, list[RunRecord]] = {frozenset(): retro, full: modern}
-    for c, runs in add_one.items():
-        groups[frozenset([c])] = runs
-    for c, runs in remove_one.items():
-        groups[full - {c}] = runs
-    for name, runs in subsets.items():
-        key = frozenset(p.strip() for p in name.split("+"))
-        if not key <= full:
-            raise LitAlgosError(f"Subset {name!r} names components outside {sorted(full)}.")
-        groups[key] = runs
-    if shapley:  # refuse before any work
-        missing = [
-            "+".join(sorted(s)) or "retro"
-            for k in range(len(components) + 1)
-            for s in map(frozenset, itertools.combinations(components, k))
-            if s not in groups
-        ]
-        if missing:
-            raise LitAlgosError(
-                f"Shapley shares need runs for every subset of {', '.join(components)}; missing: {', '.join(missing)}. "
-                "Pass them as --add NAME=RUNS with NAME like a+b (lit-algos sweep ablation --shapley trains them)."
-            )
     # one L* that every complete run of every group reaches: the highest final loss among them
     # (the retro seeds' primary L* unless an arm ends above it, which would leave that arm a bound)
     others = [r for key, runs in groups.items() if key for r in runs]
@@ -191,8 +169,66 @@ def attribute(
     def ceg(refs, news) -> Estimate:
         return summarize(refs, news, target=loss, smooth=smooth, confidence=confidence).estimates[unit]
 
-    whole = ceg(retro, modern)
-    out = Attribution(unit, loss, whole)
+    out = Attribution(unit, loss, ceg(retro, modern))
+    log_costs, out.censored = _log_costs(groups, smooth, loss, unit)
+    if out.censored:
+        out.note = "some costs are censored at L*: the figures built on them are bounds"
+    whole_w = _gain(full)
+    for c in components:
+        share = ComponentShare(c)
+        if c in add_one:
+            share.add_one = ceg(retro, add_one[c])
+            share.add_share = _combo_interval(_gain(frozenset([c])), whole_w, log_costs, confidence)
+        if c in remove_one:
+            share.remove_one = ceg(remove_one[c], modern)
+            part = _combo((1.0, whole_w), (-1.0, _gain(full - {c})))
+            share.remove_share = _combo_interval(part, whole_w, log_costs, confidence)
+        out.components.append(share)
+    _interactions(out, components, len(add_one), len(remove_one), log_costs, confidence)
+    if shapley:
+        # Shapley values are linear in v, so each is a weighted sum of group means: compute the
+        # weights by running the formula on one indicator vector per group
+        keys = list(groups)
+        basis = {k: np.array([(1.0 if k == g else 0.0) for g in keys]) for k in keys}
+        weights = shapley_values({k: basis[frozenset()] - basis[k] for k in keys}, components)
+        for share in out.components:
+            phi = {g: float(w) for g, w in zip(keys, weights[share.component]) if w != 0}
+            share.shapley_share = _combo_interval(phi, whole_w, log_costs, confidence)
+    return out
+
+
+def _run_groups(retro, modern, add_one: dict, remove_one: dict, subsets: dict, shapley: bool):
+    """The components and the runs of each stack, keyed by its set of components (retro: the
+    empty set); with ``shapley`` every subset must have runs (refused before any work)."""
+    components = list(dict.fromkeys([*add_one, *remove_one]))
+    full = frozenset(components)
+    groups: dict[frozenset, list[RunRecord]] = {frozenset(): retro, full: modern}
+    for c, runs in add_one.items():
+        groups[frozenset([c])] = runs
+    for c, runs in remove_one.items():
+        groups[full - {c}] = runs
+    for name, runs in subsets.items():
+        key = frozenset(p.strip() for p in name.split("+"))
+        if not key <= full:
+            raise LitAlgosError(f"Subset {name!r} names components outside {sorted(full)}.")
+        groups[key] = runs
+    if shapley:
+        missing = [
+            "+".join(sorted(s)) or "retro"
+            for k in range(len(components) + 1)
+            for s in map(frozenset, itertools.combinations(components, k))
+            if s not in groups
+        ]
+        if missing:
+            raise LitAlgosError(
+                f"Shapley shares need runs for every subset of {', '.join(components)}; missing: {', '.join(missing)}. "
+                "Pass them as --add NAME=RUNS with NAME like a+b (lit-algos sweep ablation --shapley trains them)."
+            )
+    return components, groups
+
+
+def _log_costs(groups: dict, smooth, loss: float, unit: str) -> tuple[dict, list[str]]:
+    """ln cost of each run at L* per group, and the runs whose cost is censored there."""
     log_costs, censored = {}, []
     for key, runs in groups.items():
         costs = [run_cost(r, smoothed(r, smooth), loss) for r in runs]
@@ -203,51 +239,39 @@ def attribute(
             if c.censor
         ]
         log_costs[key] = np.array([math.log(c.cost[unit]) for c in costs if c.cost.get(unit)], dtype=float)
-    out.censored = censored
-    if censored:
-        out.note = "some costs are censored at L*: the figures built on them are bounds"
-    base = frozenset()
+    return log_costs, censored
 
-    def gain(key) -> dict[frozenset, float]:  # ln CEG of the stack ``key`` over retro, as group weights
-        return {base: 1.0, key: -1.0} if key != base else {}
 
-    def combo(*parts: tuple[float, dict]) -> dict[frozenset, float]:
-        out: dict[frozenset, float] = {}
-        for weight, weights in parts:
-            for g, c in weights.items():
-                out[g] = out.get(g, 0.0) + weight * c
-        return out
+def _gain(key: frozenset) -> dict[frozenset, float]:
+    """ln CEG of the stack ``key`` over retro, as group weights (ln cost of retro - ln cost of key)."""
+    return {frozenset(): 1.0, key: -1.0} if key != frozenset() else {}
 
-    whole_w = gain(full)
-    for c in components:
-        share = ComponentShare(c)
-        if c in add_one:
-            share.add_one = ceg(retro, add_one[c])
-            share.add_share = _combo_interval(gain(frozenset([c])), whole_w, log_costs, confidence)
-        if c in remove_one:
-            share.remove_one = ceg(remove_one[c], modern)
-            part = combo((1.0, whole_w), (-1.0, gain(full - {c})))
-            share.remove_share = _combo_interval(part, whole_w, log_costs, confidence)
-        out.components.append(share)
-    if add_one and len(add_one) == len(components):
-        parts = combo(*((1.0, gain(frozenset([c]))) for c in components))
+
+def _combo(*parts: tuple[float, dict]) -> dict[frozenset, float]:
+    """The weighted sum of group-weight maps."""
+    out: dict[frozenset, float] = {}
+    for weight, weights in parts:
+        for g, c in weights.items():
+            out[g] = out.get(g, 0.0) + weight * c
+    return out
+
+
+def _interactions(
+    out: Attribution, components: list, n_add: int, n_remove: int, log_costs, confidence
+) -> None:
+    """The products of the add-one (remove-one) CEGs and their interaction with the whole stack,
+    where every component has its add-one (remove-one) runs."""
+    full = frozenset(components)
+    whole_w = _gain(full)
+    if n_add and n_add == len(components):
+        parts = _combo(*((1.0, _gain(frozenset([c]))) for c in components))
         out.product_add_one = math.exp(sum(w * float(log_costs[g].mean()) for g, w in parts.items()))
         out.interaction_add = _combo_interval(
-            combo((1.0, whole_w), (-1.0, parts)), None, log_costs, confidence, math.exp
+            _combo((1.0, whole_w), (-1.0, parts)), None, log_costs, confidence, math.exp
         )
-    if remove_one and len(remove_one) == len(components):
-        parts = combo(*(p for c in components for p in ((1.0, whole_w), (-1.0, gain(full - {c})))))
+    if n_remove and n_remove == len(components):
+        parts = _combo(*(p for c in components for p in ((1.0, whole_w), (-1.0, _gain(full - {c})))))
         out.product_remove_one = math.exp(sum(w * float(log_costs[g].mean()) for g, w in parts.items()))
         out.interaction_remove = _combo_interval(
-            combo((1.0, whole_w), (-1.0, parts)), None, log_costs, confidence, math.exp
+            _combo((1.0, whole_w), (-1.0, parts)), None, log_costs, confidence, math.exp
         )
-    if shapley:
-        # Shapley values are linear in v, so each is a weighted sum of group means: compute the
-        # weights by running the formula on one indicator vector per group
-        keys = list(groups)
-        basis = {k: np.array([(1.0 if k == g else 0.0) for g in keys]) for k in keys}
-        weights = shapley_values({k: basis[base] - basis[k] for k in keys}, components)
-        for share in out.components:
-            phi = {g: float(w) for g, w in zip(keys, weights[share.component]) if w != 0}
-            share.shapley_share = _combo_interval(phi, whole_w, log_costs, confidence)
-    return out

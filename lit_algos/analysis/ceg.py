@@ -323,30 +323,8 @@ def summarize(
         u: _estimate(ref_costs, new_costs, index_pairs, paired, lambda c, u=u: c.cost.get(u), confidence)
         for u in units
     }
-    # measured throughput: new FLOP/s over ref FLOP/s (the ratio of ref/new "seconds per FLOP")
-    plain = [RunCost(c.run_id, c.seed, c.status, {}, None, c.flop_per_s) for c in ref_costs]
-    plain_new = [RunCost(c.run_id, c.seed, c.status, {}, None, c.flop_per_s) for c in new_costs]
-    estimates["throughput"] = _estimate(
-        plain,
-        plain_new,
-        index_pairs,
-        paired,
-        lambda c: 1.0 / c.flop_per_s if c.flop_per_s else None,
-        confidence,
-    )
-    pairs = []
-    for i, j in index_pairs:
-        r, n = ref_costs[i], new_costs[j]
-        pair = PairCEG(r.run_id, n.run_id, r.seed, n.seed, kind, loss, cost_ref=r.cost, cost_new=n.cost)
-        pair.bound, ok = pair_bound(r, n)
-        pair.ceg = _ratios(r.cost, n.cost)
-        if r.flop_per_s and n.flop_per_s:
-            pair.ceg["throughput"] = n.flop_per_s / r.flop_per_s
-        notes = [describe_censor(c, side, loss) for side, c in (("reference", r), ("new", n)) if c.censor]
-        pair.note = "; ".join(notes) + ("" if ok else " (no bound: censored both ways)")
-        if not ok:
-            pair.ceg = {u: None for u in pair.ceg}
-        pairs.append(pair)
+    estimates["throughput"] = _throughput(ref_costs, new_costs, index_pairs, paired, confidence)
+    pairs = _pairs(ref_costs, new_costs, index_pairs, kind, loss)
     censored = [
         describe_censor(c, side, loss)
         for side, costs in (("ref", ref_costs), ("new", new_costs))
@@ -367,6 +345,38 @@ def summarize(
         identity=identity_check(estimates),
         warnings=warnings,
     )
+
+
+def _throughput(ref_costs, new_costs, index_pairs, paired: bool, confidence: float) -> Estimate:
+    """Measured throughput: new FLOP/s over ref FLOP/s (the ratio of ref/new "seconds per FLOP")."""
+    plain = [RunCost(c.run_id, c.seed, c.status, {}, None, c.flop_per_s) for c in ref_costs]
+    plain_new = [RunCost(c.run_id, c.seed, c.status, {}, None, c.flop_per_s) for c in new_costs]
+    return _estimate(
+        plain,
+        plain_new,
+        index_pairs,
+        paired,
+        lambda c: 1.0 / c.flop_per_s if c.flop_per_s else None,
+        confidence,
+    )
+
+
+def _pairs(ref_costs, new_costs, index_pairs, kind: str, loss: float) -> list[PairCEG]:
+    """The CEG of each (ref, new) pair of runs, a bound where one side is censored."""
+    pairs = []
+    for i, j in index_pairs:
+        r, n = ref_costs[i], new_costs[j]
+        pair = PairCEG(r.run_id, n.run_id, r.seed, n.seed, kind, loss, cost_ref=r.cost, cost_new=n.cost)
+        pair.bound, ok = pair_bound(r, n)
+        pair.ceg = _ratios(r.cost, n.cost)
+        if r.flop_per_s and n.flop_per_s:
+            pair.ceg["throughput"] = n.flop_per_s / r.flop_per_s
+        notes = [describe_censor(c, side, loss) for side, c in (("reference", r), ("new", n)) if c.censor]
+        pair.note = "; ".join(notes) + ("" if ok else " (no bound: censored both ways)")
+        if not ok:
+            pair.ceg = {u: None for u in pair.ceg}
+        pairs.append(pair)
+    return pairs
 
 
 def curve_warnings(records: dict, costs: dict, loss: float, smooth: int | None) -> list[str]:

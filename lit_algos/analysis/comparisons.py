@@ -9,6 +9,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lit_algos.analysis.allocation import (
+    allocation_multiplier,
+    allocation_points,
+    extrapolation,
+    fit_hoffmann,
+    multiplier_interval,
+)
+from lit_algos.analysis.attribution import attribute
+from lit_algos.analysis.ceg import compare
+from lit_algos.analysis.runs import check_comparable, distinct_runs, single_recipe
+from lit_algos.analysis.scaling import (
+    compute_dependence,
+    degenerate_reasons,
+    fit_scaling_law,
+    model_sizes,
+    scaling_basis,
+    scaling_points,
+)
 from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
 
@@ -42,8 +60,6 @@ def ceg_with_attribution(
 ) -> CEGResult:
     """CEG of ``news`` over ``refs`` (one recipe each) and, with ``add`` / ``remove`` groups, the
     attribution (names with "+" in ``add`` are subsets, for Shapley shares)."""
-    from lit_algos.analysis.ceg import compare
-    from lit_algos.analysis.runs import single_recipe
 
     single_recipe(refs, "--ref")
     single_recipe(news, "--new")
@@ -51,8 +67,6 @@ def ceg_with_attribution(
     report = compare(refs, news, targets=list(targets), **kwargs)
     attribution = None
     if add or remove:
-        from lit_algos.analysis.attribution import attribute
-
         add = add or {}
         attribution = attribute(
             refs,
@@ -96,15 +110,6 @@ def compare_scaling(
     """``L(C) = E + A C^-alpha`` per side over a size ladder and the compute dependence of M(C).
     E fitted needs three model sizes per side; with two, E must be fixed (``E``) and the verdict
     says it rests on that value."""
-    from lit_algos.analysis.runs import check_comparable, distinct_runs
-    from lit_algos.analysis.scaling import (
-        compute_dependence,
-        degenerate_reasons,
-        fit_scaling_law,
-        model_sizes,
-        scaling_basis,
-        scaling_points,
-    )
 
     check_comparable(refs + news)
     refs, news = distinct_runs(refs, "--ref"), distinct_runs(news, "--new")
@@ -174,14 +179,6 @@ def allocation_summary(
     """``L(N, D) = E + A/N^a + B/D^b`` over every evaluation of ``refs`` and the Kaplan ->
     Chinchilla multiplier at ``n_points`` computes across their range, each with its interval
     and a flag where the rules' (N, D) leave the runs' range."""
-    from lit_algos.analysis.allocation import (
-        allocation_multiplier,
-        allocation_points,
-        extrapolation,
-        fit_hoffmann,
-        multiplier_interval,
-    )
-    from lit_algos.analysis.runs import distinct_runs
 
     n, d, loss = allocation_points(distinct_runs(refs, "--ref"))
     fit = fit_hoffmann(n, d, loss)

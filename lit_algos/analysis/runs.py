@@ -143,3 +143,27 @@ def distinct_runs(records: list[RunRecord], what: str = "runs") -> list[RunRecor
             stacklevel=2,
         )
     return out
+
+
+# Records the analyses use: finished, or stopped with a curve (listed as censored by CEG).
+USABLE = ("reached", "budget_exhausted", "diverged", "failed")
+
+
+def index_records(runs_dir: Path) -> dict[tuple[str, int], RunRecord]:
+    """(config hash, seed) -> the newest usable record under ``runs_dir``."""
+    out: dict[tuple[str, int], RunRecord] = {}
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return out
+    for path in sorted(root.glob("*/record.json")):
+        try:
+            rec = RunRecord.load(path)
+        except LitAlgosError as err:
+            warnings.warn(f"skipped {path}: {err}", LitAlgosWarning, stacklevel=2)
+            continue
+        if rec.status not in USABLE or not rec.curve:
+            continue
+        key = (rec.config_hash, rec.seed)
+        if key not in out or (rec.finished_at or "") > (out[key].finished_at or ""):
+            out[key] = rec
+    return out

@@ -191,36 +191,7 @@ def fit_scaling_law(
             f"A scaling fit with E fitted needs at least three distinct compute values (model sizes); these "
             f"points have {np.unique(c).size}. Fix E (--E VALUE) or add a size."
         )
-    x = np.log(c)
-    if fit_E:
-        e0 = 0.5 * float(y.min())
-        slope, intercept = np.polyfit(x, np.log(y - e0), 1)
-        p0 = (e0, intercept, max(-slope, 1e-3))
-
-        def model(x, e, a, alpha):
-            return e + np.exp(a - alpha * x)
-
-        bounds = ([0.0, -np.inf, 1e-6], [float(y.min()), np.inf, 10.0])
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", optimize.OptimizeWarning
-            )  # no covariance: reported as no interval
-            params, cov = optimize.curve_fit(model, x, y, p0=p0, bounds=bounds, maxfev=20_000)
-        dof = c.size - 3
-    else:  # least squares in the loss (where the seed noise is), from ordinary least squares on ln(L - E)
-        design = np.stack([np.ones_like(x), -x], axis=1)  # (n, 2)
-        start, *_ = np.linalg.lstsq(design, np.log(y - fixed_E), rcond=None)
-
-        def model(x, a, alpha):
-            return fixed_E + np.exp(a - alpha * x)
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            try:
-                params, cov = optimize.curve_fit(model, x, y, p0=start, maxfev=20_000)
-            except RuntimeError:  # no convergence: the log-space solution, whose residuals set the covariance
-                params, cov = start, None
-        dof = c.size - 2
+    params, cov, dof = _least_squares(np.log(c), y, fit_E, fixed_E)
     cov = cov if cov is not None and dof > 0 and np.all(np.isfinite(cov)) else None
     E, a, alpha = _from_params(params, fit_E, fixed_E)
     fit = ScalingFit(E=E, A=math.exp(a), alpha=alpha, n=int(c.size), fit_E=fit_E, cov=cov)
@@ -284,6 +255,41 @@ class ComputeDependence:
         return out
 
 
+def _least_squares(x: np.ndarray, y: np.ndarray, fit_E: bool, fixed_E: float):
+    """(parameters, covariance or None, residual degrees of freedom) of L = E + e^(lnA - alpha x)
+    at x = ln C: (E, lnA, alpha) with E fitted, else (lnA, alpha) with E = ``fixed_E``."""
+    if fit_E:
+        e0 = 0.5 * float(y.min())
+        slope, intercept = np.polyfit(x, np.log(y - e0), 1)
+        p0 = (e0, intercept, max(-slope, 1e-3))
+
+        def model(x, e, a, alpha):
+            return e + np.exp(a - alpha * x)
+
+        bounds = ([0.0, -np.inf, 1e-6], [float(y.min()), np.inf, 10.0])
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", optimize.OptimizeWarning
+            )  # no covariance: reported as no interval
+            params, cov = optimize.curve_fit(model, x, y, p0=p0, bounds=bounds, maxfev=20_000)
+        dof = x.size - 3
+    else:  # least squares in the loss (where the seed noise is), from ordinary least squares on ln(L - E)
+        design = np.stack([np.ones_like(x), -x], axis=1)  # (n, 2)
+        start, *_ = np.linalg.lstsq(design, np.log(y - fixed_E), rcond=None)
+
+        def model(x, a, alpha):
+            return fixed_E + np.exp(a - alpha * x)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+            try:
+                params, cov = optimize.curve_fit(model, x, y, p0=start, maxfev=20_000)
+            except RuntimeError:  # no convergence: the log-space solution, whose residuals set the covariance
+                params, cov = start, None
+        dof = x.size - 2
+    return params, cov, dof
+
+
 def compute_dependence(
     ref: ScalingFit,
     new: ScalingFit,
@@ -343,6 +349,12 @@ def compute_dependence(
     ends = [_conservative_interval(np.exp(log_m[:, k]), confidence) for k in (0, 1)]
     ends = [(max(low, 0.0), high) for low, high in ends]
     out.m_lo_interval, out.m_hi_interval = ends
+    _label(out, slopes, undefined, margin)
+    return out
+
+
+def _label(out: ComputeDependence, slopes: np.ndarray, undefined: np.ndarray, margin: float) -> None:
+    """The verdict from the slope interval and the draws' signs, the flat band first."""
     low, high = out.interval
     p_negative = float(np.mean(undefined | (slopes <= 0)))
     p_positive = float(np.mean(undefined | (slopes >= 0)))
@@ -357,7 +369,6 @@ def compute_dependence(
             f"the slope interval is wider than the flat band +-{margin} and {min(p_negative, p_positive):.0%} of "
             f"the draws give the other sign (a label needs under {SIGN_LEVEL:.1%})"
         )
-    return out
 
 
 def _t_draws(fit: ScalingFit, n: int, rng: np.random.Generator) -> np.ndarray:

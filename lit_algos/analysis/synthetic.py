@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lit_algos.config import hash_config_dict
+from lit_algos.config import Config, hash_config_dict
+from lit_algos.config.recipes import deep_merge
+from lit_algos.flops import estimate_flops
 from lit_algos.records import EvalPoint, RunRecord, interpolate_to_target
 
 BYTES_PER_TOKEN = 4.0  # for a plausible bits-per-byte column
@@ -35,6 +37,7 @@ def log_linear_loss(a: float = 10.0, b: float = 0.2, k: float = 1.0) -> Callable
     return lambda flops: a - b * math.log(k * flops)
 
 
+# long: one record with every field a trained run writes, set out in one place to read against RunRecord
 def synthetic_record(
     run_id: str,
     *,
@@ -64,9 +67,6 @@ def synthetic_record(
     its config is a full resolved config (``config`` is merged into a tiny default one) with one
     token per step (batch 1, block 1), so step = tokens = FLOPs / FLOPs-per-token, the analytic
     FLOPs per token of that config unless ``flops_per_token`` is given."""
-    from lit_algos.config import Config
-    from lit_algos.config.recipes import deep_merge
-    from lit_algos.flops import estimate_flops
 
     grid = list(flops) if flops is not None else list(np.geomspace(1e12, 1e15, 16))
     base = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from rich.table import Table as RichTable
+
 from lit_algos.analysis.curves import UNIT_NAMES
 
 
@@ -36,8 +38,6 @@ class Table:
         return {"title": self.title, "columns": self.columns, "rows": self.rows, "caption": self.caption}
 
     def to_rich(self):
-        from rich.table import Table as RichTable
-
         table = RichTable(title=self.title, caption=self.caption)
         for col in self.columns:
             table.add_column(col)

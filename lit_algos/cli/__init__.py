@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from lit_algos import __version__
-from lit_algos.errors import LitAlgosError
+from lit_algos.errors import ConfigError, LitAlgosError, LitAlgosWarning
 
 # Modules that contribute sub-commands; each defines register(subparsers).
 COMMAND_MODULES = (
@@ -60,7 +60,6 @@ PATH_FLAGS = ("--out", "--checkpoint", "--shards", "--corpus")  # and every --*-
 def refuse_empty_paths(argv: list[str]) -> None:
     """A path flag given an empty string: Path("") is the current directory, so ``--runs-dir ""``
     would silently write runs into it. Refused before anything runs."""
-    from lit_algos.errors import ConfigError
 
     for i, item in enumerate(argv):
         flag, eq, value = item.partition("=")
@@ -77,7 +76,6 @@ def refuse_empty_paths(argv: list[str]) -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our own warnings (a skipped board entry) as one line; everything else as Python shows it."""
-    from lit_algos.errors import LitAlgosWarning
 
     if issubclass(category, LitAlgosWarning):
         print(f"warning: {message}", file=file or sys.stderr)
@@ -104,12 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         refuse_empty_paths(sys.argv[1:] if argv is None else list(argv))
         with warnings.catch_warnings():
-            from lit_algos.errors import LitAlgosWarning
-
             # every command shows its own warnings, also when one process runs several (tests, notebooks)
             warnings.simplefilter("default", LitAlgosWarning)
             return int(args.func(args) or 0)
     except LitAlgosError as err:
+        # here, not at the top: rich only when there is an error to print
         from rich.console import Console
         from rich.markup import escape
 

@@ -20,6 +20,12 @@ def add_fixed_e(parser, help: str) -> None:
 
 
 def register(subparsers) -> None:
+    _register_ceg(subparsers)
+    _register_submit(subparsers)
+    _register_leaderboard(subparsers)
+
+
+def _register_ceg(subparsers) -> None:
     p = subparsers.add_parser(
         "ceg",
         help="compute-equivalent gain of one recipe over another",
@@ -32,6 +38,14 @@ def register(subparsers) -> None:
             "(data.val_fingerprint) can be compared."
         ),
     )
+    _add_ceg_args(p)
+    _add_attribution_args(p)
+    _add_scaling_args(p)
+    p.set_defaults(func=cmd_ceg)
+
+
+def _add_ceg_args(p) -> None:
+    """Which runs, at which losses, by which rule, with which intervals."""
     p.add_argument("--ref", nargs="+", required=True, metavar="RUNS", help=f"reference {RUNS_HELP}")
     p.add_argument("--new", nargs="+", required=True, metavar="RUNS", help=f"new {RUNS_HELP}")
     p.add_argument(
@@ -84,6 +98,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--per-pair", action="store_true", help="also show the CEG of every (ref, new) pair of runs"
     )
+
+
+def _add_attribution_args(p) -> None:
+    """The ablation runs an attribution table is made of (``ceg --add/--remove``)."""
     p.add_argument(
         "--add",
         action="append",
@@ -110,6 +128,10 @@ def register(subparsers) -> None:
         default="flops",
         help="unit of the attribution table (default flops)",
     )
+
+
+def _add_scaling_args(p) -> None:
+    """Scaling-law fits over a size ladder, the allocation fit, and the output."""
     p.add_argument(
         "--scaling",
         choices=("final", "frontier"),
@@ -142,8 +164,9 @@ def register(subparsers) -> None:
         help="also log the tables (numeric: sortable, chartable) and plots to one W&B run (offline unless "
         "configured; group 'ceg')",
     )
-    p.set_defaults(func=cmd_ceg)
 
+
+def _register_submit(subparsers) -> None:
     s = subparsers.add_parser(
         "submit",
         help="submit runs (all seeds of one recipe) to a leaderboard track",
@@ -192,6 +215,8 @@ def register(subparsers) -> None:
     )
     s.set_defaults(func=cmd_submit)
 
+
+def _register_leaderboard(subparsers) -> None:
     b = subparsers.add_parser(
         "leaderboard",
         help="show the leaderboard and regenerate leaderboard/README.md",
@@ -225,12 +250,14 @@ def register(subparsers) -> None:
 
 # ---- helpers -------------------------------------------------------------------------------
 def _console():
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     return Console()
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.tables import fmt
 
     return fmt(value, digits)
@@ -241,6 +268,7 @@ def _print_json(data) -> None:
 
 
 def _named_groups(items: list[str], runs_dir, flag: str) -> dict:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.runs import resolve_runs
 
     groups = {}
@@ -256,17 +284,20 @@ def _named_groups(items: list[str], runs_dir, flag: str) -> dict:
 
 # ---- ceg -----------------------------------------------------------------------------------
 def cmd_ceg(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.runs import resolve_runs
 
     refs = resolve_runs(args.ref, args.runs_dir, "--ref", include_failed=True)
     news = resolve_runs(args.new, args.runs_dir, "--new", include_failed=True)
     if args.allocation:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.analysis.comparisons import allocation_summary
 
         summary = allocation_summary(refs, confidence=args.confidence, seed=args.seed)
         _log_wandb(args, None, refs, news, allocation=summary)
         return print_allocation(summary, as_json=args.json)
     if args.scaling:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.analysis.comparisons import compare_scaling
 
         comparison = compare_scaling(
@@ -281,6 +312,7 @@ def cmd_ceg(args) -> int:
         )
         _log_wandb(args, None, refs, news, scaling=comparison)
         return print_scaling(comparison, as_json=args.json)
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.comparisons import ceg_with_attribution
 
     result = ceg_with_attribution(
@@ -303,6 +335,7 @@ def cmd_ceg(args) -> int:
 
 def _log_wandb(args, result, refs, news, **extra) -> None:
     if getattr(args, "wandb", False):
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.records import default_runs_dir
         from lit_algos.reports.wandb_tables import log_ceg
 
@@ -312,6 +345,7 @@ def _log_wandb(args, result, refs, news, **extra) -> None:
 
 def print_ceg(result, *, as_json: bool = False, per_pair: bool = False, console=None) -> int:
     """Print a :class:`lit_algos.analysis.comparisons.CEGResult` as tables, or as JSON."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis import tables
 
     if as_json:
@@ -332,6 +366,7 @@ def print_ceg(result, *, as_json: bool = False, per_pair: bool = False, console=
 
 
 def print_scaling(comparison, *, as_json: bool = False, console=None) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis import tables
 
     if as_json:
@@ -344,6 +379,7 @@ def print_scaling(comparison, *, as_json: bool = False, console=None) -> int:
 
 
 def print_allocation(summary, *, as_json: bool = False, console=None) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis import tables
 
     if as_json:
@@ -357,11 +393,12 @@ def print_allocation(summary, *, as_json: bool = False, console=None) -> int:
 
 # ---- submit / leaderboard ------------------------------------------------------------------
 def cmd_submit(args) -> int:
-    from lit_algos.analysis.curves import UNIT_NAMES  # here: lit_algos.analysis loads scipy (seconds)
+    # here: lit_algos.analysis loads scipy (seconds)
     from lit_algos.analysis.runs import resolve_runs
     from lit_algos.leaderboard import speedrun
     from lit_algos.leaderboard.checkpoints import check_final_checkpoints
-    from lit_algos.leaderboard.entries import build_entry, entry_path, get_submission_track, submit
+    from lit_algos.leaderboard.entries import build_entry, get_submission_track
+    from lit_algos.leaderboard.submit import submit
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
 
     runs = resolve_runs(args.runs, args.runs_dir, "submit")
@@ -394,6 +431,16 @@ def cmd_submit(args) -> int:
         reference=reference,
         reference_runs=reference_runs,
     )
+    _print_entry(entry, root)
+    return 0
+
+
+def _print_entry(entry, root: Path) -> None:
+    """The accepted entry: its statistics, its figures per unit, its reference, the board's path."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
+    from lit_algos.analysis.curves import UNIT_NAMES
+    from lit_algos.leaderboard.entries import entry_path
+
     st = entry.statistics
     status = (
         "[yellow]provisional[/] (fewer seeds than the track's minimum)"
@@ -420,10 +467,10 @@ def cmd_submit(args) -> int:
             f"  same-machine reference ({ref['kind']} of {ref['recipe']}): {_fmt(sum(ref['seconds']) / len(ref['seconds']))} s"
         )
     console.print(f"Board regenerated: {root / 'README.md'}")
-    return 0
 
 
 def cmd_leaderboard(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.leaderboard.entries import load_entries
     from lit_algos.leaderboard.render import board_rows, rich_table, write_board
     from lit_algos.leaderboard.tracks import default_leaderboard_dir, get_track, load_tracks
@@ -431,6 +478,7 @@ def cmd_leaderboard(args) -> int:
     root = Path(args.leaderboard_dir) if args.leaderboard_dir else default_leaderboard_dir()
     tracks = {args.track: get_track(args.track, root)} if args.track else load_tracks(root)
     if args.migrate is not None:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.leaderboard.migrate import migrate_board
 
         for line in migrate_board(root, [Path(d) for d in args.migrate]) or ["no entry needed migrating"]:

@@ -7,6 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from lit_algos.errors import ConfigError, DataError
+
 FLAGS = {  # CLI flag -> DataConfig field
     "corpus": "corpus",
     "tokenizer": "tokenizer",
@@ -80,11 +82,12 @@ def register(sub) -> None:
 
 
 def resolve_data_config(args: argparse.Namespace):
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.config import DataConfig
-    from lit_algos.errors import ConfigError
 
     base = DataConfig()
     if args.recipe:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.config.recipes import load_config
 
         base = load_config(args.recipe).data
@@ -98,6 +101,7 @@ def resolve_data_config(args: argparse.Namespace):
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import time
 
     from rich.console import Console
@@ -130,6 +134,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _describe_stream(files: list[Path], quick: bool) -> list[dict]:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.data.shards import TokenStream
 
     rows = []
@@ -151,9 +156,9 @@ def _describe_stream(files: list[Path], quick: bool) -> list[dict]:
 
 def inspect_path(path: Path, quick: bool = False) -> dict:
     """What ``data inspect`` reports, as a dict; raises DataError for anything corrupt."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.data.prepare import MANIFEST, load_prepared
     from lit_algos.data.shard_sets import _shard_files
-    from lit_algos.errors import DataError
 
     if path.is_file() and path.suffix == ".json" or (path.is_dir() and (path / MANIFEST).is_file()):
         ds = load_prepared(path)  # checks every header and the validation fingerprint
@@ -191,6 +196,7 @@ def inspect_path(path: Path, quick: bool = False) -> dict:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
     from rich.table import Table
 

@@ -6,10 +6,16 @@ import argparse
 from pathlib import Path
 
 from lit_algos.cli.train_cmds import add_config_args, add_name_arg
-from lit_algos.errors import LitAlgosError
+from lit_algos.errors import LitAlgosError, SubmissionError
+from lit_algos.records import default_runs_dir
 
 
 def register(sub) -> None:
+    _register_benchmark(sub)
+    _register_races(sub)
+
+
+def _register_benchmark(sub) -> None:
     b = sub.add_parser(
         "benchmark", help="measure training throughput (tokens/s, FLOP/s, MFU) of recipes here"
     )
@@ -42,9 +48,9 @@ def register(sub) -> None:
         "--ab",
         action="append",
         default=[],
-        metavar="ENV=VALUE",
-        help="also run each recipe with this environment variable set, alternating with the unset rows "
-        "(before/after toggles such as LIT_ALGOS_CHUNKED_CE=0); repeatable",
+        metavar="KEY=VALUE",
+        help="also run each recipe with this config override, alternating with the rows without it "
+        "(before/after toggles such as train.chunked_loss=false or optim.muon_ns_dtype=float32); repeatable",
     )
     b.add_argument(
         "--startup",
@@ -59,6 +65,9 @@ def register(sub) -> None:
     b.add_argument("--json", action="store_true", help="print JSON (host, peaks, rows) instead of tables")
     b.set_defaults(func=cmd_benchmark)
 
+
+def _register_races(sub) -> None:
+    """``speedrun`` (one recipe on a track) and ``main`` (retro vs modern on the CPU track)."""
     s = sub.add_parser(
         "speedrun",
         help="train SEEDS seeds of a recipe on a track and show where it would rank",
@@ -105,16 +114,14 @@ def _fmt_spread(s: dict, fmt: str, scale: float = 1.0) -> str:
 
 def cmd_benchmark(args) -> int:
     """Time the real training loop over alternating rounds; optionally a plain loop and the matmul peak."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import json
 
     import torch
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     from lit_algos import benchmark as bench
-    from lit_algos import peaks as peak_mod
-    from lit_algos.flops import mfu as model_flops_utilisation
 
     if args.threads is not None:
         if args.threads < 1:
@@ -122,21 +129,17 @@ def cmd_benchmark(args) -> int:
         torch.set_num_threads(args.threads)
     if args.rounds < 1 or args.steps < 1:
         raise LitAlgosError(f"--rounds {args.rounds} --steps {args.steps}: both must be at least 1.")
+    peak_only = args.peak and not args.recipes and not args.startup
+    recipes = args.recipes or ["retro", "modern"]
+    # validated first: a bad --ab must not cost a peak measurement
+    jobs = bench.benchmark_jobs(recipes, args.overrides, args.steps, plain=args.plain, ab=args.ab)
     console = Console(stderr=args.json)
     before = bench.host_line()
     console.print(escape(before), style="dim")
     if args.startup:
         return _benchmark_startup(args, console, before)
-    peak_only = args.peak and not args.recipes
-    args.recipes = args.recipes or ["retro", "modern"]
     gpu = torch.cuda.is_available()
-    peaks = measured = None
-    dev = "cuda" if gpu else "cpu"
-    if args.peak:  # measured now; training runs on this host compute their MFU against it
-        measured = {k: peak_mod.sustained_peak(k, device=dev) for k in peak_mod.KINDS}
-        peaks = peak_mod.store_peaks(measured, dev)
-    elif not gpu:  # a CPU has no data-sheet peak: this host's sustained peak (cached, else measured)
-        peaks = peak_mod.host_peaks("cpu")
+    peaks, measured = _benchmark_peaks(args.peak, "cuda" if gpu else "cpu")
     if peak_only:
         after = bench.host_line()
         if args.json:
@@ -147,58 +150,53 @@ def cmd_benchmark(args) -> int:
                 console.print(escape(_peak_line(kind, p, measured[kind])))
             console.print(escape(after), style="dim")
         return 0
-    jobs = {}
-    for recipe in args.recipes:
-        jobs[recipe] = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)
-        if args.plain:
-            jobs[f"{recipe} ({bench.PLAIN})"] = lambda r=recipe: bench.plain_loop(
-                r, args.overrides, args.steps
-            )
-        for toggle in args.ab:
-            key, sep, value = toggle.partition("=")
-            if not sep or not key:
-                raise LitAlgosError(f"--ab {toggle!r}: expected ENV=VALUE, e.g. LIT_ALGOS_CHUNKED_CE=0.")
-            run = lambda r=recipe: bench.lightning_round(r, args.overrides, args.steps)  # noqa: E731
-            jobs[f"{recipe} [{toggle}]"] = bench.with_env(key, value, run)
 
     def progress(r, name, out):
-        console.print(
-            escape(
-                f"round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s, sys {out['sys_s']:.1f} s"
-            ),
-            style="dim",
-        )
+        line = f"round {r + 1}/{args.rounds} {name}: {out['tokens_per_s']:,.0f} tokens/s, sys {out['sys_s']:.1f} s"
+        console.print(escape(line), style="dim")
 
     summary = bench.compare(jobs, args.rounds, on_round=progress)
-    device_name = torch.cuda.get_device_name(0) if gpu else "cpu"
-    rows = []
-    for name, row in summary.items():
-        peak, source = peak_mod.peak_for(row["precision"], peaks, device_name)
-        mfu = {k: model_flops_utilisation(v, peak) for k, v in row["flop_per_s"].items() if k != "n"}
-        rows.append({"name": name, **row, "peak_flop_per_s": peak, "peak_source": source, "mfu": mfu})
+    rows = bench.with_mfu(summary, peaks, torch.cuda.get_device_name(0) if gpu else "cpu")
     after = bench.host_line()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "host_before": before,
-                    "host_after": after,
-                    "rounds": args.rounds,
-                    "peaks": peaks,
-                    "peak_measurements": measured,
-                    "rows": rows,
-                },
-                indent=2,
-                default=str,
-            )
-        )
+        report = {
+            "host_before": before,
+            "host_after": after,
+            "rounds": args.rounds,
+            "peaks": peaks,
+            "peak_measurements": measured,
+            "rows": rows,
+        }
+        print(json.dumps(report, indent=2, default=str))
         return 0
     for kind, p in (peaks or {}).items():
         console.print(escape(_peak_line(kind, p, (measured or {}).get(kind))))
+    _print_benchmark(console, rows, args, after)
+    return 0
+
+
+def _benchmark_peaks(measure: bool, device: str) -> tuple[dict | None, dict | None]:
+    """(peak summaries, this call's measurements): measured now with ``measure`` and kept for this
+    host (training runs here compute their MFU against them); else a CPU's cached sustained peaks
+    (measured once if there are none); a GPU without ``measure`` uses its data sheet (None)."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
+    from lit_algos import peaks as peak_mod
+
+    if measure:
+        measured = {k: peak_mod.sustained_peak(k, device=device) for k in peak_mod.KINDS}
+        return peak_mod.store_peaks(measured, device), measured
+    return (peak_mod.host_peaks("cpu") if device == "cpu" else None), None
+
+
+def _print_benchmark(console, rows: list[dict], args, after: str) -> None:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(
         title=f"training throughput, median \\[min-max] of {args.rounds} alternating round(s) of {args.steps} steps"
     )
-    for col in (
+    columns = (
         "recipe",
         "precision",
         "compile",
@@ -209,15 +207,14 @@ def cmd_benchmark(args) -> int:
         "MFU",
         "sys s",
         "vs first",
-    ):
+    )
+    for col in columns:
         table.add_column(col, justify="right")
     base = rows[0]["tokens_per_s"]["median"] if rows else None
     for r in rows:
-        prec = (
-            r["precision"]
-            if r["precision"] == r["requested_precision"]
-            else f"{r['precision']} (asked {r['requested_precision']})"
-        )
+        prec = r["precision"]
+        if prec != r["requested_precision"]:
+            prec = f"{prec} (asked {r['requested_precision']})"
         mfu = r["mfu"]
         table.add_row(
             escape(r["name"]),
@@ -228,14 +225,13 @@ def cmd_benchmark(args) -> int:
             _fmt_spread(r["step_s"], ".1f", 1000),
             _fmt_spread(r["flop_per_s"], ".1f", 1e-9),
             "-" if mfu["median"] is None else f"{mfu['median']:.1%} [{mfu['min']:.1%}-{mfu['max']:.1%}]",
-            _fmt_spread(r["sys_s"], ".1f"),
+            _fmt_spread(r["sys_s"], ".1f"),  # system CPU seconds of a round (freed-and-refaulted buffers)
             f"{r['tokens_per_s']['median'] / base:.3f}x",
         )
     console.print(table)
     console.print(
         f"[dim]MFU against: {', '.join(sorted({r['peak_source'] for r in rows}))}. After: {after}[/]"
     )
-    return 0
 
 
 def _benchmark_startup(args, console, before: str) -> int:
@@ -285,6 +281,7 @@ def _peak_line(kind: str, peak: dict, measured: dict | None) -> str:
 # ---- speedrun ---------------------------------------------------------------------------------
 def track_config(recipe: str, track, overrides: list[str], seed: int):
     """The recipe as run on ``track``: the track's target; its data must match the track's."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.config.recipes import load_config
 
     if track.target_loss is None:
@@ -312,6 +309,7 @@ def track_config(recipe: str, track, overrides: list[str], seed: int):
 
 def run_seeds(recipe: str, track, args, seeds: list[int], console, full: bool = False) -> list:
     """Train each seed on the track; ``full``: the speedrun rule, the declared length in full."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import json
 
     from lit_algos.training.run import train
@@ -335,6 +333,7 @@ def run_seeds(recipe: str, track, args, seeds: list[int], console, full: bool = 
 
 
 def _leaderboard_dir(args) -> Path:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
 
     return args.leaderboard_dir or default_leaderboard_dir()
@@ -342,7 +341,7 @@ def _leaderboard_dir(args) -> Path:
 
 def preview(records: list, track, description: str, root: Path, console) -> None:
     """Where these runs would rank if submitted (nothing is written)."""
-    from lit_algos.errors import SubmissionError
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.leaderboard.entries import build_entry
     from lit_algos.leaderboard.render import preview_row, rich_table
 
@@ -363,10 +362,10 @@ def preview(records: list, track, description: str, root: Path, console) -> None
 
 
 def cmd_speedrun(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     from lit_algos.leaderboard.tracks import get_track
-    from lit_algos.records import default_runs_dir
 
     console = Console()
     root = _leaderboard_dir(args)
@@ -381,6 +380,7 @@ def cmd_speedrun(args) -> int:
 
 # ---- main job -------------------------------------------------------------------------------
 def cmd_main(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     from lit_algos.analysis.ceg import compare

@@ -6,14 +6,15 @@ import argparse
 import json
 
 from lit_algos.cli.train_cmds import add_config_args
+from lit_algos.registry import load_all
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "components",
         help="list every component axis with its entries, descriptions and options",
-        description="The registry axes (attention, mlp, norm, optimizer, position, schedule), the sequence mixers "
-        "(model.mixer) and the other model switches: each entry's description and the config keys it reads.",
+        description="The registry axes (attention, mixer, mlp, norm, optimizer, position, schedule) and the other "
+        "model switches: each entry's description and the config keys it reads.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_components)
@@ -40,10 +41,8 @@ OTHER_SWITCHES = {
 
 
 def components_dict() -> dict[str, list[dict]]:
-    """{axis: [{name, help, options}]} for every registered axis, then the sequence mixers
-    (``model.mixer``) and the other model switches, as the README's Components table lists them."""
-    from lit_algos.components.lstm import MIXER_HELP
-    from lit_algos.registry import load_all
+    """{axis: [{name, help, options}]} for every registered axis, then the other model switches,
+    as the README's Components table lists them."""
 
     out = {
         axis: [
@@ -51,9 +50,6 @@ def components_dict() -> dict[str, list[dict]]:
         ]
         for axis, reg in sorted(load_all().items())
     }
-    out["mixer"] = [
-        {"name": name, "help": text, "options": ["mixer", *keys]} for name, (text, keys) in MIXER_HELP.items()
-    ]
     out["other"] = [{"name": key, "help": text, "options": [key]} for key, text in OTHER_SWITCHES.items()]
     return out
 
@@ -63,6 +59,7 @@ def cmd_components(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
     from rich.table import Table
 
@@ -81,10 +78,11 @@ def cmd_components(args: argparse.Namespace) -> int:
 
 def describe_model(model_cfg) -> dict:
     """Derived sizes, parameter counts and FLOPs (analytic and measured) of a ModelConfig."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.attention_kinds import compare_attention_kinds
-    from lit_algos.config.base import to_dict
     from lit_algos.flops import estimate_flops, measure_flops
     from lit_algos.model import param_counts
+    from lit_algos.utils.typed import to_dict
 
     report = estimate_flops(model_cfg)
     measured = measure_flops(model_cfg)
@@ -122,6 +120,7 @@ def _moe_derived(model_cfg) -> dict:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.config.recipes import load_config
 
     cfg = load_config(args.recipe, args.overrides)
@@ -129,6 +128,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
     from rich.table import Table
 
@@ -173,6 +173,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _attention_table(rows: list[dict]):
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.table import Table
 
     table = Table(title="the same model with each attention kind (KV cache at 2 bytes per number)")

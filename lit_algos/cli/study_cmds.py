@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from lit_algos.errors import LitAlgosError
+from lit_algos.records import default_runs_dir
 
 
 def register(sub) -> None:
@@ -65,15 +66,16 @@ def register(sub) -> None:
 
 
 def cmd_study(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
-    from lit_algos.records import default_runs_dir
     from lit_algos.reports.render import record_wall_time, write_report, write_study_meta
     from lit_algos.studies.run import dry_run_rows, local_layout, plan_study, run_study
     from lit_algos.studies.spec import load_study
 
     if args.quick and args.preset:
         raise LitAlgosError("Give --quick or --preset, not both (--quick is --preset quick).")
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.cli.sweep_cmds import check_sweep_args
 
     check_sweep_args(args)
@@ -85,6 +87,7 @@ def cmd_study(args) -> int:
     if args.dry_run:
         return _print_plan(console, plan, dry_run_rows(plan))
     if not args.report_only:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.utils.io import check_writable_dir
 
         check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
@@ -120,6 +123,7 @@ def cmd_study(args) -> int:
 def _refuse_report_of_nothing(plan) -> None:
     """--report-only with none of the study's runs finished under the runs directory would write a
     report of nothing: refused before anything is written."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.studies.run import dry_run_rows
 
     rows = dry_run_rows(plan)
@@ -132,6 +136,7 @@ def _refuse_report_of_nothing(plan) -> None:
 
 
 def cmd_report(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     from lit_algos.reports.render import read_study_meta, write_report
@@ -143,6 +148,7 @@ def cmd_report(args) -> int:
 
 
 def _print_plan(console, plan, rows) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.table import Table
 
     exp = plan.expansion

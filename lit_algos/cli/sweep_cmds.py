@@ -12,17 +12,10 @@ from pathlib import Path
 
 from lit_algos.cli.analysis_cmds import add_fixed_e
 from lit_algos.cli.train_cmds import OverrideAction, add_config_args
-
-# Names the tests and older code import from here; the logic lives in lit_algos.sweeps.
-from lit_algos.sweeps.ablation import (  # noqa: F401
-    COMPONENTS,
-    ablation_jobs,
-    dedupe_jobs,
-    default_components,
-    swap_overrides,
-)
-from lit_algos.sweeps.scaling import CPU_LADDER, SCALING_SEEDS
-from lit_algos.sweeps.scaling import scale_overrides as _scale_overrides  # noqa: F401
+from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.records import default_runs_dir
+from lit_algos.sweeps.ablation import COMPONENTS, plan_ablation
+from lit_algos.sweeps.scaling import CPU_LADDER, SCALING_SEEDS, plan_scaling
 
 
 def register(sub) -> None:
@@ -31,7 +24,12 @@ def register(sub) -> None:
         help="train the runs of an A/B comparison, an ablation (attribution) or a scaling fit, then analyse",
     )
     kinds = p.add_subparsers(dest="sweep", metavar="KIND", required=True)
+    _register_ablation(kinds)
+    _register_scaling(kinds)
+    _register_ab(kinds)
 
+
+def _register_ablation(kinds) -> None:
     a = kinds.add_parser("ablation", help="add-one / remove-one runs between two recipes, then attribution")
     a.add_argument("--ref", default="retro", help="the old stack (default retro)")
     a.add_argument("--new", default="modern", help="the new stack (default modern)")
@@ -50,6 +48,8 @@ def register(sub) -> None:
     _name_prefix(a)
     a.set_defaults(func=cmd_ablation)
 
+
+def _register_scaling(kinds) -> None:
     s = kinds.add_parser("scaling", help="train recipes over a size ladder and fit L(C) = E + A C^-alpha")
     s.add_argument("--recipes", nargs="+", default=["retro", "modern"], help="one or two recipes (ref, new)")
     s.add_argument(
@@ -63,6 +63,8 @@ def register(sub) -> None:
     # 2 seeds x 3 sizes = 6 points per fit (see lit_algos.sweeps.scaling.SCALING_SEEDS)
     s.set_defaults(func=cmd_scaling, seeds=SCALING_SEEDS)
 
+
+def _register_ab(kinds) -> None:
     b = kinds.add_parser(
         "ab",
         help="train two variants over the same seeds, then print the CEG of NEW over REF",
@@ -121,6 +123,11 @@ def add_executor_args(p) -> None:
         default=None,
         help="CPU threads per run (default: the cores split between the workers; slurm: --slurm-cpus-per-task)",
     )
+    _add_slurm_args(g)
+
+
+def _add_slurm_args(g) -> None:
+    """The --slurm-* flags: sbatch settings of the slurm executor's array tasks."""
     g.add_argument(
         "--slurm-partition",
         default=None,
@@ -182,7 +189,7 @@ SLURM_TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}
 def check_sweep_args(args) -> None:
     """Every count and limit of a sweep checked before anything is planned, written or trained
     (a --dry-run lists what the real run would do, so it refuses what the real run refuses)."""
-    from lit_algos.errors import ConfigError
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.sweeps.executors import _minutes
 
     for flag, low in (("seeds", 1), ("workers", 1), ("threads", 1), ("slurm_cpus_per_task", 1),
@@ -205,7 +212,6 @@ def check_sweep_args(args) -> None:
 
 def slurm_settings(args) -> dict:
     """The ``--slurm-*`` flags as the ``slurm`` dict of :func:`lit_algos.sweeps.run_sweep`."""
-    from lit_algos.errors import LitAlgosError
 
     extra = {}
     for item in args.slurm_param:
@@ -248,9 +254,9 @@ def _common(p) -> None:
 
 def train_specs(specs, args) -> dict[str, Path] | None:
     """Print the plan; unless ``--dry-run``, train the specs on the engine. Run dirs per spec id."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
-    from lit_algos.records import default_runs_dir
     from lit_algos.sweeps import plan_rows, plan_sweep, plan_table, run_sweep
 
     console = Console(stderr=args.json)  # --json: stdout holds the JSON alone
@@ -279,15 +285,15 @@ def train_specs(specs, args) -> dict[str, Path] | None:
 
 
 def _records(paths: list[Path], include_failed: bool = False):
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.runs import resolve_runs
 
     return resolve_runs([str(p) for p in paths], None, "sweep runs", include_failed=include_failed)
 
 
 def cmd_ablation(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
-
-    from lit_algos.sweeps.ablation import plan_ablation
 
     check_sweep_args(args)
     plan = plan_ablation(
@@ -328,13 +334,12 @@ def cmd_ablation(args) -> int:
 
 
 def cmd_scaling(args) -> int:
-    from lit_algos.sweeps.scaling import plan_scaling
-
     check_sweep_args(args)
     plan = plan_scaling(args.recipes, args.scales, seeds=args.seeds, overrides=args.overrides, name=args.name)
     run_dirs = train_specs(plan.specs, args)
     if run_dirs is None:
         return 0
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.comparisons import compare_scaling
     from lit_algos.cli.analysis_cmds import print_scaling
 
@@ -344,6 +349,7 @@ def cmd_scaling(args) -> int:
 
 
 def cmd_ab(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     from lit_algos.sweeps.ab import plan_ab
@@ -361,6 +367,7 @@ def cmd_ab(args) -> int:
     run_dirs = train_specs(plan.specs, args)
     if run_dirs is None:
         return 0
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.analysis.comparisons import ceg_with_attribution
     from lit_algos.cli.analysis_cmds import print_ceg
 

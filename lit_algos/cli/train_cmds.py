@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lit_algos.errors import LitAlgosError
+
 
 class OverrideAction(argparse.Action):
     """``--set KEY=VALUE``, refusing ``--set KEY VALUE`` with a message that says how to write it."""
@@ -103,8 +105,8 @@ def register(sub) -> None:
 
 
 def resolve_train_config(args):
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.config.recipes import load_config
-    from lit_algos.errors import LitAlgosError
 
     overrides = list(args.overrides)
     resume = getattr(args, "resume", False)
@@ -126,6 +128,7 @@ def resolve_train_config(args):
                 "--devices, --num-nodes and --wandb cannot change it. Drop them, or give the recipe too to check "
                 "that they match."
             )
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.training.run import resume_config
 
         return resume_config(resume, args.runs_dir)
@@ -143,6 +146,7 @@ def resolve_train_config(args):
 
 
 def cmd_train(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
 
     from lit_algos.training.distributed import is_rank_zero
@@ -164,6 +168,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_recipes(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from rich.console import Console
     from rich.table import Table
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lit_algos.errors import ConfigError
+from lit_algos.utils.io import ensure_dir, undone_on_error
+
 RUN_HELP = "a run directory, its record.json, or a run id under --runs-dir"
 
 
@@ -51,9 +54,8 @@ MAX_SAMPLE_TOKENS = 100_000  # beyond this a CPU generates for hours: a typo, no
 
 def check_sample_args(args) -> None:
     """The sampling flags, checked before the run is loaded."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import math
-
-    from lit_algos.errors import ConfigError
 
     if not 1 <= args.tokens <= MAX_SAMPLE_TOKENS:
         raise ConfigError(
@@ -74,6 +76,7 @@ def check_sample_args(args) -> None:
 
 
 def cmd_sample(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.inference import load_run, sample
 
     check_sample_args(args)
@@ -86,6 +89,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     from lit_algos.inference import load_run
 
     out = check_export_out(args.out)
@@ -96,8 +100,6 @@ def cmd_export(args) -> int:
 
 
 def check_export_out(out: Path) -> Path:
-    from lit_algos.errors import ConfigError
-
     if out.exists() and not out.is_dir():
         raise ConfigError(
             "--out", str(out), "A directory to write the model files into (new or existing); this is a file."
@@ -108,13 +110,12 @@ def check_export_out(out: Path) -> Path:
 def export_into(run, out: Path, fmt: str, overwrite: bool) -> list[Path]:
     """Export into a staging folder beside ``out``, then move the files in: a refused or failed
     export leaves ``out`` as it was, and files already there are replaced only with ``overwrite``."""
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import os
     import shutil
     import tempfile
 
-    from lit_algos.errors import ConfigError
     from lit_algos.export import export_run
-    from lit_algos.utils.io import ensure_dir, undone_on_error
 
     base = next(p for p in (out.parent, *out.parent.parents) if p.exists())  # beside out: same file system
     with undone_on_error(out):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from lit_algos.cli.train_cmds import add_config_args
+from lit_algos.errors import ConfigError
+from lit_algos.records import default_runs_dir
 
 
 def register(sub) -> None:
@@ -61,12 +63,11 @@ def register(sub) -> None:
 
 
 def cmd_verify(args) -> int:
+    # here, not at the top: `lit-algos --help` loads this module, not what the command runs
     import math
 
-    from lit_algos.errors import ConfigError
     from lit_algos.leaderboard.tracks import default_leaderboard_dir
     from lit_algos.leaderboard.verify import TIME_TOLERANCE, verify_entry
-    from lit_algos.records import default_runs_dir
 
     if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
         raise ConfigError("--tolerance", args.tolerance, "A finite number >= 0.")
@@ -76,6 +77,7 @@ def cmd_verify(args) -> int:
         raise ConfigError("--time-tolerance", args.time_tolerance, "A finite number > 0 (0.25 allows 25%).")
     root = args.leaderboard_dir or default_leaderboard_dir()
     if args.checkpoint is not None:
+        # here, not at the top: `lit-algos --help` loads this module, not what the command runs
         from lit_algos.leaderboard.verify import reevaluate_checkpoint
 
         result = reevaluate_checkpoint(

@@ -36,9 +36,9 @@ from torch import nn
 from lit_algos.components.attention import CausalSelfAttention
 from lit_algos.components.norm import RMSNorm
 from lit_algos.components.position import PositionEncoding
-from lit_algos.config.base import check_choice, check_positive
 from lit_algos.errors import ConfigError
 from lit_algos.registry import ComponentOptions, registry
+from lit_algos.utils.typed import check_choice, check_positive
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig

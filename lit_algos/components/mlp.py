@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lit_algos.config.base import check_positive
 from lit_algos.registry import ComponentOptions, registry
+from lit_algos.utils.typed import check_positive
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig

@@ -45,9 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lit_algos.components.mlp import MLPOptions, dense_mlp
-from lit_algos.config.base import check_choice, check_positive
 from lit_algos.errors import ConfigError
 from lit_algos.registry import registry
+from lit_algos.utils.typed import check_choice, check_positive
 
 if TYPE_CHECKING:
     from collections.abc import Callable

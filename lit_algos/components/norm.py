@@ -1,7 +1,8 @@
 """Normalization layers (registry axis ``norm``): none | layernorm | rmsnorm.
 
 Every entry is built as ``cls(dim, cfg)``. Where the norm sits (pre / post) is the Block's
-business, not the norm's; see ``lit_algos.model.Block``.
+business, not the norm's; see ``lit_algos.components.transformer.Block``. Norms are elementwise,
+which the FLOP conventions leave out (``lit_algos.flops``), so a norm has no ``flops_per_token``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lit_algos.config.base import check_choice, check_positive
 from lit_algos.registry import ComponentOptions, registry
+from lit_algos.utils.typed import check_choice, check_positive
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig
 
-norms = registry("norm")
-
 
 @dataclass
 class NormOptions(ComponentOptions):
-    """Shared by every norm entry. ``placement`` is read by the Block (where the norm sits)."""
+    """The base of every norm entry's options (registration refuses others): ``placement`` is read
+    by the Block (where the norm sits), ``eps`` by the norms. A new norm with options of its own
+    subclasses it (and calls ``super().__post_init__()``)."""
 
     placement: str = "pre"  # pre: x + f(norm(x)); post: norm(x + f(x))
     eps: float = 1e-5
@@ -32,6 +33,9 @@ class NormOptions(ComponentOptions):
     def __post_init__(self):
         check_choice("placement", self.placement, ("pre", "post"))
         check_positive("eps", self.eps)
+
+
+norms = registry("norm", options_base=NormOptions)
 
 
 @norms.register("none", help="No normalization (identity).", options=NormOptions)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from lit_algos.config.base import check_positive
 from lit_algos.errors import ConfigError
 from lit_algos.registry import ComponentOptions, registry
+from lit_algos.utils.typed import check_positive
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from lit_algos.components.attention import AttentionOptions, CausalSelfAttention, _check_divides, attentions
-from lit_algos.config.base import check_choice, check_positive
 from lit_algos.errors import ConfigError
+from lit_algos.utils.typed import check_choice, check_positive
 
 if TYPE_CHECKING:
     from lit_algos.config.model import ModelConfig
@@ -103,6 +103,7 @@ def _mask_mod(pattern: str, period: int, summary: int):
 
 @lru_cache(maxsize=16)
 def _block_mask(pattern: str, period: int, summary: int, T: int, device: str):
+    # here, not at the top: flex_attention exists from torch 2.5 on, and the package allows 2.4
     from torch.nn.attention.flex_attention import create_block_mask
 
     return create_block_mask(_mask_mod(pattern, period, summary), None, None, T, T, device=device)
@@ -110,6 +111,7 @@ def _block_mask(pattern: str, period: int, summary: int, T: int, device: str):
 
 @lru_cache(maxsize=1)
 def _compiled_flex():
+    # here, not at the top: flex_attention exists from torch 2.5 on, and the package allows 2.4
     from torch.nn.attention.flex_attention import flex_attention
 
     return torch.compile(flex_attention, dynamic=False)
@@ -117,6 +119,7 @@ def _compiled_flex():
 
 def flex_sparse_attention(q, k, v, pattern: str, period: int, summary: int, *, compiled: bool = False):
     """FlexAttention with the pattern's block mask; q (B, nh, T, hs), k/v (B, n_kv, T, hs)."""
+    # here, not at the top: flex_attention exists from torch 2.5 on, and the package allows 2.4
     from torch.nn.attention.flex_attention import flex_attention
 
     block_mask = _block_mask(pattern, period, summary, q.size(-2), str(q.device))

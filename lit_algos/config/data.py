@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lit_algos.config.base import check_positive, check_range
 from lit_algos.errors import ConfigError
+from lit_algos.utils.typed import check_positive, check_range
 
 TOKENIZER_HELP = (
     "Allowed: 'gpt2' (tiktoken), 'bpe:<vocab size>' with a vocab size >= 257 (trained with rustbpe on the "

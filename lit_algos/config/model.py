@@ -1,8 +1,8 @@
 """Model config: the model-wide fields plus one options object per component axis.
 
-The component sections (``attention``, ``norm``, ``position``, ``mlp``) are not fixed classes:
-each holds the options dataclass of the registry entry its ``kind`` names, built by that entry
-(``lit_algos.registry.Registry.build_options``) and checked against the whole model by the
+The component sections (``attention``, ``norm``, ``position``, ``mlp``, ``mixer``) are not fixed
+classes: each holds the options dataclass of the registry entry its ``kind`` names, built by that
+entry (``lit_algos.registry.Registry.build_options``) and checked against the whole model by the
 entry's ``validate``. This file therefore names no component kind; adding an entry never
 touches it (see ``lit_algos.components``).
 """
@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lit_algos.config.base import check_choice, check_positive, check_range, component_field
 from lit_algos.errors import ConfigError
-from lit_algos.registry import ComponentOptions, registry
+from lit_algos.registry import ComponentOptions, component_field, registry, validate_sections
+from lit_algos.sizing import check_buildable
+from lit_algos.utils.typed import check_positive, check_range
 
-COMPONENT_AXES = ("attention", "norm", "position", "mlp")  # validated in this order
+COMPONENT_AXES = ("attention", "norm", "position", "mlp", "mixer")  # the registry sections of the model
 
 
 def component(axis: str, kind: str, **options: Any) -> ComponentOptions:
@@ -58,7 +59,9 @@ class ModelConfig:
     dropout: float = 0.0
     logit_softcap: float | None = None  # cap * tanh(logits / cap) when set
     init_std: float = 0.02
-    mixer: str | None = None  # sequence mixer: null or transformer (the blocks) | lstm (components/lstm.py)
+    # registry 'mixer': what runs between embedding and head (transformer blocks, an LSTM); `mixer: lstm`
+    # is short for {kind: lstm}
+    mixer: ComponentOptions = component_field("mixer", "transformer")
 
     def __post_init__(self):
         for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
@@ -72,29 +75,7 @@ class ModelConfig:
                 self.n_embd,
                 f"It must be divisible by n_head ({self.n_head}); head size = n_embd / n_head.",
             )
-        from lit_algos.components.lstm import MIXERS, validate_lstm
-
-        if self.mixer is not None:
-            check_choice("mixer", self.mixer, MIXERS)
-            if self.mixer == "transformer":
-                self.mixer = None  # the default, stored as null so the config hash stays that of no key
-        for axis in COMPONENT_AXES:
-            options = getattr(self, axis)
-            if not isinstance(options, ComponentOptions):
-                raise ConfigError(axis, options, f"Expected the options of a registry '{axis}' entry.")
-            entry = registry(axis).entry(options.kind)  # the kind was checked when the options were built
-            if not isinstance(options, entry.options):
-                raise ConfigError(
-                    f"{axis}.kind", options.kind, f"The options do not belong to that {axis} entry."
-                )
-            try:
-                options.validate(self)
-            except ConfigError as err:
-                raise err.under(axis) from None
-        if self.mixer == "lstm":
-            validate_lstm(self)
-        from lit_algos.sizing import check_buildable
-
+        validate_sections(self)  # in field order: the mixer last, as its checks read the other sections
         check_buildable(self)  # before anything builds it: n_layer=1e9 must not hang
 
     @property

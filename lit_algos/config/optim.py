@@ -1,57 +1,113 @@
-"""Optimizer and learning-rate schedule config."""
+"""The optimizer section (``optim``): constructors, the first layout's hash form and its migration.
+
+``optim`` holds the options of the registry 'optimizer' entry its ``kind`` names (``lit_algos.optim``),
+with the schedule's options under ``optim.schedule``. Until issue 28 the section was one flat
+mapping holding every optimizer's fields (``momentum`` for sgd, five ``muon_*``), named by
+``name``. Two things keep that layout alive:
+
+- **Hashes.** Every config hash stored in run records, board entries and sweep ids was computed
+  on the flat form, so ``hash_form`` turns a section back into it: the fields its entry does not
+  own take the values they always had (``V1_OPTIM``, ``V1_SCHEDULE``; frozen: changing one changes
+  every old hash).
+- **Loading.** ``migrate`` reads a flat section (a record's config, an old recipe) as the new one:
+  ``name`` becomes ``kind``, and the fields the entry does not own (which the old code ignored)
+  are dropped.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+import warnings
+from typing import Any
 
-from lit_algos.config.base import check_positive, check_range, check_registry
+from lit_algos.errors import ConfigError, LitAlgosWarning
+from lit_algos.registry import ComponentOptions, load_all, registry
+
+# The flat optimizer section's defaults, as hashed before issue 28 (tuples as the lists JSON holds).
+V1_OPTIM: dict[str, Any] = {
+    "lr": 3e-3,
+    "embedding_lr": None,
+    "head_lr": None,
+    "betas": [0.9, 0.95],
+    "eps": 1e-8,
+    "weight_decay": 0.1,
+    "decay_embeddings": False,
+    "momentum": 0.9,
+    "muon_lr": 0.02,
+    "muon_momentum": 0.95,
+    "muon_nesterov": True,
+    "muon_ns_steps": 5,
+    "muon_weight_decay": None,
+    "grad_clip": 1.0,
+}
+V1_SCHEDULE: dict[str, Any] = {"warmup_steps": 0, "min_lr_ratio": 0.1, "decay_fraction": 0.2}
 
 
-@dataclass
-class ScheduleConfig:
-    kind: str = "cosine"  # registry 'schedule': constant | linear | cosine | inverse_sqrt | wsd
-    warmup_steps: int = 0  # linear warmup: step s (0-based) uses (s + 1) / warmup_steps of the peak
-    min_lr_ratio: float = 0.1  # final LR as a fraction of the peak (linear, cosine, wsd)
-    decay_fraction: float = 0.2  # wsd: the share of steps spent decaying at the end
-
-    def __post_init__(self):
-        check_registry("kind", self.kind, "schedule")
-        check_positive("warmup_steps", self.warmup_steps, allow_zero=True)
-        check_range("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
-        check_range("decay_fraction", self.decay_fraction, 0.0, 1.0)
+def OptimConfig(kind: str = "adamw", **options: Any) -> ComponentOptions:  # noqa: N802
+    """Options of optimizer ``kind`` (Python use), e.g. ``OptimConfig("muon", muon_lr=0.03)``."""
+    return registry("optimizer").options(kind, **options)
 
 
-@dataclass
-class OptimConfig:
-    name: str = "adamw"  # registry 'optimizer': sgd | adam | adamw | muon
-    lr: float = 3e-3  # peak LR for the (Adam/AdamW/SGD) parameter groups
-    embedding_lr: float | None = None  # peak LR of token/position embeddings; null: lr
-    head_lr: float | None = None  # peak LR of an untied LM head; null: lr
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    weight_decay: float = 0.1  # applied to 2-D weight matrices only (not to norms, biases, embeddings)
-    decay_embeddings: bool = False  # also decay the embedding and head matrices
-    momentum: float = 0.9  # sgd
-    muon_lr: float = 0.02  # muon: LR of the hidden 2-D matrices
-    muon_momentum: float = 0.95
-    muon_nesterov: bool = True
-    muon_ns_steps: int = 5  # Newton-Schulz iterations that orthogonalise each update
-    muon_weight_decay: float | None = None  # decoupled decay of the muon matrices; null: weight_decay
-    grad_clip: float | None = 1.0
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+def ScheduleConfig(kind: str = "cosine", **options: Any) -> ComponentOptions:  # noqa: N802
+    """Options of schedule ``kind`` (Python use), e.g. ``ScheduleConfig("wsd", decay_fraction=0.3)``."""
+    return registry("schedule").options(kind, **options)
 
-    def __post_init__(self):
-        check_registry("name", self.name, "optimizer")
-        check_positive("lr", self.lr)
-        check_positive("embedding_lr", self.embedding_lr, allow_none=True)
-        check_positive("head_lr", self.head_lr, allow_none=True)
-        check_positive("muon_lr", self.muon_lr)
-        check_positive("muon_ns_steps", self.muon_ns_steps)
-        check_positive("eps", self.eps)
-        check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        check_positive("muon_weight_decay", self.muon_weight_decay, allow_zero=True, allow_none=True)
-        check_positive("grad_clip", self.grad_clip, allow_none=True)
-        for i, beta in enumerate(self.betas):
-            check_range(f"betas[{i}]", beta, 0.0, 1.0)
-        check_range("momentum", self.momentum, 0.0, 1.0)
-        check_range("muon_momentum", self.muon_momentum, 0.0, 1.0)
+
+def hash_form(optim: Any) -> Any:
+    """The optimizer section in the flat form hashes are computed on (a flat one unchanged)."""
+    if not isinstance(optim, dict) or "kind" not in optim or "name" in optim:
+        return optim
+    flat = {**V1_OPTIM, **{k: v for k, v in optim.items() if k != "kind"}, "name": optim["kind"]}
+    if isinstance(flat.get("schedule"), dict):
+        flat["schedule"] = {**V1_SCHEDULE, **flat["schedule"]}
+    return flat
+
+
+def migrate(data: dict, source: str | None = None) -> dict:
+    """``data`` (a config mapping) with a flat ``optim`` section read as the registry one; with a
+    ``source`` (a recipe file), a deprecation warning names it. Anything else is returned as is."""
+    optim = data.get("optim") if isinstance(data, dict) else None
+    if not isinstance(optim, dict) or "name" not in optim:
+        return data
+    if "kind" in optim and optim["kind"] != optim["name"]:
+        raise ConfigError(
+            "optim.name",
+            optim["name"],
+            f"optim.name is the old spelling of optim.kind, and this section sets both (kind {optim['kind']!r}); "
+            "keep optim.kind only.",
+            source=source,
+        )
+    out = copy.deepcopy(data)
+    optim = out["optim"]
+    optim["kind"] = optim.pop("name")
+    dropped = _drop_unowned(optim, "optimizer", V1_OPTIM)
+    if isinstance(optim.get("schedule"), dict):
+        dropped += [f"schedule.{k}" for k in _drop_unowned(optim["schedule"], "schedule", V1_SCHEDULE)]
+    if source is not None:
+        ignored = ""
+        if dropped:
+            fields = ", ".join(f"optim.{k}" for k in dropped)
+            ignored = f" It also sets {fields}, which {optim['kind']} never read; dropped."
+        warnings.warn(
+            f"{source}: optim.name is deprecated; write optim.kind (the optimizer is a registry entry with its "
+            f"own options, like model.attention). Read as optim.kind={optim['kind']}.{ignored}",
+            LitAlgosWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+def _drop_unowned(section: dict, axis: str, v1: dict) -> list[str]:
+    """Remove the flat layout's fields that the section's entry does not own; name those that
+    differed from the flat default (worth a word in the warning)."""
+    load_all()
+    kind = section.get("kind")
+    if not isinstance(kind, str) or kind not in registry(axis).entries:
+        return []  # build_options names the unknown kind
+    owned = registry(axis).entry(kind).own_options()
+    changed = []
+    for key in [k for k in section if k in v1 and k not in owned]:
+        value = section.pop(key)
+        if value is not None and value != v1[key]:
+            changed.append(key)
+    return changed

@@ -1,4 +1,9 @@
-"""Recipe files: YAML with ``extends:`` inheritance and ``--set key=value`` overrides.
+"""Recipe files: YAML with ``extends:`` inheritance, ``--set key=value`` overrides and patches.
+
+A **patch** is a mapping of dotted field paths to values (``{"train.max_tokens": 65536,
+"optim": {...}}``) set on a recipe in order, a later write to a path replacing an earlier one:
+what ``--set`` strings are parsed into once (``as_patch``), what run specs carry, and what a size
+fragment becomes when applied to any recipe (``fragment_patch``).
 
 Lookup: a path to a file, or a name under the recipes directory ($LIT_ALGOS_RECIPES, else
 ``./recipes``, else the ``recipes/`` folder beside the installed package). Names may contain
@@ -10,13 +15,17 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lit_algos.config import Config
-from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.config.optim import migrate
+from lit_algos.errors import ConfigError, LitAlgosError, LitAlgosWarning
+from lit_algos.utils import atomic_write_text
 
 
 def recipes_dirs() -> list[Path]:
@@ -121,7 +130,7 @@ def resolve_recipe_dict(name: str, _stack: tuple[Path, ...] = (), _relative_to: 
     if path in _stack:
         chain = " -> ".join(p.stem for p in (*_stack, path))
         raise LitAlgosError(f"Recipe inheritance loops: {chain}. Remove one of the 'extends' entries.")
-    data = _read_yaml(path)
+    data = migrate(_read_yaml(path), source=f"Recipe {path}")  # an old flat optim section (optim.name)
     parents = data.pop("extends", None) or []
     if isinstance(parents, str):
         parents = [parents]
@@ -165,6 +174,13 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(key, raw, "An override key is a dotted path such as model.n_layer.")
+    if key == "optim.name":  # the flat optimizer section's spelling (lit_algos.config.optim)
+        warnings.warn(
+            f"--set {item}: optim.name is deprecated; write optim.kind (read as optim.kind).",
+            LitAlgosWarning,
+            stacklevel=3,
+        )
+        key = "optim.kind"
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -182,28 +198,70 @@ def too_deep(what: str) -> str:
     )
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
+Patch = dict[str, Any]  # dotted field path -> value, in the order they are set
+
+
+def as_patch(overrides: Sequence[str] | Mapping[str, Any] = ()) -> Patch:
+    """``--set`` strings (``key.path=value``, parsed as YAML) or a mapping, as a patch."""
+    if isinstance(overrides, Mapping):
+        return merge_patches(overrides)
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    return merge_patches(*({".".join(path): value} for path, value in map(parse_override, overrides)))
+
+
+def merge_patches(*patches: Mapping[str, Any]) -> Patch:
+    """One patch doing what ``patches`` do one after the other: a path set again moves to the end
+    with its last value (the earlier write could only be overwritten)."""
+    out: Patch = {}
+    for patch in patches:
+        for key, value in patch.items():
+            out.pop(key, None)
+            out[key] = value
+    return out
+
+
+def fragment_patch(fragment: str) -> Patch:
+    """A size fragment (``scales/mini``) as a patch of its leaves, so it applies on top of any recipe
+    and sets only what it names (a mapping in it merges into the recipe's, field by field)."""
+    data = resolve_recipe_dict(fragment)
+    data.pop("name", None)
+    out: Patch = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(path, value)
+            else:
+                out[path] = value
+
+    walk("", data)
+    return out
+
+
+def apply_overrides(data: dict, overrides: Sequence[str] | Mapping[str, Any]) -> dict:
+    """``data`` with a patch (or ``--set`` strings) applied; ``data`` itself is not changed."""
     out = copy.deepcopy(data)
-    for item in overrides:
-        parts, value = parse_override(item)
+    for key, value in as_patch(overrides).items():
+        parts = key.split(".")
         node = out
         for part in parts[:-1]:
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(
-                    ".".join(parts), value, f"'{part}' is a value, not a section, so it has no sub-keys."
-                )
+                raise ConfigError(key, value, f"'{part}' is a value, not a section, so it has no sub-keys.")
             node = child
-        node[parts[-1]] = value
+        node[parts[-1]] = copy.deepcopy(value)
     return out
 
 
-def load_config(recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Resolve a recipe (or the defaults), apply overrides, validate; raises ``ConfigError``."""
+def load_config(recipe: str | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Config:
+    """Resolve a recipe (or the defaults), apply overrides (``--set`` strings or a patch), validate;
+    raises ``ConfigError``."""
     data = resolve_recipe_dict(recipe) if recipe else {}
-    data = apply_overrides(data, list(overrides))
+    data = apply_overrides(data, overrides)
     try:
         return Config.from_dict(data)
     except ConfigError as err:
@@ -211,6 +269,4 @@ def load_config(recipe: str | None = None, overrides: list[str] | tuple[str, ...
 
 
 def save_config(config: Config, path: Path) -> None:
-    from lit_algos.utils import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lit_algos.config.base import check_choice, check_positive
 from lit_algos.errors import ConfigError
+from lit_algos.utils.typed import check_choice, check_positive
 
 
 @dataclass
@@ -74,6 +74,9 @@ class TrainConfig:
     divergence_factor: float = 4.0  # diverged when loss is non-finite or > factor * the first eval loss
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed | bf16-true
     compile: bool = False
+    # The loss's strategy (lit_algos.loss.lm_loss): chunked head + cross-entropy without the full
+    # logits (true), or the full logits and F.cross_entropy (false; to measure the difference)
+    chunked_loss: bool = True
     devices: int = 1
     accelerator: str = "auto"  # auto | cpu | gpu
     strategy: str = "auto"  # auto | ddp | fsdp (ddp_spawn cannot return the curve to the launching process)

@@ -14,8 +14,8 @@ _EXPORTS = {
     "IGNORE_INDEX": "datamodule",
     "TokenDataModule": "datamodule",
     "batch_plan": "layout",
-    "PreparedDataset": "prepare",
-    "load_prepared": "prepare",
+    "PreparedDataset": "prepared",
+    "load_prepared": "prepared",
     "prepare_dataset": "prepare",
     "ShardHeader": "shards",
     "TokenStream": "shards",
@@ -31,7 +31,8 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from lit_algos.data.datamodule import IGNORE_INDEX, TokenDataModule  # noqa: F401
     from lit_algos.data.layout import batch_plan  # noqa: F401
-    from lit_algos.data.prepare import PreparedDataset, load_prepared, prepare_dataset  # noqa: F401
+    from lit_algos.data.prepare import prepare_dataset  # noqa: F401
+    from lit_algos.data.prepared import PreparedDataset, load_prepared  # noqa: F401
     from lit_algos.data.shards import ShardHeader, TokenStream, load_tokens, read_header, write_shard  # noqa: F401
     from lit_algos.data.tokenizers import Tokenizer, load_tokenizer, train_bpe  # noqa: F401
 

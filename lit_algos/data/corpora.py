@@ -187,6 +187,7 @@ class LocalCorpus(Corpus):
                 yield Document(str(row.get("id", f"{f.name}:{lineno}")), str(text))
 
     def _read_parquet(self, f: Path) -> Iterator[Document]:
+        # pyarrow only for parquet corpora
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(f)
@@ -273,6 +274,7 @@ class HFCorpus(Corpus):
             )
 
     def read(self, split: str = "train") -> Iterator[Document]:
+        # `datasets` takes seconds to import; only Hugging Face corpora need it
         import datasets
 
         self.check_available()

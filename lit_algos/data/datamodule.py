@@ -27,11 +27,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from lit_algos.data import prepare
 from lit_algos.data.layout import batch_plan
-from lit_algos.data.prepare import PreparedDataset
+from lit_algos.data.prepared import PreparedDataset
 from lit_algos.data.shards import TokenStream
 from lit_algos.errors import DataError, LitAlgosError
-from lit_algos.model import IGNORE_INDEX  # noqa: F401  (re-exported: the one loss convention, -100)
+from lit_algos.loss import IGNORE_INDEX  # noqa: F401  (re-exported: the one loss convention, -100)
 
 
 class TrainOrder:
@@ -164,9 +165,7 @@ class TokenDataModule(L.LightningDataModule):
     def prepared(self) -> PreparedDataset:
         """The prepared dataset (shards, fingerprints); prepared now if it was not given."""
         if self._prepared is None:
-            from lit_algos.data.prepare import prepare_dataset
-
-            self._prepared = prepare_dataset(self._data_config)
+            self._prepared = prepare.prepare_dataset(self._data_config)
         return self._prepared
 
     @property

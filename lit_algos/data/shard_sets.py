@@ -18,7 +18,7 @@ from pathlib import Path
 from lit_algos.config.data import DataConfig
 from lit_algos.data import hub
 from lit_algos.data.corpora import slug
-from lit_algos.data.prepare import FORMAT_VERSION, MANIFEST, PreparedDataset, load_prepared, tokenizer_cache
+from lit_algos.data.prepared import FORMAT_VERSION, MANIFEST, PreparedDataset, load_prepared, tokenizer_cache
 from lit_algos.data.shards import TokenStream, fingerprint_tokens
 from lit_algos.data.tokenizers import load_tokenizer
 from lit_algos.errors import ConfigError, DataError
@@ -181,6 +181,7 @@ def prepare_fineweb10b(cfg: DataConfig, *, console=None) -> PreparedDataset:
                 f"copy the shards (fineweb_val_000000.bin, fineweb_train_000001.bin, ...) into {root} or any directory "
                 "and set data.shards to it, or use the bundled offline corpus (--corpus kjv)."
             )
+        # only the FineWeb download needs the hub client
         from huggingface_hub import hf_hub_download
 
         for name in missing:

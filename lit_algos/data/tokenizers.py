@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ import tiktoken
 
 from lit_algos.config.data import DataConfig, parse_tokenizer_spec
 from lit_algos.data import hub
+from lit_algos.data.corpora import corpus_identity, is_hash_split, open_corpus, slug, split_documents
 from lit_algos.errors import DataError
 from lit_algos.utils.io import atomic_write_bytes, atomic_write_json, read_json
 
@@ -127,6 +129,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, spec: str | None = None)
     ``vocab_size`` counts the end-of-text token: rustbpe learns ``vocab_size - 1`` tokens (256 bytes
     plus merges) and EOT is the last id. Text too small to learn every merge gives a smaller vocabulary.
     """
+    # the native BPE trainer, only when a tokenizer is trained
     import rustbpe
 
     if vocab_size < 257:
@@ -192,8 +195,6 @@ def _gpt2_file(folder: Path, name: str) -> Path | None:
 
 
 def _download_gpt2(folder: Path) -> None:
-    import urllib.request
-
     for name, url in GPT2_URLS.items():
         if _gpt2_file(folder, name):
             continue
@@ -218,6 +219,7 @@ def _env(name: str, value: str) -> Iterator[None]:
 
 
 def load_gpt2(tiktoken_cache_dir: str | None = None, cache_dir: str | None = None) -> Tokenizer:
+    # tiktoken's GPT-2 loading internals, only for the gpt2 tokenizer
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str
 
@@ -245,7 +247,6 @@ def load_gpt2(tiktoken_cache_dir: str | None = None, cache_dir: str | None = Non
 
 def bpe_cache_path(cfg: DataConfig, vocab_size: int) -> Path:
     """Where the BPE trained for ``cfg``'s corpus and train split is cached."""
-    from lit_algos.data.corpora import corpus_identity, is_hash_split, open_corpus, slug
 
     corpus = open_corpus(cfg)
     key = {
@@ -260,8 +261,6 @@ def bpe_cache_path(cfg: DataConfig, vocab_size: int) -> Path:
 
 
 def _train_for_corpus(cfg: DataConfig, vocab_size: int, console=None) -> Tokenizer:
-    from lit_algos.data.corpora import open_corpus, split_documents
-
     path = bpe_cache_path(cfg, vocab_size)
     if path.is_file():
         return load_tokenizer_file(path)

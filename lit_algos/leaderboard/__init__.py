@@ -1,6 +1,6 @@
 """The speedrun leaderboard: tracks, validated submissions, and the rendered board."""
 
-from lit_algos.leaderboard.entries import Entry, build_entry, load_entries, submit, validate_runs
+from lit_algos.leaderboard.entries import Entry, build_entry, load_entries, validate_runs
 from lit_algos.leaderboard.render import (
     BoardRow,
     baseline_entry,
@@ -9,6 +9,7 @@ from lit_algos.leaderboard.render import (
     render_markdown,
     write_board,
 )
+from lit_algos.leaderboard.submit import submit
 from lit_algos.leaderboard.tracks import Track, default_leaderboard_dir, get_track, load_tracks
 
 __all__ = [

@@ -19,7 +19,10 @@ import json
 import math
 from typing import Any
 
+from lit_algos.config import Config, hash_config_dict
 from lit_algos.errors import ConfigError, SubmissionError
+from lit_algos.flops import estimate_flops
+from lit_algos.model import param_counts
 from lit_algos.records import RunRecord, interpolate_to_target
 
 REL = 1e-6  # relative tolerance of re-derived figures (they are computed, not measured)
@@ -155,10 +158,6 @@ def _audit_train_loss(record: RunRecord) -> list[str]:
 
 
 def _audit_config(record: RunRecord) -> list[str]:
-    from lit_algos.config import Config, hash_config_dict
-    from lit_algos.flops import estimate_flops
-    from lit_algos.model import param_counts
-
     rid, out = record.run_id, []
     if hash_config_dict(record.config) != record.config_hash:
         out.append(

@@ -15,8 +15,15 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
+import torch
+from torchmetrics import MeanMetric
+
+from lit_algos.config import Config, hash_config_dict
+from lit_algos.data import TokenDataModule, prepare_dataset
 from lit_algos.errors import LitAlgosError, SubmissionError
+from lit_algos.loss import IGNORE_INDEX
 from lit_algos.records import RunRecord, default_runs_dir
+from lit_algos.training.module import LitGPT
 
 # |re-evaluated - recorded| final loss accepted at submit (nats). Eager vs. compiled and bf16
 # autocast rounding stay far below it (docs/measurements/leaderboard-evidence.md); a loss lowered
@@ -26,7 +33,6 @@ FINAL_LOSS_TOLERANCE = 1e-3
 
 def load_checkpoint(path: Path) -> tuple[dict, int, dict]:
     """(resolved config, global step, state dict) of a lit_algos training checkpoint."""
-    import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -47,13 +53,6 @@ def validation_loss(
     """The full validation loss of ``weights`` as training computes it: batch means weighted by
     their count of real targets, summed in float64, under the precision the run ran in. With
     ``val_fingerprint``, the validation set prepared here must be that one."""
-    import torch
-    from torchmetrics import MeanMetric
-
-    from lit_algos.config import Config
-    from lit_algos.data import TokenDataModule, prepare_dataset
-    from lit_algos.model import IGNORE_INDEX
-    from lit_algos.training.module import LitGPT
 
     cfg = Config.from_dict(config)
     module = LitGPT(config, total_steps=1)
@@ -84,7 +83,6 @@ def validation_loss(
 def eval_device(record: RunRecord) -> str:
     """Where a run's checkpoint is evaluated: on a GPU when it trained on one (a GPU-sized model
     over a GPU track's validation set would take hours on a CPU)."""
-    import torch
 
     if (record.hardware or {}).get("accelerator") in ("gpu", "cuda"):
         if not torch.cuda.is_available():
@@ -116,7 +114,6 @@ def find_run_dir(record: RunRecord, specs: Iterable[str], runs_dir: str | Path |
 
 def final_checkpoint_problem(record: RunRecord, run_dir: Path | None, tolerance: float) -> str | None:
     """Why ``record``'s final loss is not what its final checkpoint gives (None when it is)."""
-    from lit_algos.config import hash_config_dict
 
     ckpt = (run_dir / "checkpoints" / "last.ckpt") if run_dir is not None else None
     if ckpt is None or not ckpt.is_file():

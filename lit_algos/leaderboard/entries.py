@@ -60,7 +60,8 @@ from lit_algos.leaderboard.evidence import (  # noqa: F401  (cost_to_target, sum
 from lit_algos.leaderboard.speedrun import LEGACY_RULE
 from lit_algos.leaderboard.tracks import Track, default_leaderboard_dir, load_tracks
 from lit_algos.records import RunRecord
-from lit_algos.utils.io import atomic_write_json, ensure_dir, finite_json, read_json, storage_error
+from lit_algos.schema import check_entry
+from lit_algos.utils.io import ensure_dir, finite_json, read_json, storage_error
 
 ENTRY_VERSION = 2  # 2: reference runs stored with digests, entry_digest (issue 25)
 ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -102,7 +103,6 @@ class Entry:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<entry>") -> Entry:
-        from lit_algos.schema import check_entry
 
         # The entry exactly as stored, for its digests: a deep copy taken first, because checking
         # and building the typed records may normalise their dicts in place.
@@ -281,6 +281,22 @@ def load_entries(
     return out
 
 
+def verification_path(root: Path, track: str, entry_id: str) -> Path:
+    """Where ``lit-algos verify`` keeps its last verdict on an entry (shown on the board)."""
+    return root / "verified" / track / f"{entry_id}.json"
+
+
+def load_verification(root: Path, track: str, entry_id: str) -> dict | None:
+    path = verification_path(root, track, entry_id)
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 class BoardWarning(LitAlgosWarning):
     """An entry left off the board (corrupt, or failing its integrity checks)."""
 
@@ -288,8 +304,6 @@ class BoardWarning(LitAlgosWarning):
 def _load_checked(path: Path, track: Track | None) -> tuple[Entry | None, list[str]]:
     """The entry at ``path`` and why it cannot be trusted (empty when it can): one bad file must
     not take the board, or any other submission, down with it."""
-    from lit_algos.leaderboard.verify import load_verification
-
     try:
         entry = Entry.load(path)
     except LitAlgosError as err:
@@ -396,50 +410,7 @@ def _published(run: RunRecord) -> RunRecord:
     return dataclasses.replace(run, data=data)
 
 
-def submit(
-    runs: list[RunRecord],
-    track: str,
-    description: str,
-    contributors: list[str],
-    name: str | None = None,
-    leaderboard_dir: str | Path | None = None,
-    plots: bool = True,
-    now: datetime | None = None,
-    reference: dict | None = None,
-    reference_runs: list[RunRecord] | None = None,
-) -> Entry:
-    """Validate, write the entry and regenerate the board; raises SubmissionError and writes
-    nothing when the submission is rejected."""
-    from lit_algos.leaderboard.render import regenerate_board
-
-    root = Path(leaderboard_dir) if leaderboard_dir else default_leaderboard_dir()
-    entry = build_entry(
-        runs,
-        get_submission_track(track, root),
-        description,
-        contributors,
-        name,
-        now,
-        reference,
-        reference_runs,
-    )
-    with board_lock(root):
-        path = entry_path(root, track, entry.id)
-        if path.exists():
-            raise SubmissionError(
-                f"Entry id {entry.id!r} already exists in track {track!r}; choose another --name."
-            )
-        _refuse_resubmission(entry, root)
-        atomic_write_json(path, entry.to_dict())
-        try:
-            regenerate_board(root, plots=plots)
-        except BaseException:
-            path.unlink(missing_ok=True)  # a rejected submission leaves nothing behind
-            raise
-    return entry
-
-
-def _refuse_resubmission(entry: Entry, root: Path) -> None:
+def refuse_resubmission(entry: Entry, root: Path) -> None:
     """A run may be in one entry only (by run id or by content), and no record may carry the
     losses of another run on the board (any track) under another seed or id. Held under the lock."""
     flagged: list[Flagged] = []

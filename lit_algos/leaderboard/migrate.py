@@ -19,6 +19,7 @@ from pathlib import Path
 from lit_algos.errors import LitAlgosError
 from lit_algos.leaderboard import speedrun
 from lit_algos.leaderboard.audit import record_digest
+from lit_algos.leaderboard.entries import ENTRY_VERSION, Entry, board_lock
 from lit_algos.leaderboard.evidence import (
     REFERENCE_NOT_KEPT,
     derive_identity,
@@ -27,6 +28,7 @@ from lit_algos.leaderboard.evidence import (
     differences,
     entry_digest,
 )
+from lit_algos.leaderboard.tracks import load_tracks
 from lit_algos.records import RunRecord
 from lit_algos.utils.io import atomic_write_json, finite_json, read_json
 
@@ -50,7 +52,6 @@ def _stored_runs(paths: list[Path], runs_dirs: list[Path]) -> dict[str, dict]:
 
 def migrate_entry(data: dict, track, pool: dict[str, dict]) -> tuple[dict, str]:
     """(the entry in format 2, what was done); LitAlgosError when it cannot be migrated."""
-    from lit_algos.leaderboard.entries import ENTRY_VERSION, Entry
 
     entry = Entry.from_dict(copy.deepcopy(data), source=data.get("id", "<entry>"))
     digests = data.get("run_digests") or []
@@ -93,8 +94,6 @@ def migrate_entry(data: dict, track, pool: dict[str, dict]) -> tuple[dict, str]:
 
 def migrate_board(root: Path, runs_dirs: list[Path] | tuple[Path, ...] = ()) -> list[str]:
     """Migrate every format-1 entry under ``root``; returns one line per entry."""
-    from lit_algos.leaderboard.entries import board_lock
-    from lit_algos.leaderboard.tracks import load_tracks
 
     tracks = load_tracks(root)
     paths = sorted((root / "entries").glob("*/*.json"))

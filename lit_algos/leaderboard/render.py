@@ -15,6 +15,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
+from rich.table import Table
+
 from lit_algos.analysis.stats import Estimate
 from lit_algos.hardware import host_details
 from lit_algos.leaderboard import speedrun
@@ -381,6 +384,7 @@ def _flagged_lines(flagged: list[Flagged]) -> list[str]:
 
 def render_plots(track: Track, entries: list[Entry], plots_dir: Path, top: int = TOP_PLOTTED) -> list[Path]:
     """PNGs of validation loss against FLOPs and against time for the top entries and the baseline."""
+    # matplotlib loads in about a second; only when plots are drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -448,8 +452,6 @@ def write_board(leaderboard_dir: Path, plots: bool = True) -> Path:
 
 def rich_table(track: Track, rows: list[BoardRow]):
     """The terminal table of one track in time-rank order; who/when/what share the last column."""
-    from rich.markup import escape
-    from rich.table import Table
 
     target = track.target_loss if track.target_loss is not None else "not set"
     table = Table(title=f"{track.name}: reach val loss ≤ {target} on {track.hardware_class}", show_lines=True)

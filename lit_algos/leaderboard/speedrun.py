@@ -28,6 +28,8 @@ import numpy as np
 from lit_algos.analysis.ceg import summarize
 from lit_algos.analysis.curves import UNITS
 from lit_algos.analysis.stats import Estimate, log_ratio_interval, mean_interval
+from lit_algos.benchmark import benchmark_recipe
+from lit_algos.config.recipes import load_config
 from lit_algos.errors import SubmissionError
 from lit_algos.hardware import host_string, same_host
 from lit_algos.records import RunRecord, interpolate_to_target
@@ -253,8 +255,6 @@ def benchmark_reference(track, steps: int = 30, overrides: list[str] | tuple[str
     """Measure the track's baseline recipe on this host: ``steps`` timed training steps of the
     real loop (as ``lit-algos benchmark``); its tokens/s and the recipe's declared tokens give
     the seconds its declared run takes here."""
-    from lit_algos.benchmark import benchmark_recipe
-    from lit_algos.config.recipes import load_config
 
     if not track.baseline_recipe:
         raise SubmissionError(

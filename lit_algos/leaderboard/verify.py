@@ -29,11 +29,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lit_algos.config import Config, hash_config_dict
+from lit_algos.config.recipes import apply_overrides
 from lit_algos.errors import ConfigError, LitAlgosError
 from lit_algos.hardware import host_string, same_host
+from lit_algos.leaderboard.checkpoints import eval_device, load_checkpoint, validation_loss
+from lit_algos.leaderboard.entries import (  # noqa: F401  (load_verification, verification_path: public here too)
+    Entry,
+    board_lock,
+    entry_path,
+    load_verification,
+    verification_path,
+)
 from lit_algos.leaderboard.evidence import entry_problems
+from lit_algos.leaderboard.tracks import load_tracks
 from lit_algos.records import RunRecord
-from lit_algos.utils.io import atomic_write_json, read_json
+from lit_algos.training.run import train
+from lit_algos.utils.fingerprint import software_fingerprint
+from lit_algos.utils.io import atomic_write_json
 
 # Re-run seconds / recorded seconds accepted on the same host: within [1/1.25, 1.25]. Seeds of one
 # recipe on one idle host spread by up to ~10% (the cpu-kjv entries); a consistent forgery of
@@ -71,21 +84,6 @@ class Verification:
         if self.time_verified is False:
             return "TIME NOT REPRODUCED"
         return "VERIFIED" if self.time_verified else "LOSSES VERIFIED (time not judged)"
-
-
-def verification_path(root: Path, track: str, entry_id: str) -> Path:
-    return root / "verified" / track / f"{entry_id}.json"
-
-
-def load_verification(root: Path, track: str, entry_id: str) -> dict | None:
-    path = verification_path(root, track, entry_id)
-    if not path.is_file():
-        return None
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def compare_curves(
@@ -151,8 +149,6 @@ def _load() -> float:
 
 
 def find_entry(entry_id: str, root: Path, track: str | None = None):
-    from lit_algos.leaderboard.entries import Entry, entry_path
-
     path = Path(entry_id)
     if path.suffix == ".json" and path.is_file():
         return Entry.load(path)
@@ -169,8 +165,6 @@ def find_entry(entry_id: str, root: Path, track: str | None = None):
 
 
 def _save_verification(result: Verification, leaderboard_dir: Path) -> None:
-    from lit_algos.leaderboard.entries import board_lock
-
     with board_lock(leaderboard_dir):
         atomic_write_json(verification_path(leaderboard_dir, result.track, result.entry), result.to_dict())
 
@@ -180,8 +174,6 @@ def choose_run(
 ) -> tuple[RunRecord, str]:
     """(the run to re-run, its role): the one with ``seed`` (among the reference runs with
     ``reference``), else one of the entry's runs and reference runs drawn at random."""
-    from lit_algos.leaderboard.tracks import load_tracks
-
     problems = entry_problems(entry, load_tracks(root).get(entry.track))
     if problems:
         raise LitAlgosError(
@@ -215,9 +207,6 @@ def reevaluate_checkpoint(
 ) -> Verification:
     """Evaluate a run's saved checkpoint on the validation set and compare with the recorded loss
     at the checkpoint's step (a checkpoint is written after every evaluation)."""
-    from lit_algos.config import hash_config_dict
-    from lit_algos.leaderboard.checkpoints import eval_device, load_checkpoint, validation_loss
-    from lit_algos.utils.fingerprint import software_fingerprint
 
     entry = find_entry(entry_id, leaderboard_dir, track)
     config, step, weights = load_checkpoint(checkpoint)
@@ -277,10 +266,6 @@ def verify_entry(
 
     ``tolerance`` 0 asks for bitwise equal losses (same software and hardware); give e.g. 1e-4
     when re-running elsewhere. ``overrides`` change only systems fields (e.g. data.cache_dir)."""
-    from lit_algos.config import Config
-    from lit_algos.config.recipes import apply_overrides
-    from lit_algos.training.run import train
-    from lit_algos.utils.fingerprint import software_fingerprint
 
     entry = find_entry(entry_id, leaderboard_dir, track)
     recorded, role = choose_run(entry, leaderboard_dir, seed, reference, rng)

@@ -13,17 +13,25 @@ schedulers see a single ordinary optimizer.
 
 In DDP every rank holds the full, already all-reduced gradient and computes the same update.
 Under FSDP a rank holds only a shard of each matrix, and orthogonalising a shard is not
-orthogonalising the matrix: do not combine ``muon`` with FSDP.
+orthogonalising the matrix: ``MuonOptions.validate`` refuses ``muon`` with FSDP.
+
+The registry entry ``muon`` (``optim: {kind: muon, muon_lr: 0.02, ...}``) is at the end of this file.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
+
+from lit_algos.optim.optimizers import OPTIMIZERS, AdamOptions, tagged_groups
+from lit_algos.precision import native_bf16
+from lit_algos.registry import ParentFieldError
+from lit_algos.utils.typed import check_choice, check_positive, check_range
 
 # Quintic iteration X <- a X + b (X X^T) X + c (X X^T)^2 X. These coefficients (from the Muon write-up)
 # give a steep slope at 0, so small singular values grow fast, at the cost of the fixed point being a
@@ -31,24 +39,22 @@ import torch
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
-# LIT_ALGOS_BATCHED_NS=0: one Newton-Schulz per matrix (the reference path, to measure the batched one).
-def batched_ns() -> bool:
-    return os.environ.get("LIT_ALGOS_BATCHED_NS", "1") != "0"
-
-
 @functools.cache
 def _cpu_has_native_bf16() -> bool:
-    from lit_algos.precision import native_bf16
-
     return native_bf16("cpu")
 
 
-def _cpu_ns_dtype() -> torch.dtype:
-    """bf16 where the CPU runs it natively (AVX-512-BF16 / AMX), as on CUDA; float32 elsewhere
-    (emulated bf16 is ~10x slower). LIT_ALGOS_NS_BF16=0 forces float32 (read at every step, so
-    ``benchmark --ab`` can measure the change in one process)."""
-    if os.environ.get("LIT_ALGOS_NS_BF16", "1") == "0":
-        return torch.float32
+NS_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def ns_dtype(device: torch.device, name: str | None = None) -> torch.dtype:
+    """The working precision of Newton-Schulz: ``name`` (bfloat16 | float32) when given, else bf16
+    on CUDA and on CPUs that run it natively (AVX-512-BF16 / AMX), float32 elsewhere (emulated
+    bf16 is ~10x slower)."""
+    if name is not None:
+        return NS_DTYPES[name]
+    if device.type == "cuda":
+        return torch.bfloat16
     return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
 
 
@@ -65,7 +71,7 @@ def newton_schulz(
     if g.ndim not in (2, 3):
         raise ValueError(f"newton_schulz expects a matrix or a batch of matrices, got shape {tuple(g.shape)}")
     if dtype is None:
-        dtype = torch.bfloat16 if g.is_cuda else _cpu_ns_dtype()
+        dtype = ns_dtype(g.device)
     a, b, c = NS_COEFFS
     x = g.to(dtype)
     single = x.ndim == 2
@@ -102,9 +108,11 @@ def muon_scale(shape: torch.Size) -> float:
 class Muon(torch.optim.Optimizer):
     """Muon on groups with ``use_muon=True``, AdamW on the others.
 
-    Muon group keys: ``lr``, ``momentum``, ``nesterov``, ``ns_steps``, ``weight_decay`` (decoupled,
-    ``p *= 1 - lr * wd``). AdamW group keys: ``lr``, ``betas``, ``eps``, ``weight_decay``
-    (decoupled, as ``torch.optim.AdamW``). Missing keys take the constructor defaults.
+    Muon group keys: ``lr``, ``momentum``, ``nesterov``, ``ns_steps``, ``ns_dtype`` (None: see
+    ``ns_dtype``), ``weight_decay`` (decoupled, ``p *= 1 - lr * wd``). AdamW group keys: ``lr``,
+    ``betas``, ``eps``, ``weight_decay`` (decoupled, as ``torch.optim.AdamW``). Missing keys take
+    the constructor defaults. Matrices of one shape are orthogonalised together (one batched
+    Newton-Schulz, the same result as one per matrix).
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class Muon(torch.optim.Optimizer):
         betas: tuple[float, float] = (0.9, 0.95),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        ns_dtype: str | None = None,
     ):
         groups = [dict(g) for g in param_groups]
         for group in groups:
@@ -135,6 +144,7 @@ class Muon(torch.optim.Optimizer):
             betas=betas,
             eps=eps,
             weight_decay=weight_decay,
+            ns_dtype=ns_dtype,  # a name, not a torch.dtype: the state dict loads with weights_only=True
         )
         super().__init__(groups, defaults)
 
@@ -174,10 +184,10 @@ class Muon(torch.optim.Optimizer):
         if wd:
             torch._foreach_mul_(params, 1.0 - lr * wd)
         for items in by_shape.values():
-            if batched_ns() and len(items) > 1:
-                orthos = newton_schulz(torch.stack([u for _, u in items]), steps=group["ns_steps"]).unbind(0)
-            else:
-                orthos = [newton_schulz(u, steps=group["ns_steps"]) for _, u in items]
+            dtype = ns_dtype(items[0][1].device, group.get("ns_dtype"))
+            orthos = newton_schulz(
+                torch.stack([u for _, u in items]), steps=group["ns_steps"], dtype=dtype
+            ).unbind(0)
             shaped = [p for p, _ in items]
             torch._foreach_add_(
                 shaped, [o.view_as(p) for p, o in zip(shaped, orthos, strict=True)],
@@ -215,3 +225,53 @@ class Muon(torch.optim.Optimizer):
             torch._foreach_sqrt_(denom)
             torch._foreach_add_(denom, eps)
             torch._foreach_addcdiv_(ps, exp_avg, denom, value=-lr / bias1)
+
+
+@dataclass
+class MuonOptions(AdamOptions):
+    """Muon's own fields; ``lr``, ``betas``, ``eps`` and ``weight_decay`` are those of its AdamW groups."""
+
+    muon_lr: float = 0.02  # LR of the hidden 2-D matrices
+    muon_momentum: float = 0.95
+    muon_nesterov: bool = True
+    muon_ns_steps: int = 5  # Newton-Schulz iterations that orthogonalise each update
+    muon_weight_decay: float | None = None  # decoupled decay of the muon matrices; null: weight_decay
+    muon_ns_dtype: str | None = None  # bfloat16 | float32; null: bf16 where native (CUDA, AVX-512-BF16/AMX)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive("muon_lr", self.muon_lr)
+        check_positive("muon_ns_steps", self.muon_ns_steps)
+        check_positive("muon_weight_decay", self.muon_weight_decay, allow_zero=True, allow_none=True)
+        check_range("muon_momentum", self.muon_momentum, 0.0, 1.0)
+        if self.muon_ns_dtype is not None:
+            check_choice("muon_ns_dtype", self.muon_ns_dtype, tuple(NS_DTYPES))
+
+    def validate(self, config) -> None:
+        if config.train.strategy == "fsdp":
+            raise ParentFieldError(
+                "train.strategy",
+                "fsdp",
+                "Muon orthogonalises whole matrices, and FSDP gives each rank a shard of them; use ddp with "
+                "optim.kind=muon, or another optimizer with fsdp.",
+            )
+
+
+@OPTIMIZERS.register(
+    "muon",
+    help="Muon on hidden matrices + AdamW on embeddings, head and vectors",
+    options=MuonOptions,
+    example={"lr": 0.01, "muon_lr": 0.05},
+)
+def _muon(model: nn.Module, cfg: MuonOptions, tags: dict[str, str] | None = None) -> torch.optim.Optimizer:
+    groups = tagged_groups(model, cfg, tags=tags)
+    for group in groups:  # the hidden matrices get Muon's rule, the rest AdamW's
+        group["use_muon"] = group["tag"] == "matrix"
+        if group["use_muon"]:
+            wd = cfg.weight_decay if cfg.muon_weight_decay is None else cfg.muon_weight_decay
+            group.update(lr=cfg.muon_lr, initial_lr=cfg.muon_lr, weight_decay=wd)
+    return Muon(
+        groups,
+        lr=cfg.lr, momentum=cfg.muon_momentum, nesterov=cfg.muon_nesterov, ns_steps=cfg.muon_ns_steps,
+        betas=cfg.betas, eps=cfg.eps, ns_dtype=cfg.muon_ns_dtype,
+    )  # fmt: skip

@@ -1,5 +1,12 @@
 """Registry axis 'schedule': LR multipliers (of each group's peak LR) per optimizer step.
 
+Every entry follows the registry contract (``lit_algos.registry``): its options derive from
+``ScheduleOptions`` (``warmup_steps``, which every schedule has) and add what its shape reads
+(``min_lr_ratio`` for the decaying ones, ``decay_fraction`` for wsd); the target is the shape
+after warmup, ``(options, step, total_steps) -> multiplier``. A recipe names it with
+``optim.schedule: {kind: wsd, ...}``. A new schedule is one file in this package and one import
+line in ``__init__.py``; the parametrized tests check its warmup, range and reload.
+
 Conventions, shared by every schedule:
 
 - ``step`` is the 0-based index of the optimizer step about to be taken; ``LambdaLR`` evaluates
@@ -29,18 +36,47 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
-from lit_algos.registry import registry
+from lit_algos.registry import ComponentOptions, registry
+from lit_algos.utils.typed import check_positive, check_range
 
-if TYPE_CHECKING:
-    from lit_algos.config.optim import ScheduleConfig
 
-SCHEDULES = registry("schedule")
+@dataclass
+class ScheduleOptions(ComponentOptions):
+    """The base of every schedule's options: a linear warmup."""
+
+    warmup_steps: int = 0  # linear warmup: step s (0-based) uses (s + 1) / warmup_steps of the peak
+
+    def __post_init__(self):
+        check_positive("warmup_steps", self.warmup_steps, allow_zero=True)
+
+
+@dataclass
+class DecayOptions(ScheduleOptions):
+    """A schedule that decays to a floor at the last step (linear, cosine)."""
+
+    min_lr_ratio: float = 0.1  # final LR as a fraction of the peak
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+
+
+@dataclass
+class WSDOptions(DecayOptions):
+    decay_fraction: float = 0.2  # the share of steps spent decaying at the end
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("decay_fraction", self.decay_fraction, 0.0, 1.0)
+
+
+SCHEDULES = registry("schedule", options_base=ScheduleOptions)
 # A schedule after warmup: (cfg, step, total_steps) -> multiplier; step >= cfg.warmup_steps.
-Shape = Callable[["ScheduleConfig", int, int], float]
+Shape = Callable[[ScheduleOptions, int, int], float]
 
 
 def _progress(start: int, step: int, total_steps: int) -> float:
@@ -51,23 +87,19 @@ def _progress(start: int, step: int, total_steps: int) -> float:
     return min(1.0, max(0.0, (step - start) / span))
 
 
-@SCHEDULES.register("constant", help="flat at the peak LR after warmup", options=("warmup_steps",))
-def _constant(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
+@SCHEDULES.register("constant", help="flat at the peak LR after warmup", options=ScheduleOptions)
+def _constant(cfg: ScheduleOptions, step: int, total_steps: int) -> float:
     return 1.0
 
 
-@SCHEDULES.register(
-    "linear", help="linear decay to min_lr_ratio at the last step", options=("warmup_steps", "min_lr_ratio")
-)
-def _linear(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
+@SCHEDULES.register("linear", help="linear decay to min_lr_ratio at the last step", options=DecayOptions)
+def _linear(cfg: ScheduleOptions, step: int, total_steps: int) -> float:
     p = _progress(cfg.warmup_steps, step, total_steps)
     return 1.0 - (1.0 - cfg.min_lr_ratio) * p
 
 
-@SCHEDULES.register(
-    "cosine", help="cosine decay to min_lr_ratio at the last step", options=("warmup_steps", "min_lr_ratio")
-)
-def _cosine(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
+@SCHEDULES.register("cosine", help="cosine decay to min_lr_ratio at the last step", options=DecayOptions)
+def _cosine(cfg: ScheduleOptions, step: int, total_steps: int) -> float:
     p = _progress(cfg.warmup_steps, step, total_steps)
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
 
@@ -75,13 +107,13 @@ def _cosine(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
 @SCHEDULES.register(
     "inverse_sqrt",
     help="sqrt(warmup / (step + 1)) after warmup (budget-independent)",
-    options=("warmup_steps",),
+    options=ScheduleOptions,
 )
-def _inverse_sqrt(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
+def _inverse_sqrt(cfg: ScheduleOptions, step: int, total_steps: int) -> float:
     return min(1.0, math.sqrt(max(cfg.warmup_steps, 1) / (step + 1)))
 
 
-def wsd_decay_start(cfg: ScheduleConfig, total_steps: int) -> int:
+def wsd_decay_start(cfg: ScheduleOptions, total_steps: int) -> int:
     """First step of the wsd decay phase: the last ``decay_fraction`` of the steps, not before warmup ends."""
     decay_steps = round(cfg.decay_fraction * total_steps)
     return max(cfg.warmup_steps, total_steps - decay_steps)
@@ -90,9 +122,9 @@ def wsd_decay_start(cfg: ScheduleConfig, total_steps: int) -> int:
 @SCHEDULES.register(
     "wsd",
     help="warmup-stable-decay: flat, then linear decay to min_lr_ratio over the last decay_fraction",
-    options=("warmup_steps", "decay_fraction", "min_lr_ratio"),
+    options=WSDOptions,
 )
-def _wsd(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
+def _wsd(cfg: ScheduleOptions, step: int, total_steps: int) -> float:
     start = wsd_decay_start(cfg, total_steps)
     if step < start or start >= total_steps:  # stable phase, or no decay phase at all
         return 1.0
@@ -100,7 +132,7 @@ def _wsd(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
     return 1.0 - (1.0 - cfg.min_lr_ratio) * p
 
 
-def lr_multiplier(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
+def lr_multiplier(cfg: ScheduleOptions, step: int, total_steps: int) -> float:
     """Fraction of the peak LR used at optimizer step ``step`` (0-based) of a ``total_steps`` run."""
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
@@ -113,7 +145,7 @@ def lr_multiplier(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps: int
+    optimizer: torch.optim.Optimizer, cfg: ScheduleOptions, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` scaling every param group's peak LR (``group["initial_lr"]``) by the schedule.
 

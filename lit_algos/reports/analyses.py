@@ -13,9 +13,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier
+from lit_algos.analysis.attribution import attribute
+from lit_algos.analysis.ceg import summarize
+from lit_algos.analysis.comparisons import allocation_summary
+from lit_algos.analysis.scaling import (
+    ceg_trend,
+    compute_dependence,
+    degenerate_reasons,
+    fit_scaling_law,
+    plateau_reason,
+    scaling_basis,
+    scaling_points,
+)
 from lit_algos.analysis.stats import Estimate
+from lit_algos.errors import LitAlgosError
 from lit_algos.records import RunRecord
-from lit_algos.studies.spec import Analysis, Study, arm_names
+from lit_algos.studies.spec import Analysis, Study, ablation_components, arm_names
 
 
 @dataclass
@@ -97,7 +111,6 @@ def bound_text(summary) -> str:
 
 def _trend_table(ref: str, sizes: list[str], data: dict, margin: float) -> Table:
     """One row per arm: its CEG at each size, the slope of ln CEG against ln C, the verdict."""
-    from lit_algos.analysis.scaling import ceg_trend
 
     table = Table(
         f"Compute dependence over {', '.join(sizes)}",
@@ -132,8 +145,6 @@ def _ceg_cell(entry: dict | None) -> str:
 
 
 def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.ceg import summarize
-
     exp, ref = an.experiment, an.options["reference"]
     margin = float(an.options.get("margin", 0.05))
     sizes = sizes_of(study, preset, exp)
@@ -158,34 +169,10 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
             if not refs or not news:
                 table.rows.append([arm, size, "no runs yet", "0", "", "", ""] + ["" for _ in paper_cols])
                 continue
-            s = summarize(refs, news)
-            est = s.estimates["flops"]
-            paper_rule = summarize(refs, news, method="paper").estimates.get("evals")
-            pairs = [p.ceg.get("flops") for p in s.pairs if p.bound is None and p.ceg.get("flops")]
-            data.setdefault(arm, {})[size] = {
-                "ceg": est_dict(est),
-                "loss": s.loss,
-                "kind": s.kind,
-                "pairs": pairs,
-                "ref_flops": mean_final_flops(refs),
-                "paper_rule": est_dict(paper_rule),
-                "censored": s.censored,
-            }
-            table.rows.append(
-                [
-                    arm,
-                    size,
-                    est_text(est),
-                    str(est.n),
-                    bound_text(s) if est.bound else (est.method or est.note),
-                    f"{fmt(s.loss, 4)} ({s.kind})",
-                    est_text(paper_rule),
-                ]
-                + [paper_cell(an.paper, "values", c, arm) for c in paper_cols]  # fmt: skip
-            )
-            if s.censored:
-                sec.text.append(f"{arm}@{size}: censored runs: " + "; ".join(s.censored))
-            sec.text += [f"{arm}@{size}: warning: {w}" for w in s.warnings]
+            cell, row, notes = _arm_at_size(refs, news, arm, size, an.paper, paper_cols)
+            data.setdefault(arm, {})[size] = cell
+            table.rows.append(row)
+            sec.text += notes
     sec.tables.append(table)
     if paper_cols:
         sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
@@ -201,13 +188,41 @@ def ceg_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
     return sec
 
 
+def _arm_at_size(
+    refs: list, news: list, arm: str, size: str, paper: dict, paper_cols: list
+) -> tuple[dict, list, list]:
+    """One arm at one size: its data entry, its table row and its notes (censored runs, warnings)."""
+    s = summarize(refs, news)
+    est = s.estimates["flops"]
+    paper_rule = summarize(refs, news, method="paper").estimates.get("evals")
+    pairs = [p.ceg.get("flops") for p in s.pairs if p.bound is None and p.ceg.get("flops")]
+    cell = {
+        "ceg": est_dict(est),
+        "loss": s.loss,
+        "kind": s.kind,
+        "pairs": pairs,
+        "ref_flops": mean_final_flops(refs),
+        "paper_rule": est_dict(paper_rule),
+        "censored": s.censored,
+    }
+    row = [
+        arm,
+        size,
+        est_text(est),
+        str(est.n),
+        bound_text(s) if est.bound else (est.method or est.note),
+        f"{fmt(s.loss, 4)} ({s.kind})",
+        est_text(paper_rule),
+    ] + [paper_cell(paper, "values", c, arm) for c in paper_cols]
+    notes = [f"{arm}@{size}: censored runs: " + "; ".join(s.censored)] if s.censored else []
+    notes += [f"{arm}@{size}: warning: {w}" for w in s.warnings]
+    return cell, row, notes
+
+
 # ---- attribution ---------------------------------------------------------------------------
 
 
 def attribution_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.attribution import attribute
-    from lit_algos.studies.expand import ablation_components
-
     exp = study.experiments[an.experiment]
     comps = ablation_components(exp)
     sec = Section(f"Attribution {exp.ref} -> {exp.new} ({exp.name})")
@@ -265,16 +280,6 @@ def _iv(est: Estimate):
 
 
 def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.scaling import (
-        compute_dependence,
-        degenerate_reasons,
-        fit_scaling_law,
-        plateau_reason,
-        scaling_basis,
-        scaling_points,
-    )
-    from lit_algos.errors import LitAlgosError
-
     exp = an.experiment
     E = an.options.get("E")
     margin = float(an.options.get("margin", 0.05))
@@ -295,6 +300,20 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
         "shrinks' when under 0.5% of the draws give the other sign; else inconclusive. E fitted needs three model "
         "sizes; with two, E is fixed and the verdict rests on that value (the basis column says which)."
     )
+    fits, points, reasons, arm_runs, table = _scaling_fits(study, preset, an, groups, sec)
+    sec.tables.append(table)
+    sec.tables.append(_scaling_verdicts(an, fits, points, reasons, arm_runs, sec))
+    sec.tables.append(_pair_cegs(an.options["pairs"], sizes_of(study, preset, exp), exp, groups, margin))
+    if an.paper:
+        sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
+    sec.data["_fits"], sec.data["_points"] = fits, points  # for the plots (not written to JSON)
+    return sec
+
+
+def _scaling_fits(study: Study, preset, an: Analysis, groups: dict, sec: Section):
+    """L(C) fitted per arm: (fits, points, degeneracy reasons, runs) by arm and the fits table;
+    an arm without a fit gets a note in ``sec``."""
+    exp, E, mode = an.experiment, an.options.get("E"), an.options.get("points", "final")
     n_params = 2 if E is not None else 3
     fits, points, reasons, arm_runs = {}, {}, {}, {}
     table = Table("Fits", ["arm", "points", "E", "A", "alpha", "paper A", "paper alpha"])
@@ -323,7 +342,15 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
                            fmt_iv(fit.alpha, fit.intervals.get("alpha")), paper_cell(an.paper, arm, "A"),
                            paper_cell(an.paper, arm, "alpha")])  # fmt: skip
         sec.data.setdefault("fits", {})[arm] = fit.to_dict()
-    sec.tables.append(table)
+    return fits, points, reasons, arm_runs, table
+
+
+def _scaling_verdicts(
+    an: Analysis, fits: dict, points: dict, reasons: dict, arm_runs: dict, sec: Section
+) -> Table:
+    """M(C) at both ends of each pair's compute range and its verdict (the flat band first)."""
+    E, mode = an.options.get("E"), an.options.get("points", "final")
+    margin = float(an.options.get("margin", 0.05))
     verdicts = Table(
         "M(C) and verdicts",
         [
@@ -376,20 +403,12 @@ def scaling_section(study: Study, preset, an: Analysis, groups: dict) -> Section
             ]  # fmt: skip
         )
         sec.data.setdefault("verdicts", {})[f"{ref}->{new}"] = dep.to_dict()
-    sec.tables.append(verdicts)
-    sec.tables.append(_pair_cegs(an.options["pairs"], sizes_of(study, preset, exp), exp, groups, margin))
-    if an.paper:
-        sec.text.append("Paper columns: " + str(an.paper.get("source", "see the study's sources")) + ".")
-    sec.data["_fits"], sec.data["_points"] = fits, points  # for the plots (not written to JSON)
-    return sec
+    return verdicts
 
 
 def _pair_cegs(pairs, sizes: list[str], exp: str, groups: dict, margin: float) -> Table:
     """The law-free view of the same question: each pair's FLOP CEG at each size and its trend
     over the sizes (``ceg_trend``: a verdict from three sizes, a direction from two)."""
-    from lit_algos.analysis.ceg import summarize
-    from lit_algos.analysis.scaling import ceg_trend
-
     table = Table(
         "CEG of the new arm over the reference at each size (no law assumed)",
         ["pair (ref -> new)", *(f"CEG {s}" for s in sizes), "slope d ln CEG / d ln C [95% CI]", "label"],
@@ -418,10 +437,6 @@ def _pair_cegs(pairs, sizes: list[str], exp: str, groups: dict, margin: float) -
 
 
 def allocation_section(study: Study, preset, an: Analysis, groups: dict) -> Section:
-    from lit_algos.analysis.allocation import HoffmannFit, allocation_multiplier
-    from lit_algos.analysis.comparisons import allocation_summary
-    from lit_algos.errors import LitAlgosError
-
     exp, arm = an.experiment, an.options["arm"]
     sec = Section(f"Allocation: Kaplan vs Chinchilla ({arm})")
     sec.text.append(

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
+
+from lit_algos.analysis.scaling import multiplier, multiplier_band
 
 
 def _figure(width: float = 7.0, height: float = 4.5):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
     return fig
@@ -40,8 +43,6 @@ def seed_band(records) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         rows.append(v)
     m = np.array(rows)  # (seeds, evals)
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return base, np.nanmean(m, 0), np.nanmin(m, 0), np.nanmax(m, 0)
@@ -75,7 +76,6 @@ def loss_curves(experiment: str, sizes: list[str], arms: list[str], groups: dict
 def plain_log_axis(ax, values, axis: str = "y") -> None:
     """A log axis around ``values`` and 1 with plain tick labels ("0.9×", "1×", "2×"), never "1.04×10⁰":
     1-2-5 ticks over a decade or more, evenly spaced round numbers over a narrower range."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
     finite = [v for v in values if v is not None and math.isfinite(v) and v > 0] + [1.0]
     lo, hi = min(finite) / 1.15, max(finite) * 1.15
@@ -190,7 +190,6 @@ def scaling_fits(fits: dict, points: dict, mode: str = "final") -> bytes:
 def multiplier_bands(pairs: list, fits: dict, points: dict, n_draws: int = 1000, seed: int = 0) -> bytes:
     """M(C) of each pair over the new arm's compute range, with a 95% band from draws of the fits'
     parameters (``scaling.multiplier_band``: the draws ``compute_dependence`` makes at the ends)."""
-    from lit_algos.analysis.scaling import multiplier, multiplier_band
 
     fig = _figure()
     ax = fig.add_subplot()

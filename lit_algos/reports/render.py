@@ -12,11 +12,18 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from lit_algos.errors import LitAlgosError, LitAlgosWarning
+from lit_algos.hardware import host_fingerprint, host_string
+from lit_algos.peaks import fingerprint_peaks
 from lit_algos.reports import analyses, plots
 from lit_algos.reports.collect import group_records
+from lit_algos.reports.wandb_tables import numeric_table
 from lit_algos.studies.expand import expand
 from lit_algos.studies.spec import Preset, Study, arm_names, load_study
+from lit_algos.studies.tuning import chosen_scales, sweep_results
+from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
 from lit_algos.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 BUILDERS = {
@@ -117,7 +124,6 @@ def write_report(
     study: Study, preset: Preset, runs_dir: Path, out_dir: Path, *, wandb: bool = False, console=None
 ) -> Path:
     """Analyse the study's runs in ``runs_dir`` and write the report into ``out_dir``; returns report.md."""
-    from lit_algos.studies.tuning import chosen_scales, sweep_results
 
     sweeps = sweep_results(study, preset, Path(runs_dir)) if preset.tune else []
     expansion = expand(study, preset, chosen_scales(sweeps))
@@ -203,7 +209,6 @@ def record_wall_time(
     out_dir: Path, seconds: float, trained: int, workers: int | None, threads: int | None
 ) -> None:
     """Append one `lit-algos study` invocation's wall time to study.json (the report prints them)."""
-    from lit_algos.hardware import host_fingerprint, host_string
 
     path = Path(out_dir) / "study.json"
     meta = read_json(path) if path.is_file() else {}
@@ -214,7 +219,7 @@ def record_wall_time(
             "runs_trained_or_checked": trained,
             "workers": workers,
             "threads": threads,
-            "host": host_string(host_fingerprint(peaks="cached")),
+            "host": host_string(host_fingerprint(peaks=fingerprint_peaks(cached=True))),
         }
     )
     atomic_write_json(path, meta)
@@ -237,8 +242,6 @@ def wall_time_lines(out_dir: Path) -> list[str]:
 
 
 def _jsonable(obj):
-    import numpy as np
-
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -249,10 +252,9 @@ def _jsonable(obj):
 def log_to_wandb(study: Study, preset: Preset, sections, out_dir: Path) -> None:
     """The report's tables (wandb.Table) and plots (wandb.Image) in one W&B run. Opt-in; any
     failure is a warning, never an error (the same rule as training runs)."""
-    from lit_algos.reports.wandb_tables import numeric_table
-    from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
 
     try:
+        # optional dependency (the wandb extra)
         import wandb
     except ImportError:
         warnings.warn(

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 import warnings
 from pathlib import Path
 
+from lit_algos.analysis import tables
 from lit_algos.errors import LitAlgosWarning
+from lit_algos.reports import plots
+from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
 
 _NUM = r"-?(?:∞|\d[\d,]*\.?\d*|\.\d+)(?:e[+-]?\d+)?"  # ∞: an unbounded interval end
 _CELL = re.compile(
@@ -92,9 +96,9 @@ def log_analysis_run(
 ) -> None:
     """One W&B run holding ``tables`` (title -> (columns, display rows), logged numeric) and ``images``
     (name -> PNG path or bytes); ``summary``: numbers for the run summary at full precision."""
-    from lit_algos.training.wandb_logging import is_reachable, resolve_mode, wandb_host
 
     try:
+        # optional dependency (the wandb extra)
         import wandb
     except ImportError:
         _warn("wandb is not installed (pip install 'lit_algos[wandb]'); nothing logged.")
@@ -131,7 +135,6 @@ def _png_path(image: Path | bytes) -> Path:
     """A PNG file for ``wandb.Image`` (which copies it into the run)."""
     if not isinstance(image, bytes):
         return Path(image)
-    import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as f:
         f.write(image)
@@ -143,34 +146,12 @@ def log_ceg(result, refs, news, *, scaling=None, allocation=None, directory: Pat
     """``lit-algos ceg --wandb``: the printed tables (numeric) and plots of one comparison in one run:
     the CEG per unit with its interval, the seeds' loss curves against FLOPs, the attribution, or the
     scaling / allocation table. The run's group is ``ceg``; its config names both sides' runs."""
-    from lit_algos.analysis import tables
-    from lit_algos.reports import plots
 
     ref_name = ", ".join(sorted({r.recipe for r in refs}))
     new_name = ", ".join(sorted({n.recipe for n in news}))
-    out_tables, images, summary = {}, {}, {}
-    if result is not None:
-        report = result.report
-        t = tables.ceg_table(report)
-        out_tables["ceg"] = (t.columns, t.rows)
-        if result.attribution:
-            a = tables.attribution_table(result.attribution)
-            out_tables["attribution"] = (a.columns, a.rows)
-        first = report.summaries[0]
-        data = {
-            unit: {"primary L*": {"ceg": e.to_dict()}}
-            for unit, e in first.estimates.items()
-            if unit != "throughput"
-        }
-        images["ceg.png"] = plots.ceg_points(
-            data, ["primary L*"], ref_name, title=f"CEG of {new_name} over {ref_name}"
-        )
-        groups = {("ceg", ref_name, ""): refs, ("ceg", new_name, ""): news}
-        images["loss-curves.png"] = plots.loss_curves("ceg", [""], [ref_name, new_name], groups)
-        summary = {f"ceg/{unit}": e.value for unit, e in first.estimates.items()}
-        summary.update({f"ceg/{unit}_low": e.low for unit, e in first.estimates.items()})
-        summary.update({f"ceg/{unit}_high": e.high for unit, e in first.estimates.items()})
-        summary["L*"] = first.loss
+    out_tables, images, summary = (
+        _ceg_outputs(result, refs, news, ref_name, new_name) if result is not None else ({}, {}, {})
+    )
     if scaling is not None:
         t = tables.scaling_table(scaling)
         out_tables["scaling"] = (t.columns, t.rows)
@@ -204,6 +185,33 @@ def log_ceg(result, refs, news, *, scaling=None, allocation=None, directory: Pat
         summary=summary,
         directory=directory,
     )
+
+
+def _ceg_outputs(result, refs, news, ref_name: str, new_name: str) -> tuple[dict, dict, dict]:
+    """The CEG's tables (with the attribution's), its two plots and its summary numbers."""
+    out_tables, images, summary = {}, {}, {}
+    report = result.report
+    t = tables.ceg_table(report)
+    out_tables["ceg"] = (t.columns, t.rows)
+    if result.attribution:
+        a = tables.attribution_table(result.attribution)
+        out_tables["attribution"] = (a.columns, a.rows)
+    first = report.summaries[0]
+    data = {
+        unit: {"primary L*": {"ceg": e.to_dict()}}
+        for unit, e in first.estimates.items()
+        if unit != "throughput"
+    }
+    images["ceg.png"] = plots.ceg_points(
+        data, ["primary L*"], ref_name, title=f"CEG of {new_name} over {ref_name}"
+    )
+    groups = {("ceg", ref_name, ""): refs, ("ceg", new_name, ""): news}
+    images["loss-curves.png"] = plots.loss_curves("ceg", [""], [ref_name, new_name], groups)
+    summary = {f"ceg/{unit}": e.value for unit, e in first.estimates.items()}
+    summary.update({f"ceg/{unit}_low": e.low for unit, e in first.estimates.items()})
+    summary.update({f"ceg/{unit}_high": e.high for unit, e in first.estimates.items()})
+    summary["L*"] = first.loss
+    return out_tables, images, summary
 
 
 def _warn(message: str) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lit_algos import sweeps  # sweeps.run_sweep looked up at call time: tests stand in for the engine
 from lit_algos.studies.expand import Expansion, expand
 from lit_algos.studies.spec import Study, study_dir
+from lit_algos.studies.tuning import chosen_scales, sweep_results, tuning_runs
 
 
 @dataclass
@@ -28,7 +30,6 @@ def plan_study(study: Study, preset: str | None, runs_dir: Path, *, wandb: bool 
     """The study's distinct runs under ``preset``; reads YAML only (no model, no data). Arms with a
     learning-rate sweep (``preset.tune``) use the multiplier it chose where its records are all
     there; until then they are listed at the recipe's own rate and named in ``pending``."""
-    from lit_algos.studies.tuning import chosen_scales, sweep_results, tuning_runs
 
     p = study.preset(preset)
     tuning = tuning_runs(study, p)
@@ -52,20 +53,18 @@ def _distinct(expansion: Expansion, specs: list) -> list:
 
 
 def _with_wandb(study: Study, specs: list) -> list:
-    from lit_algos.sweeps.spec import RunSpec
 
     # Group: the run's name (the default), so the W&B UI shows the seeds of one variant together;
     # the study is a tag (filter study:<name>), and its report run is in group study-<name>.
-    extra = ("train.wandb.enabled=true", f'train.wandb.tags=["study:{study.name}"]')
-    return [RunSpec(s.name, s.recipe, (*s.overrides, *extra), s.seed, s.tags) for s in specs]
+    extra = {"train.wandb.enabled": True, "train.wandb.tags": [f"study:{study.name}"]}
+    return [s.with_patch(extra) for s in specs]
 
 
 def dry_run_rows(plan: StudyPlan) -> list[dict]:
     """One row per run: name, seed, recipe, state, tokens, FLOPs and time estimates where the engine gives them."""
-    from lit_algos.sweeps import plan_sweep
 
     rows = []
-    for run in plan_sweep(plan.specs, runs_dir=plan.runs_dir):
+    for run in sweeps.plan_sweep(plan.specs, runs_dir=plan.runs_dir):
         rows.append(
             {
                 "name": run.spec.name,
@@ -106,10 +105,9 @@ def run_study(
         k: v for k, v in {**(study.executor.get("slurm") or {}), **(slurm or {})}.items() if v is not None
     }
     slurm_cfg.setdefault("job_name", f"lit-algos-{study.name}")  # the array's name in squeue
-    from lit_algos.sweeps import run_sweep
 
     def sweep(specs):
-        return run_sweep(
+        return sweeps.run_sweep(
             specs,
             runs_dir=plan.runs_dir,
             executor=executor,

@@ -27,7 +27,9 @@ from typing import Any
 
 import yaml
 
+from lit_algos.config.recipes import find_recipe, list_recipes, recipes_dirs, resolve_recipe_dict
 from lit_algos.errors import ConfigError, LitAlgosError
+from lit_algos.sweeps.ablation import COMPONENTS, default_components
 
 EXPERIMENT_KINDS = ("grid", "ablation")
 ANALYSIS_KINDS = ("curves", "ceg", "attribution", "scaling", "allocation")
@@ -126,8 +128,6 @@ class Study:
 
 
 def studies_dirs() -> list[Path]:
-    from lit_algos.config.recipes import recipes_dirs
-
     return [d / "studies" for d in recipes_dirs()]
 
 
@@ -221,13 +221,9 @@ def _int(path: str, value: Any, lo: int = 1, allow_none: bool = False) -> int | 
 
 
 def _check_recipe(path: str, recipe: str) -> None:
-    from lit_algos.config.recipes import find_recipe
-
     try:
         find_recipe(recipe)
     except LitAlgosError:
-        from lit_algos.config.recipes import list_recipes
-
         raise ConfigError(
             path, recipe, f"Allowed: a recipe name; known recipes: {', '.join(list_recipes())}."
         ) from None
@@ -324,16 +320,14 @@ def _experiment(path: str, name: str, spec: Any, sizes: dict) -> Experiment:
                 arm_overrides[arm] = overrides
         return Experiment(name, kind, arms=recipes, arm_overrides=arm_overrides)
     _keys(path, spec, ("kind", "ref", "new", "components"))
-    from lit_algos.studies.expand import component_map
-
     ref, new = _str(f"{path}.ref", spec.get("ref")), _str(f"{path}.new", spec.get("new"))
     _check_recipe(f"{path}.ref", ref)
     _check_recipe(f"{path}.new", new)
     components = _strs(f"{path}.components", spec.get("components") or [])
     for i, comp in enumerate(components):
-        if comp not in component_map():
+        if comp not in COMPONENTS:
             raise ConfigError(
-                f"{path}.components[{i}]", comp, f"Allowed components: {', '.join(component_map())}."
+                f"{path}.components[{i}]", comp, f"Allowed components: {', '.join(COMPONENTS)}."
             )
     return Experiment(name, kind, ref=ref, new=new, components=components)
 
@@ -488,12 +482,19 @@ def _analysis(path: str, spec: Any, experiments: dict) -> Analysis:
     return Analysis(kind, exp_name, options=spec, paper=paper)
 
 
+def ablation_components(exp: Experiment) -> list[str]:
+    """The experiment's components, or the default list (every component, ``moe`` in place of
+    ``mlp`` when the new recipe's feed-forward is an MoE)."""
+    if exp.components:
+        return list(exp.components)
+
+    return default_components(resolve_recipe_dict(exp.new))
+
+
 def arm_names(exp: Experiment) -> list[str]:
     """The arms of an experiment: a grid's names; an ablation's ref, new, ref+c and new-c."""
     if exp.kind == "grid":
         return list(exp.arms)
-    from lit_algos.studies.expand import ablation_components
-
     comps = ablation_components(exp)
     return [exp.ref, exp.new, *(f"{exp.ref}+{c}" for c in comps), *(f"{exp.new}-{c}" for c in comps)]
 

@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lit_algos.analysis.runs import index_records
+from lit_algos.config.recipes import as_patch, merge_patches
 from lit_algos.studies.expand import Expansion, _budget, _sized, lr_overrides
 from lit_algos.studies.spec import Preset, Study
 from lit_algos.sweeps.spec import RunSpec
@@ -60,20 +62,22 @@ def tuning_runs(study: Study, preset: Preset) -> list[RunSpec]:
         exp = study.experiments[exp_name]
         for arm, recipe in exp.arms.items():
             sized, scale_fragment = _sized(size, recipe)
-            base = [*scale_fragment, *study.overrides, *preset.overrides]
-            overrides = (*base, *_budget(preset, size, sized, base), *exp.arm_overrides.get(arm, ()))
+            base = merge_patches(scale_fragment, as_patch(study.overrides), as_patch(preset.overrides))
+            arm_patch = as_patch(exp.arm_overrides.get(arm, ()))
+            overrides = merge_patches(base, _budget(preset, size, sized, base), arm_patch)
             for scale in tune.lr_scale:
-                extra = lr_overrides(sized, overrides, scale) if scale != 1.0 else []
+                extra = lr_overrides(sized, overrides, scale) if scale != 1.0 else {}
                 tags = {"study": study.name, "experiment": exp_name, "arm": arm, "size": tune.size,
                         "lr_scale": f"{scale:g}", "role": "tuning"}  # fmt: skip
                 for seed in range(tune.seeds):
-                    runs.append(RunSpec(f"{arm}_{tune.size}", sized, (*overrides, *extra), seed, tags))
+                    runs.append(
+                        RunSpec(f"{arm}_{tune.size}", sized, merge_patches(overrides, extra), seed, tags)
+                    )
     return runs
 
 
 def sweep_results(study: Study, preset: Preset, runs_dir: Path) -> list[ArmSweep]:
     """Each tuned arm's sweep as far as its records go, with the choice once all are in."""
-    from lit_algos.reports.collect import index_records
 
     specs = tuning_runs(study, preset)
     if not specs:
@@ -87,7 +91,7 @@ def sweep_results(study: Study, preset: Preset, runs_dir: Path) -> list[ArmSweep
         sweep = out.setdefault(key, ArmSweep(*key))
         scale = float(spec.tags["lr_scale"])
         cfg = spec.config()
-        lrs = f"{cfg.optim.lr:.3g}" + (f", muon {cfg.optim.muon_lr:.3g}" if cfg.optim.name == "muon" else "")
+        lrs = f"{cfg.optim.lr:.3g}" + (f", muon {cfg.optim.muon_lr:.3g}" if cfg.optim.kind == "muon" else "")
         sweep.lrs[scale] = lrs
         record = index.get((hashes.config_hash(spec), spec.seed))
         if record is None:

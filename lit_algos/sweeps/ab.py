@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lit_algos.config.recipes import as_patch, load_config, merge_patches
 from lit_algos.errors import LitAlgosError
 from lit_algos.sweeps.spec import RunSpec
 
@@ -58,7 +59,7 @@ def plan_ab(
         ("ref", ref, ref_overrides, ref_name),
         ("new", new, new_overrides, new_name),
     ):
-        extra = (*overrides, *own)
+        extra = merge_patches(as_patch(overrides), as_patch(own))
         cfg = _config(recipe, extra, name)  # validates the variant before anything is trained
         seeds_ = range(first_seed, first_seed + seeds)
         sides[side] = (cfg, [RunSpec(cfg.name, recipe, extra, seed, {"role": side}) for seed in seeds_])
@@ -76,9 +77,5 @@ def plan_ab(
     return ABPlan(ref_cfg.name, new_cfg.name, ref_specs + new_specs)
 
 
-def _config(recipe: str, overrides, name: str | None):
-    import json
-
-    from lit_algos.config.recipes import load_config
-
-    return load_config(recipe, [*overrides, *([f"name={json.dumps(name)}"] if name else [])])
+def _config(recipe: str, patch: dict, name: str | None):
+    return load_config(recipe, merge_patches(patch, {"name": name} if name else {}))

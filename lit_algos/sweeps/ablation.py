@@ -8,11 +8,13 @@ stacks agree on bias) are trained once and stand for both names.
 
 from __future__ import annotations
 
+import copy
 import itertools
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lit_algos.config.recipes import Patch, as_patch, load_config, merge_patches
 from lit_algos.errors import LitAlgosError
 from lit_algos.sweeps.spec import RunSpec
 
@@ -37,9 +39,9 @@ def _get(data: dict, path: str):
     return node
 
 
-def swap_overrides(source: dict, paths: tuple[str, ...]) -> list[str]:
-    """``--set`` strings that copy ``paths`` from the resolved config ``source`` (JSON is valid YAML)."""
-    return [f"{path}={json.dumps(_get(source, path))}" for path in paths]
+def swap_patch(source: dict, paths: tuple[str, ...]) -> Patch:
+    """A patch that copies ``paths`` (whole sections) from the resolved config ``source``."""
+    return {path: copy.deepcopy(_get(source, path)) for path in paths}
 
 
 def default_components(new: dict) -> list[str]:
@@ -65,30 +67,28 @@ def choose_components(names: str | list[str] | None, new: dict) -> list[str]:
 
 def ablation_jobs(
     ref_name: str, new_name: str, names: list[str], ref: dict, new: dict, shapley: bool = False
-) -> list[tuple[str, str, list[str]]]:
-    """(name, recipe, overrides) for the endpoints, add-one, remove-one (and, for Shapley, every
+) -> list[tuple[str, str, Patch]]:
+    """(name, recipe, patch) for the endpoints, add-one, remove-one (and, for Shapley, every
     other subset: ref plus components "a+b"), in that order."""
-    jobs = [(ref_name, ref_name, []), (new_name, new_name, [])]
+    jobs = [(ref_name, ref_name, {}), (new_name, new_name, {})]
     for comp in names:
-        jobs.append((f"{ref_name}+{comp}", ref_name, swap_overrides(new, COMPONENTS[comp])))
-        jobs.append((f"{new_name}-{comp}", new_name, swap_overrides(ref, COMPONENTS[comp])))
+        jobs.append((f"{ref_name}+{comp}", ref_name, swap_patch(new, COMPONENTS[comp])))
+        jobs.append((f"{new_name}-{comp}", new_name, swap_patch(ref, COMPONENTS[comp])))
     if shapley:
         for k in range(2, len(names) - 1):
             for subset in itertools.combinations(names, k):
                 paths = tuple(p for c in subset for p in COMPONENTS[c])
-                jobs.append((f"{ref_name}+{'+'.join(subset)}", ref_name, swap_overrides(new, paths)))
+                jobs.append((f"{ref_name}+{'+'.join(subset)}", ref_name, swap_patch(new, paths)))
     return jobs
 
 
-def dedupe_jobs(jobs, overrides: list[str]) -> tuple[list, dict[str, str]]:
+def dedupe_jobs(jobs, overrides: Sequence[str] | Patch = ()) -> tuple[list, dict[str, str]]:
     """Jobs with distinct config hashes, and name -> the earlier job it duplicates (e.g. retro+bias
     when retro and modern agree on bias: the same config as retro, so it is not trained again)."""
-    from lit_algos.config.recipes import load_config
-
     seen: dict[str, str] = {}
     kept, same_as = [], {}
     for name, recipe, extra in jobs:
-        digest = load_config(recipe, [*extra, *overrides]).config_hash()
+        digest = load_config(recipe, merge_patches(extra, as_patch(overrides))).config_hash()
         if digest in seen:
             same_as[name] = seen[digest]
         else:
@@ -142,16 +142,15 @@ def plan_ablation(
 ) -> AblationPlan:
     """The ablation's run specs (every config validated, nothing built or trained). ``name``: a prefix
     for the runs' names (``NAME/retro+rope``), so runs made with other ``overrides`` stay apart."""
-    from lit_algos.config.recipes import load_config
 
-    overrides = list(overrides)
+    overrides = as_patch(overrides)
     ref_cfg = load_config(ref, overrides).to_dict()
     new_cfg = load_config(new, overrides).to_dict()
     names = choose_components(components, new_cfg)
     jobs, same_as = dedupe_jobs(ablation_jobs(ref, new, names, ref_cfg, new_cfg, shapley), overrides)
     prefix = f"{name}/" if name else ""
     specs = [
-        RunSpec(prefix + job, recipe, (*extra, *overrides), seed, {"role": "ablation"})
+        RunSpec(prefix + job, recipe, merge_patches(extra, overrides), seed, {"role": "ablation"})
         for job, recipe, extra in jobs
         for seed in range(seeds)
     ]

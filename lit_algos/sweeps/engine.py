@@ -29,9 +29,12 @@ import math
 import os
 import shutil
 import socket
+import socket as _socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from lit_algos.config import Config
 from lit_algos.errors import LitAlgosError
@@ -90,8 +93,6 @@ class SpecLock:
     """The lock of one spec id: an OS lock on a file (released by the OS when its holder dies)."""
 
     def __init__(self, runs_dir: Path, spec_id: str):
-        from filelock import FileLock
-
         self.path = lock_path(runs_dir, spec_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # thread_local=False: the lock belongs to the process (a sweep's poll thread may probe it)
@@ -99,7 +100,6 @@ class SpecLock:
 
     def acquire(self, timeout: float = -1) -> bool:
         """Take the lock (wait up to ``timeout`` s; -1 forever); False if someone else holds it."""
-        from filelock import Timeout
 
         try:
             self._lock.acquire(timeout=timeout, poll_interval=0.5)
@@ -183,6 +183,7 @@ def disk_state(run_dir: Path) -> tuple[str, RunRecord | None]:
 
 def budget_tokens(cfg: Config, flops_per_token: float) -> int | None:
     """Tokens the declared budget allows (the smaller of max_tokens and max_flops), None if unbounded."""
+    # here: sweeps load with `lit-algos --help`, training loads torch
     from lit_algos.training.plan import plan_steps
 
     tokens_per_step, steps = plan_steps(cfg, flops_per_token)
@@ -199,6 +200,7 @@ def plan_sweep(
     ``rates``: (flops_per_token, FLOP/s, source) measured on this host; default: from the records
     under ``runs_dir`` (see :func:`measured_rates`).
     """
+    # here: sweeps load with `lit-algos --help`, flops loads torch
     from lit_algos.flops import estimate_flops
 
     runs_dir = Path(runs_dir)
@@ -247,7 +249,6 @@ def measured_rates(runs_dir: Path, limit: int = 200) -> list[tuple[float, float,
     """(FLOPs per token, wall FLOP/s, run id) of the newest records under ``runs_dir`` that ran on
     this machine (same CPU / device name and core count). Wall = training clock + evaluation +
     warm-up, which is what a user waits for."""
-    import socket as _socket
 
     paths = sorted(Path(runs_dir).glob("*/record.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     me = _socket.gethostname()
@@ -293,6 +294,7 @@ def run_spec(
     This is what every executor runs. It decides from the disk state after taking the lock, so a
     worker that waited for another process finds the run finished and skips it.
     """
+    # here: sweeps load with `lit-algos --help`, training loads torch and Lightning
     from lit_algos.training.distributed import is_rank_zero
     from lit_algos.training.run import train
 
@@ -355,6 +357,7 @@ def _rank_action(run_dir: Path) -> str:
 
 
 def _thread_info() -> dict:
+    # here: sweeps load with `lit-algos --help`, which must not load torch
     import torch
 
     return {"torch_threads": torch.get_num_threads(), "omp_threads": os.environ.get("OMP_NUM_THREADS")}
@@ -362,6 +365,7 @@ def _thread_info() -> dict:
 
 def apply_threads(threads: int) -> None:
     """Use ``threads`` CPU threads in this process (torch's pool and OpenMP/MKL in children)."""
+    # here: sweeps load with `lit-algos --help`, which must not load torch
     import torch
 
     for var in THREAD_ENV_VARS:

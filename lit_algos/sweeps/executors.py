@@ -14,19 +14,20 @@ skip / resume / train from the disk, so executors never need to agree with each 
 
 from __future__ import annotations
 
-import json
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from lit_algos.errors import LitAlgosError
 from lit_algos.sweeps.engine import THREAD_ENV_VARS, PlannedRun, log_path
-from lit_algos.sweeps.spec import RunSpec
+from lit_algos.sweeps.spec import RunSpec, spec_from_json, spec_to_json  # noqa: F401  (worker, tests)
+from lit_algos.training.distributed import slurm_threads
 
-EXECUTORS = ("local", "slurm")
 PARENT_ENV = "LIT_ALGOS_SWEEP_PARENT"  # a local worker's sweep process (see stop_with_parent)
 # --slurm-* flags and study-file keys -> submitit parameters (AutoExecutor names).
 SLURM_KEYS = {
@@ -48,8 +49,6 @@ SLURM_KEYS = {
 def available_cores() -> int:
     """The cores this process may use: its CPU affinity, and inside a SLURM job no more than the
     CPUs SLURM gave its task (with TaskPlugin=task/none nothing binds a task to them)."""
-    from lit_algos.training.distributed import slurm_threads
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     allocated = slurm_threads()
     return min(cores, allocated) if allocated else cores
@@ -71,6 +70,7 @@ def visible_gpus() -> list[str]:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [d for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    # torch only when CUDA_VISIBLE_DEVICES does not say
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]  # NVML count: no CUDA context made
@@ -94,29 +94,6 @@ def worker_env(threads: int, devices: list[str], base: dict | None = None) -> di
     if devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     return env
-
-
-def spec_to_json(spec: RunSpec) -> str:
-    return json.dumps(
-        {
-            "name": spec.name,
-            "recipe": spec.recipe,
-            "overrides": list(spec.overrides),
-            "seed": spec.seed,
-            "tags": dict(spec.tags),
-        }
-    )
-
-
-def spec_from_json(text: str) -> RunSpec:
-    data = json.loads(text)
-    return RunSpec(
-        data["name"],
-        data["recipe"],
-        tuple(data.get("overrides", ())),
-        int(data["seed"]),
-        data.get("tags", {}),
-    )
 
 
 # ---- local ------------------------------------------------------------------------------------
@@ -201,8 +178,6 @@ class LocalExecutor:
 def _sigterm_as_interrupt():
     """SIGTERM (``kill``, a batch system ending the job) stops the sweep like Ctrl-C, so its
     workers are stopped cleanly too; returns the previous handler (None off the main thread)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return None
 
@@ -219,8 +194,6 @@ def stop_with_parent() -> None:
     parent = int(os.environ.pop(PARENT_ENV, "0") or 0)
     if not parent or not sys.platform.startswith("linux"):
         return
-    import ctypes
-
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the sweep died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
@@ -274,14 +247,3 @@ def _minutes(value) -> int:
         parts.insert(0, 0)
     h, m, s = parts
     return days * 1440 + h * 60 + m + (1 if s else 0)
-
-
-def make_executor(executor: str, *, workers: int = 1, threads: int | None = None, slurm: dict | None = None):
-    if executor == "local":
-        return LocalExecutor(workers, threads)
-    if executor == "slurm":
-        from lit_algos.sweeps.slurm import SlurmExecutor
-
-        slurm_parameters(slurm)  # bad settings fail before anything is planned or submitted
-        return SlurmExecutor(slurm, threads)
-    raise LitAlgosError(f"Unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}.")

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+
 from lit_algos.sweeps.engine import PlannedRun
 
 
@@ -45,8 +47,6 @@ class SweepProgress:
         workers: int = 1,
         poll_seconds: float = 2.0,
     ):
-        from rich.console import Console
-
         self.runs_dir = Path(runs_dir)
         self.console = console or Console()
         self.enabled = enabled
@@ -106,6 +106,7 @@ class SweepProgress:
             f"ETA {self.eta_text()}"
         )
         if self.tty:
+            # the bar only on a terminal
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._bar = Progress(

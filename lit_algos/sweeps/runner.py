@@ -14,7 +14,9 @@ from pathlib import Path
 
 from lit_algos.errors import LitAlgosError
 from lit_algos.sweeps.engine import PlannedRun, plan_sweep
+from lit_algos.sweeps.executors import LocalExecutor, slurm_parameters
 from lit_algos.sweeps.spec import RunSpec
+from lit_algos.utils.io import check_writable_dir
 
 
 class SweepError(LitAlgosError):
@@ -43,11 +45,10 @@ def run_sweep(
     (``allow_failures=True``: return anyway; their directories hold the failed records).
     ``plans``: a plan from :func:`plan_sweep` already made for these specs (saves re-reading).
     """
+    # here: sweeps load with `lit-algos --help`; rich (the console, the progress) only to run one
     from rich.console import Console
 
-    from lit_algos.sweeps.executors import make_executor
     from lit_algos.sweeps.progress import SweepProgress
-    from lit_algos.utils.io import check_writable_dir
 
     runs_dir = Path(runs_dir)
     console = console or Console()
@@ -109,6 +110,7 @@ def plan_rows(plans: list[PlannedRun]) -> list[dict]:
 
 def plan_table(plans: list[PlannedRun], title: str = "sweep plan"):
     """A rich table of the plan: state, budget, estimated FLOPs and time per run, and totals."""
+    # here: sweeps load with `lit-algos --help`, rich only to print a plan
     from rich.table import Table
 
     from lit_algos.sweeps.progress import _duration
@@ -141,3 +143,18 @@ def plan_table(plans: list[PlannedRun], title: str = "sweep plan"):
         )
     )
     return table
+
+
+EXECUTORS = ("local", "slurm")
+
+
+def make_executor(executor: str, *, workers: int = 1, threads: int | None = None, slurm: dict | None = None):
+    if executor == "local":
+        return LocalExecutor(workers, threads)
+    if executor == "slurm":
+        # submitit loads only when a sweep goes to SLURM
+        from lit_algos.sweeps.slurm import SlurmExecutor
+
+        slurm_parameters(slurm)  # bad settings fail before anything is planned or submitted
+        return SlurmExecutor(slurm, threads)
+    raise LitAlgosError(f"Unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}.")

@@ -1,15 +1,15 @@
 """The runs of a scaling fit: each recipe at each size of a ladder (``recipes/scales/*``).
 
-A scale fragment is applied as ``--set`` overrides on top of any recipe, and a scaling run has
-no target (each size is trained to the end of its budget: the fit needs final losses).
+A scale fragment is applied as a patch on top of any recipe (``config.recipes.fragment_patch``),
+and a scaling run has no target (each size is trained to the end of its budget: the fit needs final losses).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from lit_algos.config.recipes import as_patch, fragment_patch, merge_patches
 from lit_algos.errors import LitAlgosError
 from lit_algos.sweeps.spec import RunSpec
 
@@ -17,26 +17,6 @@ CPU_LADDER = ("scales/mini", "scales/tiny", "scales/small")
 # 2 seeds x 3 sizes = 6 points per fit: at least the 3 parameters of L = E + A C^-alpha plus 2,
 # so the fit has an interval (1 seed x 3 sizes left none and always ended "inconclusive")
 SCALING_SEEDS = 2
-
-
-def scale_overrides(scale: str) -> list[str]:
-    """A scale fragment as ``--set`` overrides, so it applies on top of any recipe."""
-    from lit_algos.config.recipes import resolve_recipe_dict
-
-    data = resolve_recipe_dict(scale)
-    data.pop("name", None)
-    out = []
-
-    def walk(prefix: str, node) -> None:
-        for key, value in node.items():
-            path = f"{prefix}.{key}" if prefix else key
-            if isinstance(value, dict):
-                walk(path, value)
-            else:
-                out.append(f"{path}={json.dumps(value)}")
-
-    walk("", data)
-    return out
 
 
 def rung_name(recipe: str, scale: str) -> str:
@@ -79,7 +59,7 @@ def plan_scaling(
     prefix = f"{name}/" if name else ""
     for recipe in recipes:
         for scale in scales:
-            extra = (*scale_overrides(scale), "train.target_loss=null", *overrides)
+            extra = merge_patches(fragment_patch(scale), {"train.target_loss": None}, as_patch(overrides))
             for seed in range(seeds):
                 specs.append(
                     RunSpec(

@@ -30,7 +30,10 @@ from pathlib import Path
 
 import submitit
 
-from lit_algos.sweeps.engine import PlannedRun, journal
+from lit_algos.sweeps.engine import PlannedRun, journal, run_spec
+from lit_algos.sweeps.executors import slurm_parameters
+from lit_algos.sweeps.spec import spec_from_json, spec_to_json
+from lit_algos.training.distributed import complete_srun_environment, slurm_threads
 
 ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
 GRACE_SECONDS = 10.0  # a task gone from squeue gets this long for its result file (shared filesystems lag)
@@ -45,10 +48,6 @@ class SpecTask(submitit.helpers.Checkpointable):
     """
 
     def __call__(self, spec_json: str, runs_dir: str, threads: int | None = None) -> str:
-        from lit_algos.sweeps.engine import run_spec
-        from lit_algos.sweeps.executors import spec_from_json
-        from lit_algos.training.distributed import complete_srun_environment, slurm_threads
-
         complete_srun_environment()  # a run over several tasks: Lightning needs SLURM_NTASKS_PER_NODE
         threads = threads or slurm_threads()
         spec = spec_from_json(spec_json)
@@ -201,8 +200,6 @@ class SlurmExecutor:
 
     def run(self, plans: list[PlannedRun], runs_dir: Path, progress) -> dict[str, str]:
         """Submit ``plans``, follow them to the end; returns spec_id -> error text of the failed."""
-        from lit_algos.sweeps.executors import slurm_parameters, spec_to_json
-
         folder = Path(self.slurm.get("folder") or (Path(runs_dir) / ".sweep" / "submitit"))
         params = slurm_parameters(self.slurm)
         params.setdefault("name", "lit-algos-sweep")

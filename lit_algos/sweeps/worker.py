@@ -13,16 +13,17 @@ import sys
 import traceback
 from pathlib import Path
 
+from lit_algos.sweeps.engine import run_spec
+from lit_algos.sweeps.executors import spec_from_json, stop_with_parent
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lit_algos.sweeps.worker")
     parser.add_argument("--runs-dir", type=Path, required=True)
     parser.add_argument("spec", help="the run spec as JSON (name, recipe, overrides, seed, tags)")
     args = parser.parse_args(argv)
-    from lit_algos.sweeps.executors import spec_from_json, stop_with_parent
 
     stop_with_parent()
-    from lit_algos.sweeps.engine import run_spec
 
     threads = int(os.environ.get("LIT_ALGOS_THREADS", "0")) or None
     try:

@@ -30,10 +30,36 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
+from lit_algos.flops import mfu
+
 
 def _step_boundary(trainer, last_seen: int) -> bool:
     """Whether the batch that just ended completed an optimizer step (not a micro-batch inside accumulation)."""
     return trainer.global_step != last_seen
+
+
+class RateWindow:
+    """Tokens/s and MFU over the timed optimizer steps since the previous reading: the warm-up
+    steps' time is off the clock (compilation), so their tokens are off the count too. The
+    metrics row (``LitGPT``) and the progress line keep one each, at their own cadence."""
+
+    def __init__(self):
+        self._at = (0, 0.0, 0)  # (step, train seconds, warm-up steps) at the previous reading
+
+    def restart(self, step: int, clock: TrainClock) -> None:
+        self._at = (step, clock.train_seconds, clock.excluded_steps)
+
+    def read(
+        self, step: int, clock: TrainClock, tokens_per_step: int, flops_per_token: float, peak, devices: int
+    ) -> tuple[float | None, float | None]:
+        """(tokens/s, MFU against ``peak`` per device) since the previous reading; starts the next window."""
+        step0, seconds0, warm0 = self._at
+        self.restart(step, clock)
+        timed = (step - step0) - (clock.excluded_steps - warm0)
+        if timed <= 0 or clock.train_seconds <= seconds0:
+            return None, None
+        tokens_per_second = timed * tokens_per_step / (clock.train_seconds - seconds0)
+        return tokens_per_second, mfu(tokens_per_second * flops_per_token, peak, devices)
 
 
 class TrainClock(L.Callback):

@@ -119,6 +119,7 @@ def apply_slurm_threads() -> int | None:
         return None
     threads = slurm_threads()
     if threads is not None:
+        # torch only inside a SLURM job: the sweep executors load this module with `lit-algos --help`
         import torch
 
         os.environ["OMP_NUM_THREADS"] = str(threads)  # also for Lightning's children and data workers
@@ -131,6 +132,7 @@ def build_strategy(strategy: str, accelerator: str):
     """The ``strategy`` argument of the Trainer for ``train.strategy`` (fsdp: lit_algos.training.fsdp)."""
     if strategy != "fsdp":
         return strategy  # auto | ddp: Lightning's own (gloo on CPU, nccl on GPUs)
+    # fsdp.py loads Lightning and torch.distributed: only for a run under FSDP
     from lit_algos.training.fsdp import build_fsdp_strategy
 
     return build_fsdp_strategy(accelerator)
@@ -138,6 +140,7 @@ def build_strategy(strategy: str, accelerator: str):
 
 def fsdp_root(trainer):
     """The FSDP-wrapped root module of a trainer under FSDP, else None (also for no trainer)."""
+    # torch.distributed only when a trainer asks (see build_strategy)
     from torch.distributed.fsdp import FullyShardedDataParallel
 
     model = getattr(getattr(trainer, "strategy", None), "model", None)

@@ -24,20 +24,26 @@ from typing import Any
 
 import torch
 from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.trainer.states import TrainerFn
+from torch.distributed.fsdp import (
+    FullOptimStateDictConfig,
+    FullStateDictConfig,
+    FullyShardedDataParallel,
+    OptimStateKeyType,
+    StateDictType,
+)
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+from lit_algos.model import Block
 
 
 def build_fsdp_strategy(accelerator: str) -> FSDPStrategy:
-    from lit_algos.model import Block
-
     cls = FSDPStrategy if accelerator == "gpu" else CPUFSDPStrategy
     return cls(auto_wrap_policy={Block}, state_dict_type="full", sharding_strategy="FULL_SHARD")
 
 
 def _full_state(module, rank0_only: bool):
     """FSDP's full state-dict context without offloading (the tensors are on CPU already)."""
-    from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
     return FSDP.state_dict_type(
         module,
         StateDictType.FULL_STATE_DICT,
@@ -50,8 +56,6 @@ class CPUFSDPStrategy(FSDPStrategy):
     """FSDPStrategy on CPU processes (gloo); see the module docstring for what differs."""
 
     def _setup_model(self, model):
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
         if not any(isinstance(m, FullyShardedDataParallel) for m in model.modules()):
             model = FullyShardedDataParallel(
                 module=model,
@@ -69,9 +73,6 @@ class CPUFSDPStrategy(FSDPStrategy):
             return self.model.state_dict()
 
     def optimizer_state(self, optimizer) -> dict[str, Any]:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        from torch.distributed.fsdp import OptimStateKeyType
-
         optimizer = getattr(optimizer, "_optimizer", optimizer)  # a LightningOptimizer's own
         with _full_state(self.model, rank0_only=True):
             state = FSDP.optim_state_dict(self.model, optimizer)
@@ -81,10 +82,6 @@ class CPUFSDPStrategy(FSDPStrategy):
 
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         """A full checkpoint (one file), on every rank: model, then optimizer state when fitting."""
-        from lightning.pytorch.trainer.states import TrainerFn
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        from torch.distributed.fsdp import OptimStateKeyType
-
         path = Path(self.broadcast(checkpoint_path))
         checkpoint = torch.load(path, map_location="cpu", weights_only=bool(weights_only))
         module = self.lightning_module

@@ -24,8 +24,9 @@ Metrics (``self.log``, so every logger of the Trainer gets them). Each row carri
   and ``train/mfu`` over the steps since the previous row (MFU against ``peaks.device_peak``);
 - after every evaluation: ``val/loss`` (the whole validation set) and ``val/bpb``.
 
-Training and evaluation share one loss: the model's forward, mean cross-entropy over the
-targets that are not ``IGNORE_INDEX`` (-100). ``validation_step`` weights each batch's mean by
+Training and evaluation share one loss: ``GPT.loss`` (``lit_algos.loss.lm_loss``, chunked unless
+``train.chunked_loss`` is false), the mean cross-entropy over the targets that are not
+``IGNORE_INDEX`` (-100). ``validation_step`` weights each batch's mean by
 its count of real targets in a torchmetrics ``MeanMetric``, which sums across ranks, so
 ``val/loss`` is the mean over every validation token whatever the device count.
 """
@@ -40,12 +41,17 @@ import torch
 from torchmetrics import MeanMetric
 
 from lit_algos.config import Config
+from lit_algos.config.recipes import load_config
+from lit_algos.data import TokenDataModule
 from lit_algos.errors import ConfigError, LitAlgosError
-from lit_algos.flops import mfu
-from lit_algos.model import IGNORE_INDEX, build_model
+from lit_algos.flops import estimate_flops
+from lit_algos.loss import IGNORE_INDEX
+from lit_algos.model import build_model
 from lit_algos.optim import build_optimizer, build_scheduler, lr_metrics, parameter_tags
-from lit_algos.training.callbacks import TrainClock
+from lit_algos.peaks import device_peak
+from lit_algos.training.callbacks import RateWindow, TrainClock
 from lit_algos.training.distributed import fsdp_root
+from lit_algos.training.plan import plan_run
 
 
 def as_config(config: Config | str | Mapping) -> Config:
@@ -53,8 +59,6 @@ def as_config(config: Config | str | Mapping) -> Config:
     if isinstance(config, Config):
         return config
     if isinstance(config, str):
-        from lit_algos.config.recipes import load_config
-
         return load_config(config)
     if isinstance(config, Mapping):
         return Config.from_dict(dict(config))
@@ -85,7 +89,6 @@ def check_vocab(cfg: Config, tokenizer_vocab: int) -> None:
 def check_layout(trainer: L.Trainer, datamodule) -> None:
     """A ``TokenDataModule`` gives each rank micro-batches: the Trainer must accumulate exactly as many per
     optimizer step as make the recipe's global batch, or the tokens axis and the data order are wrong."""
-    from lit_algos.data import TokenDataModule
 
     if not isinstance(datamodule, TokenDataModule):
         return
@@ -110,8 +113,6 @@ class LitGPT(L.LightningModule):
         super().__init__()
         self.cfg = as_config(config)
         if total_steps is None:
-            from lit_algos.training.plan import plan_run
-
             total_steps = plan_run(self.cfg).max_steps or 1
         self.total_steps = total_steps
         # Plain data in the checkpoint (it loads with weights_only=True): the resolved config and the schedule.
@@ -120,7 +121,7 @@ class LitGPT(L.LightningModule):
         # Optimizer groups follow these tags; under FSDP the parameters are flat shards by the time
         # configure_optimizers runs, so they are taken now, before the blocks are wrapped.
         self._param_tags = parameter_tags(self.model)
-        self._compiled = None  # torch.compile'd forward, kept out of the module tree and the state dict
+        self._compiled = None  # torch.compile'd GPT.loss, kept out of the module tree and the state dict
         # A NaN loss must stay non-finite so that divergence is seen, not averaged away: NaN -> +inf.
         # (Not nan_strategy="disable": torchmetrics 1.9 then drops the weights, giving a mean of batch means.)
         self.val_loss = MeanMetric(nan_strategy=float("inf"))
@@ -132,7 +133,6 @@ class LitGPT(L.LightningModule):
         self.step_loss = math.nan  # mean training loss of the last optimizer step (micro-batches and ranks)
         self.clock = TrainClock()  # replaced by the Trainer's own TrainClock when it has one
         self.tokens_per_step = self.cfg.train.batch_size * self.cfg.model.block_size
-        from lit_algos.flops import estimate_flops
 
         self.flops_per_token = estimate_flops(self.cfg.model).per_token_train
         self.peak_flops: float | None = None  # per device, for MFU; found at fit start when not set
@@ -140,22 +140,26 @@ class LitGPT(L.LightningModule):
         self._grad_norm: torch.Tensor | None = None
         self._stepped = False
         self._step_lrs: dict[str, float] = {}
-        self._window = (0, 0.0, 0)  # (step, train seconds, warm-up steps) at the previous metrics row
+        self._window = RateWindow()  # throughput since the previous metrics row
 
     # ---- model -----------------------------------------------------------------------------------
     def compile_model(self) -> None:
-        """Compile the training forward (applied from outside the model file, torchtitan-style)."""
-        # object.__setattr__: an OptimizedModule is an nn.Module and would otherwise be registered as a
-        # child, doubling the state dict under '_compiled._orig_mod.*'.
-        object.__setattr__(self, "_compiled", torch.compile(self.model))
+        """Compile the loss path that training and evaluation run (applied from outside the model
+        file, torchtitan-style)."""
+        # object.__setattr__: a compiled callable is kept out of the module tree and the state dict.
+        object.__setattr__(self, "_compiled", torch.compile(self.model.loss))
+
+    def lm_loss(self, idx: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the mean LM loss, the auxiliary losses' sum) of a batch: ``GPT.loss``, compiled when asked."""
+        loss = self._compiled if self._compiled is not None else self.model.loss
+        return loss(idx, targets, chunked=self.cfg.train.chunked_loss)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, V) and, with ``targets``, the mean cross-entropy (the GPT's own forward)."""
-        model = self._compiled if self._compiled is not None else self.model
-        return model(idx, targets)
+        return self.model(idx, targets)
 
     def configure_optimizers(self):
-        """The optimizer of ``optim.name`` and its schedule, stepped every optimizer step."""
+        """The optimizer of ``optim.kind`` and its schedule, stepped every optimizer step."""
         optimizer = build_optimizer(self.model, self.cfg.optim, tags=self._param_tags)
         scheduler = build_scheduler(optimizer, self.cfg.optim.schedule, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -185,9 +189,8 @@ class LitGPT(L.LightningModule):
     def training_step(self, batch, batch_idx):
         """One micro-batch: the LM loss (kept for the step's mean) plus any auxiliary loss."""
         x, y = batch  # (B, T), (B, T)
-        model = self._compiled if self._compiled is not None else self.model
         # aux: the blocks' auxiliary losses (MoE load balancing); a constant 0 for dense models.
-        _, loss, aux = model(x, y, return_aux=True, loss_only=True)  # no full logits
+        loss, aux = self.lm_loss(x, y)
         self.step_losses.append(loss.detach())  # the language-model loss alone: curves and targets use it
         if aux.requires_grad:  # only a real auxiliary loss is kept (MoEBalance pops and logs it per step)
             self.step_aux_losses.append(aux.detach())
@@ -196,8 +199,7 @@ class LitGPT(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         """Accumulate the token-weighted validation loss of one batch."""
         x, y = batch  # (B, T), (B, T); rows of IGNORE_INDEX pad the last window and even out ranks
-        model = self._compiled if self._compiled is not None else self.model
-        _, loss = model(x, y, loss_only=True)
+        loss, _ = self.lm_loss(x, y)
         count = (y != IGNORE_INDEX).sum()
         # An all-padding batch has a NaN mean and weight 0; it must add nothing (NaN * 0 is NaN).
         self.val_loss.update(torch.where(count > 0, loss, torch.zeros_like(loss)), weight=count)
@@ -211,14 +213,12 @@ class LitGPT(L.LightningModule):
         if hasattr(datamodule, "prepared"):  # a TokenDataModule
             check_vocab(self.cfg, datamodule.prepared.vocab_size)
         if self.peak_flops is None and self.trainer.loggers:
-            from lit_algos.peaks import device_peak
-
             name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
             accelerator = "cpu" if self.device.type == "cpu" else "gpu"
             self.peak_flops, self.peak_source = device_peak(name, str(self.trainer.precision), accelerator)
 
     def on_train_start(self) -> None:
-        self._window = (self.trainer.global_step, self.clock.train_seconds, self.clock.excluded_steps)
+        self._window.restart(self.trainer.global_step, self.clock)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # All micro-batches of the step have run their backward; clipping comes after this hook.
@@ -285,15 +285,10 @@ class LitGPT(L.LightningModule):
 
     def throughput(self) -> tuple[float | None, float | None]:
         """(tokens/s, MFU) over the timed steps since the previous metrics row; starts a new window."""
-        step, seconds, warm = self.trainer.global_step, self.clock.train_seconds, self.clock.excluded_steps
-        step0, seconds0, warm0 = self._window
-        self._window = (step, seconds, warm)
-        timed_steps = (step - step0) - (warm - warm0)  # warm-up steps' time is not on the clock
-        if timed_steps <= 0 or seconds <= seconds0:
-            return None, None
-        tokens_per_second = timed_steps * self.tokens_per_step / (seconds - seconds0)
-        flop_per_s = tokens_per_second * self.flops_per_token
-        return tokens_per_second, mfu(flop_per_s, self.peak_flops, self.trainer.world_size)
+        return self._window.read(
+            self.trainer.global_step, self.clock, self.tokens_per_step, self.flops_per_token,
+            self.peak_flops, self.trainer.world_size,
+        )  # fmt: skip
 
     def step_metrics(self) -> dict:
         """The row logged every ``log_every_n_steps`` steps (see the module docstring)."""

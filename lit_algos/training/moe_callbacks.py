@@ -19,6 +19,7 @@ import lightning as L
 import torch
 
 from lit_algos.components.moe import moe_layers, update_balance
+from lit_algos.training.recorder import RunRecorder
 
 
 class MoEBalance(L.Callback):
@@ -63,8 +64,6 @@ class MoEBalance(L.Callback):
             if self.log_fn is not None:
                 self.log_fn(metrics, step, trainer)
             elif trainer.loggers:
-                from lit_algos.training.recorder import RunRecorder
-
                 RunRecorder.send_to_loggers(trainer, metrics, step)
 
     def summary(self) -> dict:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from lit_algos.config import Config
+from lit_algos.data import batch_plan
 from lit_algos.errors import ConfigError
+from lit_algos.flops import estimate_flops
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,6 @@ class RunPlan:
 
 
 def resolve_accelerator(name: str) -> str:
-    import torch
-
     accelerator = "gpu" if name == "cuda" else name
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
@@ -54,8 +56,6 @@ def plan_steps(cfg: Config, flops_per_token: float) -> tuple[int, int | None]:
 
 def plan_run(cfg: Config) -> RunPlan:
     """The run's plan from its config alone (budget in steps, batch layout, cadence, FLOPs); bad values fail here."""
-    from lit_algos.data import batch_plan
-    from lit_algos.flops import estimate_flops
 
     t = cfg.train
     flops = estimate_flops(cfg.model)

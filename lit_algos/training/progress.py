@@ -23,8 +23,9 @@ import sys
 import time
 
 import lightning as L
+from rich.progress import BarColumn, Progress, TextColumn
 
-from lit_algos.training.callbacks import TrainClock
+from lit_algos.training.callbacks import RateWindow, TrainClock
 from lit_algos.training.header import RunHeader, duration  # noqa: F401  (RunHeader: public here too)
 
 
@@ -36,7 +37,7 @@ class _Pace(L.Callback):
         self.start = time.monotonic()
         self._done0 = 0.0  # budget already done when this session started (resumed runs)
         self._train_start: float | None = None
-        self._window = (0, 0.0, 0)
+        self._window = RateWindow()
 
     def done(self, step: int) -> float:
         """Share of the budget spent (0..1): steps or training seconds, whichever is further along."""
@@ -61,21 +62,15 @@ class _Pace(L.Callback):
     def on_train_start(self, trainer, pl_module):
         self._train_start = time.monotonic()
         self._done0 = self.done(trainer.global_step)
-        self._window = (trainer.global_step, self.clock.train_seconds, self.clock.excluded_steps)
+        self._window.restart(trainer.global_step, self.clock)
 
     def rate(self, trainer, pl_module) -> tuple[float | None, float | None]:
         """(tokens/s, MFU) over the timed steps since the previous call."""
-        step, seconds, warm = trainer.global_step, self.clock.train_seconds, self.clock.excluded_steps
-        step0, seconds0, warm0 = self._window
-        self._window = (step, seconds, warm)
-        timed = (step - step0) - (warm - warm0)
-        if timed <= 0 or seconds <= seconds0:
-            return None, None
-        tps = timed * self.header.tokens_per_step / (seconds - seconds0)
-        from lit_algos.flops import mfu
-
         peak = getattr(pl_module, "peak_flops", None)
-        return tps, mfu(tps * pl_module.flops_per_token, peak, trainer.world_size)
+        return self._window.read(
+            trainer.global_step, self.clock, self.header.tokens_per_step, pl_module.flops_per_token,
+            peak, trainer.world_size,
+        )  # fmt: skip
 
     @staticmethod
     def lr_text(pl_module) -> str:
@@ -155,7 +150,6 @@ class BudgetProgress(_Pace):
     def on_fit_start(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
-        from rich.progress import BarColumn, Progress, TextColumn
 
         self.progress = Progress(
             TextColumn("[bold]train"),

@@ -11,27 +11,44 @@ config) and ``checkpoints/last.ckpt`` (written atomically after every evaluation
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import signal
 import sys
 import uuid
+import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.console import Console
+from rich.markup import escape
+
 from lit_algos.config import Config
 from lit_algos.config.recipes import save_config
-from lit_algos.errors import DataError, LitAlgosError, StorageError
+from lit_algos.data.hub import cache_root
+from lit_algos.data.prepare import new_cache_paths, prepare_dataset
+from lit_algos.errors import DataError, LitAlgosError, LitAlgosWarning, StorageError
+from lit_algos.flops import record_flops
+from lit_algos.model import param_counts
+from lit_algos.peaks import device_peak, fingerprint_peaks
+from lit_algos.precision import resolve_precision
 from lit_algos.records import FINISHED_STATUSES, RESUMABLE_STATUSES, RunRecord, default_runs_dir
+from lit_algos.sizing import check_fits
 from lit_algos.training.distributed import (
     apply_slurm_threads,
     complete_srun_environment,
     inherited_run_id,
+    is_rank_zero,
     publish_run_id,
 )
+from lit_algos.training.header import RunHeader
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
+from lit_algos.training.trainer import trainer_options
 from lit_algos.utils.fingerprint import code_fingerprint, hardware_fingerprint, software_fingerprint
+from lit_algos.utils.io import check_writable_dir, undone_on_error
 
 if TYPE_CHECKING:
     import lightning as L
@@ -39,8 +56,6 @@ if TYPE_CHECKING:
 
 def quiet_lightning() -> None:
     """Keep the terminal for our own progress and summary: no Lightning banners or known-benign warnings."""
-    import logging
-    import warnings
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -136,8 +151,7 @@ def _check_same_layout(record: RunRecord, cfg: Config) -> None:
 
 
 def _new_record(cfg: Config, run_id: str, plan: RunPlan, prepared, model) -> RunRecord:
-    from lit_algos.flops import record_flops
-    from lit_algos.model import param_counts
+    # Lightning takes seconds to import: the recorder loads after the header is printed
     from lit_algos.training.recorder import now_iso
 
     t = cfg.train
@@ -148,7 +162,9 @@ def _new_record(cfg: Config, run_id: str, plan: RunPlan, prepared, model) -> Run
         config_hash=cfg.config_hash(),
         seed=t.seed,
         code=code_fingerprint(),
-        hardware=hardware_fingerprint(plan.accelerator, t.devices, t.num_nodes),
+        hardware=hardware_fingerprint(
+            plan.accelerator, t.devices, t.num_nodes, fingerprint_peaks(plan.accelerator)
+        ),
         software=software_fingerprint(),
         world_size=plan.world_size,
         # root: where the shards and (for a trained BPE) tokenizer.json are, for `sample` and `export`.
@@ -163,6 +179,7 @@ def _new_record(cfg: Config, run_id: str, plan: RunPlan, prepared, model) -> Run
 def _wandb_loggers(cfg: Config, run_id: str, run_dir: Path) -> list:
     if not cfg.train.wandb.enabled:
         return []
+    # here: only W&B runs need its logger (and Lightning, which it loads)
     from lit_algos.training.wandb_logging import define_metrics, make_wandb_logger
 
     logger = make_wandb_logger(cfg, run_id, run_dir)
@@ -193,24 +210,55 @@ def train(
     ``run_id``: the id (directory name) of a new run instead of a fresh dated one; sweeps pass the
     spec id so a run is found again by its config and seed (lit_algos.sweeps).
     """
-    from lit_algos.training.trainer import trainer_options
-
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    t = cfg.train
     # Inside SLURM: `srun -n N` becomes a run Lightning accepts, and the run uses the CPUs SLURM gave it.
     complete_srun_environment()
     apply_slurm_threads()
-
     # Everything that can fail on bad input fails before data preparation or training.
-    from lit_algos.sizing import check_fits
-    from lit_algos.utils.io import check_writable_dir, undone_on_error
-
     check_fits(cfg)  # a model that cannot fit is refused before it is built
-    plan = plan_run(cfg)
-    options = trainer_options(cfg)
-    from lit_algos.data.prepare import new_cache_paths
+    plan, options = plan_run(cfg), trainer_options(cfg)
+    run = _open_run(cfg, plan, runs_dir, resume, run_id, progress, console)
+    trainer = _assemble(run, options, list(callbacks), list(loggers))
+    error: BaseException | None = None
+    try:
+        with publish_run_id(run.run_id):
+            ckpt = str(run.ckpt_path) if run.resumed else None
+            trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt, weights_only=True)
+    except BaseException as err:  # noqa: BLE001  (the record says what happened, then the error goes on)
+        error = err
+    return _finish(run, trainer, error)
 
-    # Refused data (or a model it does not fit) leaves no runs directory, cache or tokenizer behind.
+
+@dataclass
+class _Run:
+    """What ``train`` builds along the way, handed from one of its steps to the next."""
+
+    cfg: Config
+    plan: RunPlan
+    run_id: str
+    run_dir: Path
+    resumed: bool
+    record: RunRecord | None  # the resumed run's record; a new run's is made with the model
+    precision: dict  # requested, ran, reason (lit_algos.precision)
+    header: tuple | None  # (progress mode, RunHeader) or None: no progress display
+    prepared: object  # the PreparedDataset
+    console: object = None
+    module: object = None  # the LitGPT
+    datamodule: object = None
+    recorder: object = None
+    stopping: object = None
+    budget: object = None
+    moe: object = None
+    loggers: list = field(default_factory=list)
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.ckpt"
+
+
+def _open_run(cfg: Config, plan: RunPlan, runs_dir: Path, resume, run_id, progress, console) -> _Run:
+    """The run's id and folder (a new one, or the one to resume), its header, its prepared data.
+    Refused data (or a model it does not fit) leaves no runs directory, cache or tokenizer behind."""
     files, trees = new_cache_paths(cfg.data)
     with undone_on_error(runs_dir, *files, trees=trees):
         check_writable_dir(runs_dir, "the runs directory (--runs-dir or $LIT_ALGOS_RUNS)")
@@ -228,116 +276,99 @@ def train(
             run_dir = runs_dir / run_id
         # The run's id, folder and budget first, before Lightning's import (seconds), data and model.
         header = _show_header(progress, console, cfg, plan, run_id, run_dir, bool(resume))
-        from lit_algos.data import TokenDataModule, prepare_dataset
-
         prepared = prepare_dataset(cfg.data, console=console)
         _check_data_fits(cfg, prepared)
-    from lit_algos.data.hub import cache_root
+    return _Run(cfg, plan, run_id, run_dir, bool(resume), record, precision, header, prepared, console)
+
+
+def _assemble(run: _Run, options: dict, callbacks: list, loggers: list) -> L.Trainer:
+    """The LightningModule, the datamodule, the record and its recorder, lit_algos's callbacks and
+    the Trainer (``run`` is filled in); the resolved config is saved beside the record."""
+    # Lightning takes seconds to import: these load after the header is printed
+    import lightning as L
+
+    from lit_algos.data import TokenDataModule
     from lit_algos.training.callbacks import BudgetStop, EvalCheckpoint, TargetStopping
     from lit_algos.training.module import LitGPT
+    from lit_algos.training.moe_callbacks import MoEBalance
     from lit_algos.training.recorder import RunIdSync, RunRecorder
     from lit_algos.training.trainer import build_trainer
 
-    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    cfg, plan, t = run.cfg, run.plan, run.cfg.train
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root(cfg.data.cache_dir) / "inductor"))
-
     quiet_lightning()
-    import lightning as L  # imported here, after the header: the import alone takes seconds
-
     L.seed_everything(t.seed, workers=True, verbose=False)
-    module = LitGPT(cfg, total_steps=plan.max_steps or 1)
-    shown = _progress_callback(header, console, module.clock, cfg.train.log_every)
+    module = run.module = LitGPT(cfg, total_steps=plan.max_steps or 1)
+    shown = _progress_callback(run.header, run.console, module.clock, t.log_every)
     if t.compile:
         module.compile_model()
-    datamodule = TokenDataModule.from_config(cfg, prepared)
-    if record is None:
-        record = _new_record(cfg, run_id, plan, prepared, module.model)
-    record.hardware["precision"] = precision  # what the recipe asked for and what ran (lit_algos.precision)
-    record.hardware["peak_flops"] = _peak(record, precision["ran"], plan.accelerator)
+    run.datamodule = TokenDataModule.from_config(cfg, run.prepared)
+    if run.record is None:
+        run.record = _new_record(cfg, run.run_id, plan, run.prepared, module.model)
+    record = run.record
+    record.hardware["precision"] = run.precision  # what the recipe asked for and what ran
+    record.hardware["peak_flops"] = _peak(record, run.precision["ran"], plan.accelerator)
     module.peak_flops = record.hardware["peak_flops"]["flops"]  # MFU in the logs and progress lines
-
     clock = module.clock  # LitGPT's training clock; passed first so it splits each step before the others
-    recorder = RunRecorder(
-        record,
-        run_dir / "record.json",
-        clock=clock,
-        tokens_per_step=plan.tokens_per_step,
-        flops_per_token=plan.flops_per_token,
-        bytes_per_token=prepared.val_bytes / prepared.val_tokens,
+    run.recorder = RunRecorder(
+        record, run.run_dir / "record.json", clock=clock, tokens_per_step=plan.tokens_per_step,
+        flops_per_token=plan.flops_per_token, bytes_per_token=run.prepared.val_bytes / run.prepared.val_tokens,
         peak_flops=module.peak_flops,
-    )
-    stop_at_target = t.stop_at_target  # False: train the declared length in full (the speedrun rule)
-    stopping = TargetStopping(t.target_loss if stop_at_target else None, t.divergence_factor)
-    budget = BudgetStop(clock, plan.max_steps, plan.max_seconds)
-    all_loggers = _wandb_loggers(cfg, run_id, run_dir) + list(loggers)
-    own = [clock, budget, stopping, recorder, RunIdSync(record)]
+    )  # fmt: skip
+    # stop_at_target false: train the declared length in full (the speedrun rule)
+    run.stopping = TargetStopping(t.target_loss if t.stop_at_target else None, t.divergence_factor)
+    run.budget = BudgetStop(clock, plan.max_steps, plan.max_seconds)
+    run.loggers = _wandb_loggers(cfg, run.run_id, run.run_dir) + loggers
+    own = [clock, run.budget, run.stopping, run.recorder, RunIdSync(record)]
     # MoE: balancing-bias updates and load metrics once per optimizer step (training/moe_callbacks.py).
-    from lit_algos.training.moe_callbacks import MoEBalance
-
-    moe = (
-        MoEBalance(plan.eval_every_steps, log=_log_with_axes(module))
-        if MoEBalance.applies_to(module.model)
-        else None
-    )
-    if moe is not None:
-        own.append(moe)
+    if MoEBalance.applies_to(module.model):
+        run.moe = MoEBalance(plan.eval_every_steps, log=_log_with_axes(module))
+        own.append(run.moe)
     if shown is not None:
         own.append(shown)
-    own.append(EvalCheckpoint(run_dir / "checkpoints", every_n_evals=plan.checkpoint_every_evals))
+    own.append(EvalCheckpoint(run.run_dir / "checkpoints", every_n_evals=plan.checkpoint_every_evals))
     trainer = build_trainer(
-        cfg,
-        plan,
-        run_dir,
-        callbacks=own + list(callbacks),
-        loggers=all_loggers,
-        options=options,
-        precision=precision["ran"],
-    )
+        cfg, plan, run.run_dir, callbacks=own + callbacks, loggers=run.loggers, options=options,
+        precision=run.precision["ran"],
+    )  # fmt: skip
     if trainer.is_global_zero:
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, run.run_dir / "config.yaml")
+    return trainer
 
-    error: BaseException | None = None
+
+def _finish(run: _Run, trainer: L.Trainer, error: BaseException | None) -> RunRecord:
+    """Write the final record, close W&B, and return it or raise what stopped the run."""
+    status = _status(error, run.stopping, run.budget)
+    if run.moe is not None:
+        run.recorder.record.component_metrics["moe"] = run.moe.summary()
     try:
-        with publish_run_id(run_id):
-            trainer.fit(
-                module, datamodule=datamodule, ckpt_path=str(ckpt_path) if resume else None, weights_only=True
-            )
-    except BaseException as err:  # noqa: BLE001  (the record says what happened, then the error goes on)
-        error = err
-    status = _status(error, stopping, budget)
-    if moe is not None:
-        recorder.record.component_metrics["moe"] = moe.summary()
-    try:
-        record = recorder.write(
-            trainer,
-            status,
-            error=(f"{type(error).__name__}: {error}" if error is not None else None),
-            finished=True,
-        )
+        failure = f"{type(error).__name__}: {error}" if error is not None else None
+        record = run.recorder.write(trainer, status, error=failure, finished=True)
     except StorageError:
         if error is None:
             raise
         record = None  # the run's own error is the one to report (below)
-    if error is not None and disk_full(error, run_dir):
-        raise _disk_full_error(error, run_id, run_dir, record) from None
+    if error is not None and disk_full(error, run.run_dir):
+        raise _disk_full_error(error, run.run_id, run.run_dir, record) from None
     if trainer.is_global_zero:
-        for logger in all_loggers:
+        for logger in run.loggers:
             if type(logger).__module__.startswith("lit_algos.training.wandb"):
+                # here: only W&B runs need its logger (and Lightning, which it loads)
                 from lit_algos.training.wandb_logging import finish_wandb, log_summary
 
                 log_summary(logger, record)
                 finish_wandb(logger, 0 if record.status in ("reached", "budget_exhausted") else 1)
-    if record is not None and record.run_id != run_id:  # a rank srun / another node started: rank 0's run
-        run_id, ckpt_path = record.run_id, runs_dir / record.run_id / "checkpoints" / "last.ckpt"
+    if record is not None and record.run_id != run.run_id:  # a rank srun / another node started: rank 0's run
+        run.run_id, run.run_dir = record.run_id, run.run_dir.parent / record.run_id
     if status == "interrupted":
         # Lightning ignores SIGINT after an interrupt and never restores it; give Ctrl-C back to the
         # user and stop whatever loop (seeds, sweeps) called us.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        if ckpt_path.is_file():
-            hint = f"continue it with: lit-algos train --resume {run_id}"
+        if run.ckpt_path.is_file():
+            hint = f"continue it with: lit-algos train --resume {run.run_id}"
         else:
             hint = "it had no checkpoint yet (stopped before its first evaluation); start it again without --resume"
-        raise KeyboardInterrupt(f"run {run_id} interrupted; {hint}") from error
+        raise KeyboardInterrupt(f"run {run.run_id} interrupted; {hint}") from error
     if error is not None:
         raise error
     return record
@@ -345,10 +376,6 @@ def train(
 
 def _host_precision(cfg: Config, accelerator: str) -> dict:
     """The precision this host runs for the recipe's ``train.precision`` (warns when it differs)."""
-    import warnings
-
-    from lit_algos.errors import LitAlgosWarning
-    from lit_algos.precision import resolve_precision
 
     ran, reason = resolve_precision(cfg.train.precision, accelerator)
     if reason:
@@ -357,7 +384,7 @@ def _host_precision(cfg: Config, accelerator: str) -> dict:
 
 
 def _status(error: BaseException | None, stopping, budget) -> str:
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from lightning.pytorch.utilities.exceptions import SIGTERMException  # Lightning: after the header
 
     if isinstance(error, (KeyboardInterrupt, SystemExit, SIGTERMException)):
         return "interrupted"  # Lightning turns Ctrl-C into SystemExit(1) and SIGTERM into SIGTERMException
@@ -371,8 +398,6 @@ def _status(error: BaseException | None, stopping, budget) -> str:
 def _show_header(progress, console, cfg: Config, plan: RunPlan, run_id, run_dir, resumed):
     """Print the run's header line (rank 0) and return ``(mode, header)`` for the progress display,
     or None when ``progress`` is off. Needs no Lightning, so it comes before the slow imports."""
-    from lit_algos.training.distributed import is_rank_zero
-    from lit_algos.training.header import RunHeader
 
     if not progress or not is_rank_zero():
         return None
@@ -398,9 +423,6 @@ def _show_header(progress, console, cfg: Config, plan: RunPlan, run_id, run_dir,
     if progress == "lines":
         print(header.line(), flush=True)
     else:
-        from rich.console import Console
-        from rich.markup import escape
-
         (console or Console()).print(escape(header.line()), highlight=False)
     return progress, header
 
@@ -409,6 +431,7 @@ def _progress_callback(shown, console, clock, every: int):
     """The bar or the plain lines for a header from ``_show_header`` (None: no progress)."""
     if shown is None:
         return None
+    # Lightning takes seconds to import: the progress callbacks load after the header is printed
     from lit_algos.training.progress import BudgetProgress, ProgressLines
 
     mode, header = shown
@@ -419,7 +442,6 @@ def _progress_callback(shown, console, clock, every: int):
 
 def _peak(record: RunRecord, precision: str, accelerator: str) -> dict:
     """The per-device peak FLOP/s MFU is computed against, and its source (``peaks.device_peak``)."""
-    from lit_algos.peaks import device_peak
 
     flops, source = device_peak(record.hardware.get("device_name", ""), precision, accelerator)
     return {"flops": flops, "source": source}
@@ -427,7 +449,7 @@ def _peak(record: RunRecord, precision: str, accelerator: str) -> dict:
 
 def _log_with_axes(module):
     """A ``MoEBalance`` log function: the metrics with their step's tokens, FLOPs and seconds."""
-    from lit_algos.training.recorder import RunRecorder
+    from lit_algos.training.recorder import RunRecorder  # Lightning: after the header
 
     def log(metrics: dict, step: int, trainer) -> None:
         axes = {
@@ -440,7 +462,7 @@ def _log_with_axes(module):
 
 def _check_data_fits(cfg: Config, prepared) -> None:
     """The prepared data must hold what the model reads, before any run folder exists."""
-    from lit_algos.training.module import check_vocab
+    from lit_algos.training.module import check_vocab  # Lightning: after the header
 
     check_vocab(cfg, prepared.vocab_size)
     if (prepared.train_tokens - 1) // cfg.model.block_size < 1:

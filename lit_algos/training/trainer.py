@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import logging
 import math
 import types
 import typing
@@ -20,7 +21,7 @@ from lit_algos.config import Config
 from lit_algos.config.train import TRAINER_OWNED
 from lit_algos.errors import ConfigError
 from lit_algos.training.distributed import build_strategy
-from lit_algos.training.plan import RunPlan
+from lit_algos.training.plan import RunPlan, plan_run
 
 if TYPE_CHECKING:
     import lightning as L
@@ -60,8 +61,8 @@ def trainer_options(cfg: Config) -> dict[str, Any]:
 def _try_trainer(options: dict[str, Any]) -> None:
     """Let Lightning judge the values too (e.g. an unknown profiler name), before any data or
     run folder exists: a Trainer is built and dropped (it writes nothing until it fits)."""
-    import logging
 
+    # Lightning takes seconds to import: a run's header prints before it loads
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -114,7 +115,8 @@ def describe(annotation: Any) -> str:
     """'an integer or null', "one of 'value', 'norm'"... for the error message."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        # sorted, null last: typing caches a Union by its members, so their order depends on import order
+        # Sorted, null last: typing caches equal Unions, so Union[int, float] may come back as an
+        # earlier Union[float, int] and the written order is not reliable.
         parts = sorted({describe(a) for a in args} - {""}, key=lambda p: (p == "null", p))
         return " or ".join(parts)
     if origin is typing.Literal:
@@ -147,7 +149,6 @@ def trainer_kwargs(cfg: Config, plan: RunPlan | None = None, precision: str | No
     (Gradient clipping is ``LitGPT.configure_gradient_clipping``; the budget's seconds and target
     stops are lit_algos callbacks, not Trainer arguments.)
     """
-    from lit_algos.training.plan import plan_run
 
     plan = plan or plan_run(cfg)
     t = cfg.train
@@ -179,6 +180,7 @@ def build_trainer(
     precision: str | None = None,
 ) -> L.Trainer:
     """``precision``: what runs (``lit_algos.precision.resolve_precision``); default the recipe's."""
+    # Lightning takes seconds to import: a run's header prints before it loads
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 

@@ -50,6 +50,7 @@ def raw_records(path: str | Path) -> Iterator[bytes]:
 
 
 def _records(path: str | Path):
+    # optional dependency (the wandb extra)
     from wandb.proto import wandb_internal_pb2 as pb
 
     for raw in raw_records(path):

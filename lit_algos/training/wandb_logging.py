@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lit_algos.training.moe_callbacks import flat_metrics
+
 if TYPE_CHECKING:
     from lit_algos.config import Config
     from lit_algos.records import RunRecord
@@ -92,7 +94,7 @@ def component_tags(cfg: Config | Mapping[str, Any]) -> list[str]:
         return section.get("kind") if isinstance(section, Mapping) else section
 
     mixer = kind_of(model.get("mixer"))
-    if mixer:
+    if mixer and mixer != "transformer":  # the default is not tagged (as when records stored it as null)
         tags.append(f"mixer:{mixer}")
     att = model.get("attention", {})
     if att.get("kind"):
@@ -110,9 +112,6 @@ def component_tags(cfg: Config | Mapping[str, Any]) -> list[str]:
         kind = kind_of(model.get(axis))
         if kind:
             tags.append(f"{axis}:{kind}")
-    moe = model.get("moe")
-    if isinstance(moe, Mapping) and (moe.get("enabled") or (moe.get("n_experts") or 0) > 1):
-        tags.append("moe")
     if "tie_embeddings" in model:
         tags.append("tied" if model["tie_embeddings"] else "untied")
     if "bias" in model:
@@ -121,8 +120,9 @@ def component_tags(cfg: Config | Mapping[str, Any]) -> list[str]:
         tags.append("logit_softcap")
     if model.get("dropout"):
         tags.append("dropout")
-    if optim.get("name"):
-        tags.append(f"optim:{optim['name']}")
+    optimizer = optim.get("kind") or optim.get("name")  # name: the flat layout of records before issue 28
+    if optimizer:
+        tags.append(f"optim:{optimizer}")
     schedule = kind_of(optim.get("schedule"))
     if schedule:
         tags.append(f"schedule:{schedule}")
@@ -266,6 +266,7 @@ def make_wandb_logger(
     if not wcfg.get("enabled"):
         return None
     try:
+        # optional dependency (the wandb extra)
         import wandb
     except ImportError:
         _warn("wandb is not installed (pip install 'lit_algos[wandb]'); running without it.")
@@ -354,8 +355,6 @@ def summary_of(record: RunRecord) -> dict[str, Any]:
         summary[f"flops_per_token/{key}"] = value
     moe = record.component_metrics.get("moe")
     if moe:  # MoE load statistics over the last steps (lit_algos.training.moe_callbacks)
-        from lit_algos.training.moe_callbacks import flat_metrics
-
         summary["moe/aux_loss"] = moe.get("aux_loss")
         summary["moe/max_over_mean"] = moe.get("max_over_mean")
         summary.update(flat_metrics(moe.get("layers", [])))

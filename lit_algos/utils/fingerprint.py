@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import torch
 
+import lit_algos
 from lit_algos.hardware import host_fingerprint
 
 
 def code_fingerprint() -> dict:
     """The git commit of the lit_algos checkout and whether it had uncommitted changes."""
-    import lit_algos
-
     root = Path(lit_algos.__file__).resolve().parents[1]
 
     def git(*args: str) -> str | None:
@@ -45,10 +45,10 @@ def _cpu_name() -> str:
 
 
 def hardware_fingerprint(
-    accelerator: str, n_devices: int, num_nodes: int = 1, peaks: bool | str = True
+    accelerator: str, n_devices: int, num_nodes: int = 1, peaks: dict | None = None
 ) -> dict:
     """Device kind and count; ``class`` is what leaderboard tracks compare (e.g. '2-core CPU', '8xH100');
-    ``host``: the host fingerprint, with its measured matmul peaks (``peaks``: see ``host_fingerprint``)."""
+    ``host``: the host fingerprint, with the measured matmul peaks given (``lit_algos.peaks.fingerprint_peaks``)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if accelerator == "gpu" and torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
@@ -72,14 +72,10 @@ def hardware_fingerprint(
 
 
 def software_fingerprint() -> dict:
-    import lightning
-
-    import lit_algos
-
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "lightning": lightning.__version__,
+        "lightning": metadata.version("lightning"),  # Lightning's version without importing it (seconds)
         "lit_algos": lit_algos.__version__,
         "platform": platform.platform(),
     }

@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,7 +85,6 @@ def undone_on_error(*paths: str | os.PathLike, trees: tuple | list = ()) -> Iter
     ancestors): each one that did not exist before the block is removed when it raises, files
     first, then directories deepest first and only while empty (never another process's files).
     ``trees``: folders this block alone makes (a prepared dataset), removed with their content."""
-    import shutil
 
     new_trees = [Path(t) for t in trees if not os.path.lexists(t)]
     watched: list[Path] = []

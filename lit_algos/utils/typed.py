@@ -4,6 +4,10 @@ Each config section is a plain dataclass whose ``__post_init__`` checks its own 
 helpers below and raises ``ConfigError`` naming the (relative) field. ``from_dict`` builds a
 section from YAML data, checks types against the annotations and prefixes field paths, so a
 user sees ``model.attention.n_kv_head`` rather than a traceback.
+
+A field whose metadata holds a ``build`` function (a registry section, see
+``lit_algos.registry.component_field``) is built by it: this module knows no registry, so it sits
+on the lowest floor of the import layers (``docs/design.md``, "Layers").
 """
 
 from __future__ import annotations
@@ -22,12 +26,6 @@ T = TypeVar("T")
 def check_choice(field: str, value: str, choices: list[str] | tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(field, value, f"Allowed values: {', '.join(map(str, choices))}.")
-
-
-def check_registry(field: str, value: str, axis: str) -> None:
-    from lit_algos.registry import names
-
-    check_choice(field, value, names(axis))
 
 
 def check_positive(field: str, value: float | None, *, allow_zero: bool = False, allow_none: bool = False):
@@ -56,22 +54,10 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(path: str, value: Any, tp: Any) -> Any:
+    """``value`` as an instance of annotation ``tp``, or ConfigError naming ``path``."""
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(path, value, arg)
-            except ConfigError as err:
-                errors.append(err)
-        if len(errors) == 1 and type(None) in args:  # Optional[X]: X's own reason, e.g. "finite"
-            raise ConfigError(path, value, f"{errors[0].allowed.rstrip('.')}, or null.")
-        raise ConfigError(path, value, f"Expected {_type_name(tp)}.")
+        return _coerce_union(path, value, tp)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -79,13 +65,7 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
             raise ConfigError(path, value, f"Expected {_type_name(tp)}.")
         return from_dict(tp, value, prefix=path)
     if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(path, value, f"Expected {_type_name(tp)}.")
-        args = get_args(tp)
-        items = [_coerce(f"{path}[{i}]", v, args[0]) for i, v in enumerate(value)]
-        if origin is tuple and len(args) > 1 and args[1] is not Ellipsis and len(items) != len(args):
-            raise ConfigError(path, value, f"Expected a list of exactly {len(args)} items.")
-        return tuple(items) if origin is tuple else items
+        return _coerce_sequence(path, value, tp)
     if tp is Any:
         return value
     if tp is bool:
@@ -93,30 +73,9 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
             return value
         raise ConfigError(path, value, "Expected true/false.")
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):  # PyYAML reads 1e6 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # 2e6 / 2.0e6 is meant as an integer
-        raise ConfigError(path, value, "Expected an integer.")
+        return _coerce_int(path, value)
     if tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-        if number is None:
-            raise ConfigError(path, value, "Expected a number.")
-        if not math.isfinite(number):  # .inf / .nan would end up in records, which JSON cannot hold
-            raise ConfigError(path, value, "Expected a finite number (not .inf or .nan).")
-        return number
+        return _coerce_float(path, value)
     if tp is str:
         if isinstance(value, str):
             return value
@@ -126,6 +85,62 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
             return dict(value)
         raise ConfigError(path, value, "Expected a mapping.")
     raise TypeError(f"unsupported config annotation {tp!r} at {path}")
+
+
+def _coerce_union(path: str, value: Any, tp: Any) -> Any:
+    args = get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(path, value, arg)
+        except ConfigError as err:
+            errors.append(err)
+    if len(errors) == 1 and type(None) in args:  # Optional[X]: X's own reason, e.g. "finite"
+        raise ConfigError(path, value, f"{errors[0].allowed.rstrip('.')}, or null.")
+    raise ConfigError(path, value, f"Expected {_type_name(tp)}.")
+
+
+def _coerce_sequence(path: str, value: Any, tp: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(path, value, f"Expected {_type_name(tp)}.")
+    args = get_args(tp)
+    items = [_coerce(f"{path}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if get_origin(tp) is tuple and len(args) > 1 and args[1] is not Ellipsis and len(items) != len(args):
+        raise ConfigError(path, value, f"Expected a list of exactly {len(args)} items.")
+    return tuple(items) if get_origin(tp) is tuple else items
+
+
+def _coerce_int(path: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):  # PyYAML reads 1e6 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 2e6 / 2.0e6 is meant as an integer
+    raise ConfigError(path, value, "Expected an integer.")
+
+
+def _coerce_float(path: str, value: Any) -> float:
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if number is None:
+        raise ConfigError(path, value, "Expected a number.")
+    if not math.isfinite(number):  # .inf / .nan would end up in records, which JSON cannot hold
+        raise ConfigError(path, value, "Expected a finite number (not .inf or .nan).")
+    return number
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
@@ -138,31 +153,13 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
             raise ConfigError(path, value, f"Unknown key; valid keys here: {', '.join(names)}.")
-        axis = fields[key].metadata.get("registry")
-        if axis is not None and isinstance(value, dict):
-            # A component section: its registry entry (chosen by `kind`) owns the options class.
-            from lit_algos.registry import registry
-
-            kwargs[key] = registry(axis).build_options(value, fields[key].metadata["default_kind"], path)
-            continue
-        kwargs[key] = _coerce(path, value, hints[key])
+        build = fields[key].metadata.get("build")
+        # A registry section: the entry its `kind` names owns the options class (registry.component_field).
+        kwargs[key] = build(value, path) if build is not None else _coerce(path, value, hints[key])
     try:
         return cls(**kwargs)
     except ConfigError as err:
         raise err.under(prefix) from None
-
-
-def component_field(axis: str, default_kind: str) -> Any:
-    """A dataclass field holding the options of registry ``axis`` (default entry ``default_kind``)."""
-
-    def default():
-        from lit_algos.registry import registry
-
-        return registry(axis).options(default_kind)
-
-    return dataclasses.field(
-        default_factory=default, metadata={"registry": axis, "default_kind": default_kind}
-    )
 
 
 def to_dict(obj: Any) -> Any:
