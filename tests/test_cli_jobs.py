@@ -134,6 +134,13 @@ def test_benchmark_reports_throughput(data_cache, capsys):
     assert "1 threads" in out["host_before"] and "load average" in out["host_before"]
 
 
+def test_benchmark_table_keeps_the_hosts_isa_flags_in_its_after_line(data_cache, capsys):
+    # The host line holds "[avx2,...]": printed as rich markup it vanished from the "After:" line.
+    assert main(["benchmark", "debug", "--steps", "1", "--rounds", "1", "--threads", "1"]) == 0
+    after = capsys.readouterr().out.split("After:")[-1]
+    assert "-core" in after and "[" in after and "] 1 threads" in after
+
+
 def test_benchmark_peak_alone_measures_and_keeps_this_hosts_peaks(tmp_path, monkeypatch, capsys):
     from lit_algos import peaks
 

@@ -230,7 +230,7 @@ def _print_benchmark(console, rows: list[dict], args, after: str) -> None:
         )
     console.print(table)
     console.print(
-        f"[dim]MFU against: {', '.join(sorted({r['peak_source'] for r in rows}))}. After: {after}[/]"
+        f"[dim]MFU against: {', '.join(sorted({r['peak_source'] for r in rows}))}. After: {escape(after)}[/]"
     )
 
 
