@@ -345,12 +345,16 @@ def compute_dependence(
         out.note = "no interval: most parameter draws put the loss below the reference's floor E"
         return out
     out.interval = _conservative_interval(slopes, confidence)
-    # a multiplier is positive: an undefined draw widens its interval to 0 below, not to -inf
-    ends = [_conservative_interval(np.exp(log_m[:, k]), confidence) for k in (0, 1)]
-    ends = [(max(low, 0.0), high) for low, high in ends]
-    out.m_lo_interval, out.m_hi_interval = ends
+    out.m_lo_interval, out.m_hi_interval = (_m_interval(log_m[:, k], confidence) for k in (0, 1))
     _label(out, slopes, undefined, margin)
     return out
+
+
+def _m_interval(log_m: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The interval of M from draws of ln M. A multiplier is positive: an undefined draw (NaN)
+    widens the interval to 0 below, not to -inf."""
+    low, high = _conservative_interval(np.exp(log_m), confidence)
+    return max(low, 0.0), high
 
 
 def _label(out: ComputeDependence, slopes: np.ndarray, undefined: np.ndarray, margin: float) -> None:
