@@ -105,3 +105,31 @@ def test_device_peak_on_cpu_is_the_cached_host_peak(tmp_path, monkeypatch):
 def test_mfu_is_model_flops_over_the_peak_of_all_devices():
     assert mfu(50.0, 100.0) == 0.5 and mfu(50.0, 100.0, devices=2) == 0.25
     assert mfu(50.0, None) is None and mfu(None, 100.0) is None and mfu(0.0, 100.0) == 0.0
+
+
+def _run(median: float, best: float) -> dict:
+    return {"peak": median, "spread": {"max": best}}
+
+
+@pytest.mark.parametrize(
+    "runs, kept, transients",
+    [
+        ([_run(380, 400)], 380, []),  # a steady run: measured once
+        ([_run(208, 395), _run(375, 402)], 375, [208]),  # half the machine gone for one run
+        ([_run(200, 400)] * 3 + [_run(390, 400)], 200, [200, 200]),  # at most two retries
+        ([_run(138, 183)], 138, []),  # fp32's wide but steady spread (0.75 of its best) is kept
+    ],
+)
+def test_a_run_far_below_its_own_best_window_is_measured_again(runs, kept, transients):
+    queue = iter(runs)
+    out = peaks.steady_peak("bf16", measure=lambda: next(queue))
+    assert out["peak"] == kept and out["transients"] == transients
+
+
+def test_the_peak_line_says_when_a_run_was_measured_again():
+    from lit_algos.cli.job_cmds import _peak_line
+
+    kept = {"flops": 3.75e11, "min": 3.4e11, "max": 4.0e11, "n": 24, "measured_at": "t", "load": 0.1}
+    measured = {"per_size": {1024: 3.7e11}, "seconds": 6.0, "transients": [2.08e11]}
+    assert "measured again after a run at 208.0 GFLOP/s" in _peak_line("bf16", kept, measured)
+    assert "measured again" not in _peak_line("bf16", kept, {**measured, "transients": []})
