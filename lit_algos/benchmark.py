@@ -40,6 +40,7 @@ from lit_algos.peaks import fingerprint_peaks, peak_for
 from lit_algos.precision import resolve_precision
 from lit_algos.training.plan import plan_run
 from lit_algos.training.run import train
+from lit_algos.utils.host_memory import keep_freed_memory
 from lit_algos.utils.spread import spread
 
 PLAIN = "plain"  # the row name suffix of a recipe run in the plain PyTorch loop
@@ -128,15 +129,16 @@ def plain_loop(recipe: str, overrides: Sequence[str] = (), steps: int = 30) -> d
         scheduler.step()
 
     usage = _usage()
-    t0 = time.perf_counter()
-    step()  # warm-up: compilation, allocator
-    sync()
-    warmup = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    seconds = time.perf_counter() - t0
+    with keep_freed_memory(cfg.train.keep_freed_memory):  # as train() runs the fit
+        t0 = time.perf_counter()
+        step()  # warm-up: compilation, allocator
+        sync()
+        warmup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        seconds = time.perf_counter() - t0
     sys_s, faults = (b - a for a, b in zip(usage, _usage(), strict=True))
     return {
         "tokens_per_s": steps * plan.tokens_per_step / seconds,

@@ -119,6 +119,29 @@ def test_litgpt_owns_gradient_clipping_and_the_trainer_can_override_it():
     assert calls == [(0.5, "norm"), (2.0, "value")]
 
 
+def test_clipping_reuses_the_norm_taken_for_the_metrics_row_and_clips_as_torch_does():
+    """With the step's gradient norm already taken (on_before_optimizer_step, for the metrics row),
+    clipping by norm scales the gradients with it: bitwise what clip_grad_norm_ gives, one pass fewer."""
+    from lit_algos.training.module import _total_norm
+
+    module = tiny_module(vocab_size=64)
+    module.cfg.optim.grad_clip = 0.5
+    x, y = torch.randint(0, 64, (2, 8)), torch.randint(0, 64, (2, 8))
+    module.model(x, y)[1].backward()
+    params = [p for p in module.model.parameters() if p.grad is not None]
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    for c, p in zip(copies, params, strict=True):
+        c.grad = p.grad.clone()
+    torch.nn.utils.clip_grad_norm_(copies, 0.5)  # the reference: clips the copies' gradients in place
+    expected = [c.grad for c in copies]
+    assert any(p.grad.ne(g).any() for g, p in zip(expected, params, strict=True))  # the norm was over 0.5
+    module._grad_norm = _total_norm([p.grad for p in params])
+    module.clip_gradients = lambda *a: pytest.fail("the norm is known: no second pass through Lightning")
+    module.configure_gradient_clipping(None)
+    for g, p in zip(expected, params, strict=True):
+        assert torch.equal(p.grad, g)
+
+
 def test_under_fsdp_litgpt_clips_the_norm_through_the_fsdp_root(monkeypatch):
     """Lightning cannot clip by norm under FSDP (each rank holds shards); the FSDP root takes the
     norm over all of them. Clipping by value stays Lightning's (element-wise, shards are fine)."""

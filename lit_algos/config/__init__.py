@@ -34,6 +34,7 @@ HASH_EXCLUDED_TRAIN = (
     "log_every",  # how often metrics are logged, not what is trained
     "stop_at_target",  # where a run stops, not what it trains: the per-token curve is the same
     "chunked_loss",  # the loss's strategy (lit_algos.loss): the same loss up to float rounding
+    "keep_freed_memory",  # how host memory is allocated, not what is computed
 )  # train.trainer (profiler, anomaly detection, ...) stays in the hash: some options change the math
 HASH_EXCLUDED_DATA = ("cache_dir", "num_workers", "tiktoken_cache_dir")
 

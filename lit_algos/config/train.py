@@ -77,6 +77,9 @@ class TrainConfig:
     # The loss's strategy (lit_algos.loss.lm_loss): chunked head + cross-entropy without the full
     # logits (true), or the full logits and F.cross_entropy (false; to measure the difference)
     chunked_loss: bool = True
+    # Keep freed host memory in the process during the run (glibc mallopt; lit_algos.utils.host_memory)
+    # instead of returning it to the OS and faulting it in again every step; false: malloc's defaults
+    keep_freed_memory: bool = True
     devices: int = 1
     accelerator: str = "auto"  # auto | cpu | gpu
     strategy: str = "auto"  # auto | ddp | fsdp (ddp_spawn cannot return the curve to the launching process)

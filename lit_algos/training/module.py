@@ -177,6 +177,13 @@ class LitGPT(L.LightningModule):
             # the FSDP root can: it takes the norm over all shards.
             root.clip_grad_norm_(gradient_clip_val)
             return
+        if gradient_clip_algorithm in (None, "norm") and self._grad_norm is not None and root is None:
+            # The norm of these gradients was taken for the metrics row a moment ago (the hook
+            # before this one); clip with it instead of a second pass over every gradient.
+            # clip_grads_with_norm_ is the second half of clip_grad_norm_: the same scaling.
+            grads = [p for p in self.model.parameters() if p.grad is not None]
+            torch.nn.utils.clip_grads_with_norm_(grads, gradient_clip_val, self._grad_norm)
+            return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_callbacks(self):

@@ -48,6 +48,7 @@ from lit_algos.training.header import RunHeader
 from lit_algos.training.plan import RunPlan, plan_run, plan_steps  # noqa: F401  (plan_steps: public)
 from lit_algos.training.trainer import trainer_options
 from lit_algos.utils.fingerprint import code_fingerprint, hardware_fingerprint, software_fingerprint
+from lit_algos.utils.host_memory import keep_freed_memory
 from lit_algos.utils.io import check_writable_dir, undone_on_error
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def train(
     trainer = _assemble(run, options, list(callbacks), list(loggers))
     error: BaseException | None = None
     try:
-        with publish_run_id(run.run_id):
+        with publish_run_id(run.run_id), keep_freed_memory(cfg.train.keep_freed_memory):
             ckpt = str(run.ckpt_path) if run.resumed else None
             trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt, weights_only=True)
     except BaseException as err:  # noqa: BLE001  (the record says what happened, then the error goes on)
