@@ -11,7 +11,7 @@ import pytest
 from lit_algos.analysis.synthetic import synthetic_seeds, synthetic_tracks_yaml
 from lit_algos.cli import main
 
-from .test_malformed_inputs import snapshot
+from .malformed_fixtures import snapshot
 
 
 def test_version(capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -138,13 +139,19 @@ def test_an_entry_whose_figures_do_not_rederive_is_flagged_never_ranked(board, f
 
 
 def test_the_bundled_board_rederives_exactly():
-    """The cpu-kjv entries, migrated by re-derivation (lit_algos.leaderboard.migrate), load clean."""
+    """The cpu-kjv entries load clean: every figure re-derived from the stored runs, each entry's
+    same-machine reference from its stored retro-baseline seeds, each run on a fingerprinted host."""
     root = Path(__file__).resolve().parents[1] / "leaderboard"
-    entries = load_entries(root)["cpu-kjv"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a flagged entry warns
+        entries = load_entries(root)["cpu-kjv"]
     assert {e.id for e in entries} >= {"retro-baseline", "modern", "speedrun"}
     byid = {e.id: e for e in entries}
-    assert len(byid["modern"].reference_runs) == 5  # its reference: the retro-baseline seeds, stored
-    assert byid["speedrun"].reference["records"] == "not kept"  # made before issue 25: digest only
+    baseline = {r.run_id for r in byid["retro-baseline"].runs}
+    for name in ("retro-baseline", "modern", "speedrun"):
+        assert {r.run_id for r in byid[name].reference_runs} == baseline  # the same 5 seeds, stored
+        for run in byid[name].runs:  # the fingerprint that tells hosts apart, with its peaks (issue 29)
+            assert {"fp32", "bf16"} <= set(run.hardware["host"]["peaks"])
 
 
 # ---- one run, one seed ----------------------------------------------------------------------
